@@ -1,0 +1,191 @@
+// Command databus is the Databus gateway and its tools: serve a config
+// repository, validate it, inspect its versions, and call its APIs.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // the input was read and is wrong (validate: errors found)
+	exitUsage   = 2 // bad flags, unreadable path, or a command not available
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+type command struct {
+	name    string
+	usage   string // argument synopsis
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+func init() {
+	register(&command{name: "validate", usage: "[DIR] [--format text|json|github] [--strict]", summary: "check a config repository against the schemas and rules; exit 0 ok, 1 invalid, 2 usage", run: runValidate})
+	register(&command{name: "version", usage: "", summary: "print the version of this binary", run: runVersion})
+	for _, c := range []struct{ name, usage, summary string }{
+		{"serve", "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]", "serve the repository's online APIs and reload on change"},
+		{"versions", "API [--dir DIR]", "list the git commits that changed an API (code or code:version)"},
+		{"diff", "REV [REV2] [--dir DIR]", "semantic diff of APIs, credentials and policies between revisions"},
+		{"rollback", "API --to REV [--commit]", "restore an API's file as of REV"},
+		{"call", "API [--url URL] [--app ID] [--key ...] [--body JSON]", "sign, encrypt, send and decrypt one call"},
+		{"sign", "API ...", "print signed headers and body for curl"},
+		{"bench", "API --rate N --duration D", "signed-request load generator"},
+		{"logs", "[--trace ID] [--api CODE]", "query the access log through the admin API"},
+	} {
+		register(&command{name: c.name, usage: c.usage, summary: c.summary, run: notBuilt(c.name, c.usage, c.summary)})
+	}
+}
+
+// notBuilt is the placeholder of a command whose engine part is not in this
+// build yet.
+func notBuilt(name, usage, summary string) func([]string, io.Writer, io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int {
+		fs := newFlagSet(name, usage, summary, stderr)
+		fs.String("dir", ".", "config repository")
+		if _, code, done := parseArgs(fs, args); done {
+			return code
+		}
+		fmt.Fprintf(stderr, "databus %s: not yet built in this version\n", name)
+		return exitUsage
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				return c.run([]string{"--help"}, stdout, stdout)
+			}
+		}
+		usage(stdout)
+		return exitOK
+	case "--version", "-version":
+		return runVersion(nil, stdout, stderr)
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "databus: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Databus: a declarative, git-driven API gateway.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: databus COMMAND [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'databus COMMAND --help' for a command's flags.")
+}
+
+func newFlagSet(name, synopsis, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: databus %s %s\n\n%s.\n", name, synopsis, capitalize(summary))
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(fs.Output(), "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// parseArgs parses flags that may stand before, between or after positional
+// arguments. done is true when the caller must return code (help or a usage
+// error).
+func parseArgs(fs *flag.FlagSet, args []string) (positional []string, code int, done bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, true
+			}
+			return nil, exitUsage, true
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, 0, false
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), 0, false
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "", "print the version of this binary", stderr)
+	if _, code, done := parseArgs(fs, args); done {
+		return code
+	}
+	v, rev := version, ""
+	goVersion := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = s.Value[:12]
+			}
+		}
+	}
+	if v == "" {
+		v = "dev"
+	}
+	fmt.Fprintf(stdout, "databus %s", v)
+	if rev != "" {
+		fmt.Fprintf(stdout, " (%s)", rev)
+	}
+	if goVersion != "" {
+		fmt.Fprintf(stdout, " %s", goVersion)
+	}
+	fmt.Fprintln(stdout)
+	return exitOK
+}

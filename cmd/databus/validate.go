@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/databus-gateway/databus/engine/config"
+)
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", "[DIR] [--format text|json|github] [--strict]",
+		"check a config repository against the schemas and rules; exit 0 ok, 1 invalid, 2 usage or unreadable path", stderr)
+	dir := fs.String("dir", ".", "config repository (or give it as the argument)")
+	format := fs.String("format", "text", "output: text (file:line:col: severity: path: message), json, or github (workflow annotations)")
+	strict := fs.Bool("strict", false, "treat warnings as errors")
+	pos, code, done := parseArgs(fs, args)
+	if done {
+		return code
+	}
+	switch len(pos) {
+	case 0:
+	case 1:
+		*dir = pos[0]
+	default:
+		fmt.Fprintf(stderr, "databus validate: one repository at a time, got %d arguments\n", len(pos))
+		return exitUsage
+	}
+	switch *format {
+	case config.FormatText, config.FormatJSON, config.FormatGitHub:
+	default:
+		fmt.Fprintf(stderr, "databus validate: unknown format %q: expected text, json or github\n", *format)
+		return exitUsage
+	}
+
+	repo, diags, err := config.Load(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "databus validate: %v\n", err)
+		return exitUsage
+	}
+	if *strict {
+		for i := range diags {
+			diags[i].Severity = config.SevError
+		}
+	}
+	if err := diags.Write(stdout, *format, *dir); err != nil {
+		fmt.Fprintf(stderr, "databus validate: %v\n", err)
+		return exitUsage
+	}
+	errs, warns := diags.Count()
+	if *format != config.FormatJSON {
+		verdict := "valid"
+		if errs > 0 {
+			verdict = "invalid"
+		}
+		fmt.Fprintf(stdout, "%s: %s (%s; %d errors, %d warnings)\n", *dir, verdict, repo, errs, warns)
+	}
+	if errs > 0 {
+		return exitInvalid
+	}
+	return exitOK
+}

@@ -1,0 +1,509 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja/ast"
+	"github.com/dop251/goja/parser"
+
+	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/schema"
+)
+
+// ParsePrefix parses an IP ("10.0.0.1", "::1") or a CIDR ("10.0.0.0/8")
+// into a prefix; a bare IP is a single-address prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("bad CIDR %q: expected e.g. 10.0.0.0/8 or fd00::/8", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bad IP %q: expected an IPv4 or IPv6 address or a CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (l *loader) checkIPList(d *document, ptr string, list []string) {
+	for i, s := range list {
+		if _, err := ParsePrefix(s); err != nil {
+			d.errorf(pointerJoin(ptr, i), "%v", err)
+		}
+	}
+}
+
+func pointerJoin(ptr string, tokens ...any) string { return ptr + pointerOf(tokens...) }
+
+func (l *loader) checkSettings(d *document, s *Settings) {
+	p := s.APIPortal
+	seen := map[string]string{p.BasePath: "apiPortal.basePath"}
+	for i, lp := range p.LegacyBasePaths {
+		if first, dup := seen[lp]; dup {
+			d.errorf(pointerOf("apiPortal", "legacyBasePaths", i), "path %q is already served by %s", lp, first)
+		}
+		seen[lp] = fmt.Sprintf("apiPortal.legacyBasePaths[%d]", i)
+	}
+	l.checkIPList(d, "/apiPortal/allowedIps", p.AllowedIPs)
+	l.checkIPList(d, "/apiPortal/deniedIps", p.DeniedIPs)
+	l.checkIPList(d, "/apiPortal/trustedProxies", p.TrustedProxies)
+	if k := p.Security.JWT.Key; k != nil {
+		l.checkSecret(d, "/apiPortal/security/jwt/key/secretRef", k)
+	}
+	if s.Redis.Addr != "" {
+		if _, _, err := net.SplitHostPort(s.Redis.Addr); err != nil {
+			d.errorf("/redis/addr", "bad address %q: expected host:port", s.Redis.Addr)
+		}
+	}
+	names := map[string]int{}
+	for i, t := range s.Admin.Tokens {
+		if j, dup := names[t.Name]; dup {
+			d.errorf(pointerOf("admin", "tokens", i, "name"), "duplicate token name %q (also admin.tokens[%d])", t.Name, j)
+		}
+		names[t.Name] = i
+		l.checkSecret(d, pointerOf("admin", "tokens", i, "secret", "secretRef"), &t.Secret)
+	}
+	h := s.Hooks
+	if (h.ClientAuthentication || h.SiteAuthentication || h.Permission) && h.Server == "" {
+		d.errorf("/hooks", "hooks are enabled but hooks.server is empty: name the registered server that serves them")
+	}
+	if s.Gateway.WebClient.Timeout.D() <= 0 {
+		d.errorf("/gateway/webClient/timeout", "timeout must be greater than 0")
+	}
+	if s.Hooks.Timeout.D() <= 0 {
+		d.errorf("/hooks/timeout", "timeout must be greater than 0")
+	}
+}
+
+// checkSecret reports a committed secret (a file reference inside the
+// repository) and a missing in-repository file. It returns the secret's
+// value when it lies in the repository and could be read, "" otherwise.
+func (l *loader) checkSecret(d *document, ptr string, ref *SecretRef) string {
+	path, ok := strings.CutPrefix(ref.Ref, "file:")
+	if !ok {
+		return ""
+	}
+	abs := path
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(l.dir, filepath.FromSlash(path))
+	}
+	rel, err := filepath.Rel(l.dir, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "" // outside the repository: the deployment provides it
+	}
+	data, err := os.ReadFile(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		d.errorf(ptr, "secret file %s does not exist in the repository", filepath.ToSlash(rel))
+		return ""
+	}
+	d.warnf(ptr, "secret %s lies inside the repository (a committed secret): acceptable for demo data only; use env:NAME or a file outside the repository", ref.Ref)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(data), "\r\n")
+}
+
+func (l *loader) checkCredential(d *document, c *Credential) {
+	var encKey string
+	if c.EncryptionKey != nil {
+		encKey = l.checkSecret(d, "/encryptionKey/secretRef", c.EncryptionKey)
+	}
+	if c.SignatureKey != nil {
+		l.checkSecret(d, "/signatureKey/secretRef", c.SignatureKey)
+	}
+	if c.EncryptionType != EncNone && c.EncryptionKey == nil {
+		d.errorf("", "encryptionKey is required when encryptionType is %s (or set encryptionType: NONE)", c.EncryptionType)
+	}
+	if c.SignatureType == SignHMACSHA256 && c.SignatureKey == nil && c.EncryptionKey == nil {
+		d.errorf("", "HMAC-SHA256 needs a key: set signatureKey or encryptionKey")
+	}
+	if (c.SignatureType == SignMD5 || c.SignatureType == SignSHA256) && c.EncryptionType == EncNone {
+		d.warnf("/signatureType", "unkeyed %s signature without body encryption: anyone who sees one request can forge others; use HMAC-SHA256 or an encryption type", c.SignatureType)
+	}
+	if encKey != "" {
+		if msg := keyLengthProblem(c.EncryptionType, encKey); msg != "" {
+			d.errorf("/encryptionKey/secretRef", "%s", msg)
+		}
+	}
+	l.checkIPList(d, "/allowedIps", c.AllowedIPs)
+	if c.AllowAnonymous {
+		if c.AnonymousUser == nil {
+			d.errorf("/allowAnonymous", "allowAnonymous needs anonymousUser {id, name}")
+		}
+		if l.settings.APIPortal.Security.JWT.Key == nil {
+			d.errorf("/allowAnonymous", "allowAnonymous needs apiPortal.security.jwt.key in databus.yaml to sign the internal JWT")
+		}
+	}
+}
+
+// keyLengthProblem checks an encryption key's length for its algorithm.
+func keyLengthProblem(encType, key string) string {
+	n := len(key)
+	switch encType {
+	case EncAES, EncAESGCM:
+		if n != 16 && n != 24 && n != 32 {
+			return fmt.Sprintf("%s key must be 16, 24 or 32 bytes (UTF-8), got %d", encType, n)
+		}
+	case EncDES:
+		if n < 8 {
+			return fmt.Sprintf("DES key must be at least 8 bytes (UTF-8), got %d", n)
+		}
+	}
+	return ""
+}
+
+var keyVarRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// KeyVars are the variables of a rate-limit keyTemplate.
+var KeyVars = []string{"apiCode", "version", "appId", "tenantId", "clientIp", "header.NAME"}
+
+// CheckKeyTemplate reports the first problem of a rate-limit key template.
+func CheckKeyTemplate(t string) error {
+	rest := keyVarRE.ReplaceAllString(t, "")
+	if strings.Contains(rest, "${") {
+		return fmt.Errorf("unclosed ${ in %q", t)
+	}
+	for _, m := range keyVarRE.FindAllStringSubmatch(t, -1) {
+		v := m[1]
+		switch {
+		case v == "apiCode", v == "version", v == "appId", v == "tenantId", v == "clientIp":
+		case strings.HasPrefix(v, "header.") && len(v) > len("header.") && headerNameRE.MatchString(v[len("header."):]):
+		default:
+			return fmt.Errorf("unknown variable ${%s}: expected one of %s", v, strings.Join(KeyVars, ", "))
+		}
+	}
+	return nil
+}
+
+var headerNameRE = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
+
+func (l *loader) checkPolicy(d *document, p *RateLimitPolicy) {
+	if err := CheckKeyTemplate(p.KeyTemplate); err != nil {
+		d.errorf("/keyTemplate", "%v", err)
+	}
+}
+
+func (a *Api) applyDefaults() {
+	for i := range a.Steps {
+		s := &a.Steps[i]
+		if s.OnError == "" {
+			s.OnError = "fail"
+		}
+		if s.HTTP != nil && s.HTTP.Method == "" && s.HTTP.URL != "" {
+			s.HTTP.Method = "GET"
+		}
+		if s.Script != nil {
+			if s.Script.Lang == "" {
+				s.Script.Lang = "javascript"
+			}
+			if s.Script.Timeout == 0 {
+				s.Script.Timeout = Duration(100 * time.Millisecond)
+			}
+		}
+	}
+}
+
+func (l *loader) checkAPI(d *document, a *Api) {
+	a.applyDefaults()
+	l.checkSteps(d, a)
+	if a.Transforms != nil {
+		checkTransforms(d, "/transforms", a.Transforms)
+	}
+	if a.Input != nil {
+		if _, err := schema.CompileUser(d.value.(map[string]any)["input"]); err != nil {
+			d.errorf("/input", "not a valid JSON Schema: %s", oneLine(err.Error()))
+		}
+	}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func (l *loader) checkSteps(d *document, a *Api) {
+	steps := a.Steps
+	ids := map[string]int{}
+	for i, s := range steps {
+		ptr := pointerOf("steps", i)
+		if j, dup := ids[s.ID]; dup {
+			d.errorf(ptr+"/id", "duplicate step id %q (first at steps[%d], line %d)", s.ID, j, lineOf(d, pointerOf("steps", j, "id")))
+		} else {
+			ids[s.ID] = i
+		}
+		switch s.Type {
+		case StepStart:
+			if i != 0 {
+				d.errorf(ptr+"/type", "a start step must be the first step (found at steps[%d])", i)
+			}
+		case StepEnd:
+			if i != len(steps)-1 {
+				d.errorf(ptr+"/type", "an end step must be the last step (found at steps[%d] of %d)", i, len(steps))
+			}
+		}
+		l.checkStep(d, ptr, &steps[i])
+	}
+	if len(steps) > 0 && steps[0].Type != StepStart {
+		d.errorf("/steps/0/type", "the first step must be of type start, found %s", steps[0].Type)
+	}
+	if n := len(steps); n > 0 && steps[n-1].Type != StepEnd {
+		d.errorf(pointerOf("steps", n-1, "type"), "the last step must be of type end, found %s", steps[n-1].Type)
+	}
+}
+
+func lineOf(d *document, ptr string) int {
+	line, _ := d.pos(ptr)
+	return line
+}
+
+// blocks of a step and the type each belongs to.
+var stepBlocks = []struct{ key, typ string }{{"http", StepHTTP}, {"rpc", StepRPC}, {"script", StepScript}}
+
+func (l *loader) checkStep(d *document, ptr string, s *Step) {
+	present := map[string]bool{"http": s.HTTP != nil, "rpc": s.RPC != nil, "script": s.Script != nil}
+	for _, b := range stepBlocks {
+		if present[b.key] && s.Type != b.typ {
+			line, col := d.keyPos(ptr + "/" + b.key)
+			d.errorAtLine(line, col, d.path(ptr+"/"+b.key), fmt.Sprintf("%s is only allowed on steps of type %s (this step is of type %s)", b.key, b.typ, s.Type))
+		}
+	}
+	if s.When != "" {
+		if s.Type == StepStart || s.Type == StepEnd {
+			d.errorf(ptr+"/when", "%s steps always run: remove when", s.Type)
+		} else {
+			checkJQ(d, ptr+"/when", s.When)
+		}
+	}
+	if s.Transforms != nil {
+		checkTransforms(d, ptr+"/transforms", s.Transforms)
+	}
+	switch {
+	case s.Type == StepHTTP && s.HTTP != nil:
+		l.checkHTTP(d, ptr+"/http", s.HTTP)
+	case s.Type == StepRPC && s.RPC != nil:
+		l.checkRPC(d, ptr+"/rpc", s.RPC)
+	case s.Type == StepScript && s.Script != nil:
+		checkScript(d, ptr+"/script", s.Script)
+	}
+}
+
+func checkTransforms(d *document, ptr string, t *Transforms) {
+	for _, p := range []struct{ name, src string }{{"request", t.Request}, {"response", t.Response}, {"error", t.Error}} {
+		if p.src != "" {
+			checkJQ(d, ptr+"/"+p.name, p.src)
+		}
+	}
+}
+
+// checkJQ compiles a jq program and reports where it fails.
+func checkJQ(d *document, ptr, src string) {
+	if _, err := expr.Compile(src); err != nil {
+		var e *expr.Error
+		if errors.As(err, &e) && e.Offset >= 0 {
+			d.errorAtOffset(ptr, e.Offset, fmt.Sprintf("jq program does not compile: %s", e.Msg))
+			return
+		}
+		d.errorf(ptr, "jq program does not compile: %s", strings.TrimPrefix(err.Error(), "jq: "))
+	}
+}
+
+// checkTemplate compiles a string with ${jq} interpolations.
+func checkTemplate(d *document, ptr, s string) *expr.Template {
+	t, err := expr.ParseTemplate(s)
+	if err != nil {
+		var te *expr.TemplateError
+		if errors.As(err, &te) {
+			d.errorAtOffset(ptr, te.Offset, te.Msg)
+		} else {
+			d.errorf(ptr, "%v", err)
+		}
+		return nil
+	}
+	return t
+}
+
+func checkPositive(d *document, ptr string, v Duration) {
+	if v != 0 && v.D() <= 0 {
+		d.errorf(ptr, "duration must be greater than 0")
+	}
+}
+
+func (l *loader) checkHTTP(d *document, ptr string, h *HTTPCall) {
+	switch {
+	case h.URL == "" && h.Service == nil:
+		d.errorf(ptr, "an http step needs url or service: set url (http://host/path) or service {server, name} from the registry")
+	case h.URL != "" && h.Service != nil:
+		d.errorf(ptr+"/service", "url and service exclude each other: keep one")
+	}
+	if h.URL != "" {
+		if t := checkTemplate(d, ptr+"/url", h.URL); t != nil {
+			lower := strings.ToLower(h.URL)
+			if !strings.HasPrefix(lower, "${") && !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+				d.errorf(ptr+"/url", "url must start with http:// or https://, got %q", h.URL)
+			}
+		}
+	}
+	for _, k := range sortedKeys(h.Headers) {
+		checkTemplate(d, pointerJoin(ptr, "headers", k), h.Headers[k])
+		if !headerNameRE.MatchString(k) {
+			line, col := d.keyPos(pointerJoin(ptr, "headers", k))
+			d.errorAtLine(line, col, d.path(pointerJoin(ptr, "headers", k)), fmt.Sprintf("%q is not a valid HTTP header name", k))
+		}
+	}
+	for _, k := range sortedKeys(h.Query) {
+		checkTemplate(d, pointerJoin(ptr, "query", k), h.Query[k])
+	}
+	checkPositive(d, ptr+"/timeout", h.Timeout)
+	if h.Retry != nil && h.Retry.Attempts > 0 && !h.Retry.Force && !idempotent(h.Method) {
+		d.warnf(ptr+"/retry", "retries apply to idempotent methods only: %s is not retried unless retry.force is true", methodOrDefault(h.Method))
+	}
+	if h.Poll != nil {
+		checkJQ(d, ptr+"/poll/until", h.Poll.Until)
+		if h.Poll.FailWhen != "" {
+			checkJQ(d, ptr+"/poll/failWhen", h.Poll.FailWhen)
+		}
+		checkPositive(d, ptr+"/poll/interval", h.Poll.Interval)
+		checkPositive(d, ptr+"/poll/timeout", h.Poll.Timeout)
+		if h.Poll.Interval != 0 && h.Poll.Timeout != 0 && h.Poll.Interval > h.Poll.Timeout {
+			d.errorf(ptr+"/poll/interval", "poll interval %s is longer than its timeout %s", h.Poll.Interval.D(), h.Poll.Timeout.D())
+		}
+	}
+}
+
+func methodOrDefault(m string) string {
+	if m == "" {
+		return "the registered method"
+	}
+	return m
+}
+
+func idempotent(m string) bool {
+	switch m {
+	case "GET", "HEAD", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (l *loader) checkRPC(d *document, ptr string, r *RPCCall) {
+	switch {
+	case r.Target == "" && r.Service == nil:
+		d.errorf(ptr, "an rpc step needs target (host:port) or service {server, name} from the registry")
+	case r.Target != "" && r.Service != nil:
+		d.errorf(ptr+"/service", "target and service exclude each other: keep one")
+	}
+	if r.Target != "" {
+		if _, port, err := net.SplitHostPort(r.Target); err != nil || port == "" {
+			d.errorf(ptr+"/target", "bad target %q: expected host:port", r.Target)
+		}
+	}
+	for _, k := range sortedKeys(r.Metadata) {
+		checkTemplate(d, pointerJoin(ptr, "metadata", k), r.Metadata[k])
+	}
+	checkPositive(d, ptr+"/timeout", r.Timeout)
+	if r.DescriptorSet != "" {
+		p := filepath.Join(l.dir, filepath.FromSlash(r.DescriptorSet))
+		if st, err := os.Stat(p); err != nil || st.IsDir() {
+			d.errorf(ptr+"/descriptorSet", "descriptor set %s not found in the repository", r.DescriptorSet)
+		}
+	}
+}
+
+func checkScript(d *document, ptr string, s *Script) {
+	checkPositive(d, ptr+"/timeout", s.Timeout)
+	prog, err := parser.ParseFile(nil, "script", s.Source, 0)
+	if err != nil {
+		var list parser.ErrorList
+		var one *parser.Error
+		switch {
+		case errors.As(err, &list) && len(list) > 0:
+			one = list[0]
+		case errors.As(err, &one):
+		}
+		if one != nil {
+			line, col := scriptPos(d, ptr+"/source", one.Position.Line, one.Position.Column)
+			d.errorAtLine(line, col, d.path(ptr+"/source"), "JavaScript does not parse: "+one.Message)
+			return
+		}
+		d.errorf(ptr+"/source", "JavaScript does not parse: %v", err)
+		return
+	}
+	if !definesMain(prog) {
+		d.errorf(ptr+"/source", "script must define a function main(ctx) that returns the step's output")
+	}
+}
+
+// scriptPos maps a position inside a script source to the file, exactly for
+// literal block scalars and single-line scalars.
+func scriptPos(d *document, ptr string, line, col int) (int, int) {
+	n, ok := d.nodes[ptr]
+	if !ok {
+		return d.pos(ptr)
+	}
+	lines := strings.SplitAfter(n.Value, "\n")
+	off := 0
+	for i := 0; i < line-1 && i < len(lines); i++ {
+		off += len(lines[i])
+	}
+	if line-1 < len(lines) {
+		// goja counts columns in characters; convert to a byte offset.
+		r := []rune(lines[line-1])
+		if c := col - 1; c >= 0 && c <= len(r) {
+			off += len(string(r[:c]))
+		}
+	}
+	if off > len(n.Value) {
+		return n.Line, n.Column
+	}
+	return scalarOffset(d.data, n, off)
+}
+
+func definesMain(p *ast.Program) bool {
+	for _, st := range p.Body {
+		switch s := st.(type) {
+		case *ast.FunctionDeclaration:
+			if s.Function != nil && s.Function.Name != nil && s.Function.Name.Name == "main" {
+				return true
+			}
+		case *ast.VariableStatement:
+			if bindsMain(s.List) {
+				return true
+			}
+		case *ast.LexicalDeclaration:
+			if bindsMain(s.List) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func bindsMain(list []*ast.Binding) bool {
+	for _, b := range list {
+		if id, ok := b.Target.(*ast.Identifier); ok && id.Name == "main" {
+			return true
+		}
+	}
+	return false
+}

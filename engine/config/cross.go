@@ -1,0 +1,144 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// crossCheck gathers the documents into the repository and applies the rules
+// that span files: uniqueness and references.
+func (l *loader) crossCheck(repo *Repository, all []*loaded) {
+	apiDoc := map[*Api]*document{}
+	credByID := map[string]*Credential{}
+	credDoc := map[*Credential]*document{}
+	polByName := map[string]*RateLimitPolicy{}
+	polDoc := map[*RateLimitPolicy]*document{}
+	apiByID := map[string]*Api{}
+
+	// all is in file order, so "first" is stable.
+	for _, r := range all {
+		d := r.doc
+		if d == nil {
+			continue
+		}
+		d.diags = &l.diags
+		switch o := r.obj.(type) {
+		case *Api:
+			if first, dup := apiByID[o.ID()]; dup {
+				d.errorf("/code", "API %s is already defined in %s:%d; code+version must be unique", o.ID(), first.Source.File, lineOf(apiDoc[first], "/code"))
+				continue
+			}
+			apiByID[o.ID()] = o
+			apiDoc[o] = d
+			repo.APIs = append(repo.APIs, o)
+		case *Credential:
+			if first, dup := credByID[o.AppID]; dup {
+				d.errorf("/appId", "appId %q is already defined in %s:%d; appIds must be unique", o.AppID, first.Source.File, lineOf(credDoc[first], "/appId"))
+				continue
+			}
+			credByID[o.AppID] = o
+			credDoc[o] = d
+			repo.Credentials = append(repo.Credentials, o)
+		case *RateLimitPolicy:
+			if first, dup := polByName[o.Name]; dup {
+				d.errorf("/name", "policy %q is already defined in %s:%d; policy names must be unique", o.Name, first.Source.File, lineOf(polDoc[first], "/name"))
+				continue
+			}
+			polByName[o.Name] = o
+			polDoc[o] = d
+			repo.Policies = append(repo.Policies, o)
+		}
+	}
+	sort.Slice(repo.APIs, func(i, j int) bool {
+		a, b := repo.APIs[i], repo.APIs[j]
+		if a.Code != b.Code {
+			return a.Code < b.Code
+		}
+		return versionLess(a.Version, b.Version)
+	})
+	sort.Slice(repo.Credentials, func(i, j int) bool { return repo.Credentials[i].AppID < repo.Credentials[j].AppID })
+	sort.Slice(repo.Policies, func(i, j int) bool { return repo.Policies[i].Name < repo.Policies[j].Name })
+
+	portalPaths := append([]string{l.settings.APIPortal.BasePath}, l.settings.APIPortal.LegacyBasePaths...)
+	for _, a := range repo.APIs {
+		d := apiDoc[a]
+		if a.Policies == nil || a.Policies.RateLimit == "" {
+			d.warnf("/code", "API %s has no rate-limit policy: set policies.rateLimit", a.ID())
+		} else if polByName[a.Policies.RateLimit] == nil {
+			d.errorf("/policies/rateLimit", "rate-limit policy %q not found in %s/ (known: %s)", a.Policies.RateLimit, PoliciesDir, known(polNames(repo.Policies)))
+		}
+		if a.Auth != nil {
+			for i, app := range a.Auth.Credentials {
+				c := credByID[app]
+				switch {
+				case c == nil:
+					d.errorf(pointerOf("auth", "credentials", i), "credential %q not found in %s/ (known: %s)", app, CredentialsDir, known(credNames(repo.Credentials)))
+				case !c.IsEnabled():
+					d.warnf(pointerOf("auth", "credentials", i), "credential %q is disabled (%s): it cannot call this API", app, c.Source.File)
+				}
+			}
+		}
+		l.checkDeprecatedRefs(d, a, apiByID, portalPaths)
+	}
+}
+
+// checkDeprecatedRefs warns when a step calls, through the portal, an API
+// that is deprecated.
+func (l *loader) checkDeprecatedRefs(d *document, a *Api, apis map[string]*Api, portal []string) {
+	for i, s := range a.Steps {
+		if s.HTTP == nil || s.HTTP.URL == "" {
+			continue
+		}
+		for _, target := range apis {
+			if target.Status != StatusDeprecated || target == a {
+				continue
+			}
+			for _, base := range portal {
+				ref := base + "/" + target.Code + "/" + target.Version
+				if at := strings.Index(s.HTTP.URL, ref); at >= 0 {
+					rest := s.HTTP.URL[at+len(ref):]
+					if rest == "" || strings.ContainsAny(rest[:1], "/?#") {
+						d.warnf(pointerOf("steps", i, "http", "url"), "calls API %s, which is deprecated (%s)", target.ID(), target.Source.File)
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+func versionLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+func known(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func polNames(ps []*RateLimitPolicy) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}
+
+func credNames(cs []*Credential) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.AppID
+	}
+	return out
+}
+
+// String describes the repository in one line.
+func (r *Repository) String() string {
+	return fmt.Sprintf("%d APIs, %d credentials, %d policies", len(r.APIs), len(r.Credentials), len(r.Policies))
+}

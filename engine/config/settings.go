@@ -1,0 +1,187 @@
+package config
+
+import "time"
+
+// Settings is databus.yaml: the gateway's reloadable settings. Listen
+// addresses are boot-time flags and are not part of it.
+type Settings struct {
+	APIVersion string          `yaml:"apiVersion,omitempty" json:"apiVersion,omitempty"`
+	Kind       string          `yaml:"kind,omitempty" json:"kind,omitempty"`
+	APIPortal  PortalSettings  `yaml:"apiPortal" json:"apiPortal"`
+	Gateway    GatewaySettings `yaml:"gateway" json:"gateway"`
+	Storage    StorageSettings `yaml:"storage" json:"storage"`
+	Redis      RedisSettings   `yaml:"redis" json:"redis"`
+	Hooks      HookSettings    `yaml:"hooks" json:"hooks"`
+	Admin      AdminSettings   `yaml:"admin" json:"admin"`
+
+	Source Source `yaml:"-" json:"-"`
+}
+
+// PortalSettings configures the portal third parties call.
+type PortalSettings struct {
+	BasePath           string           `yaml:"basePath" json:"basePath"`
+	LegacyBasePaths    []string         `yaml:"legacyBasePaths" json:"legacyBasePaths"`
+	AllowedIPs         []string         `yaml:"allowedIps" json:"allowedIps"`
+	DeniedIPs          []string         `yaml:"deniedIps" json:"deniedIps"`
+	TrustedProxies     []string         `yaml:"trustedProxies" json:"trustedProxies"`
+	EnableTenantHeader *bool            `yaml:"enableTenantHeader" json:"enableTenantHeader"`
+	TenantHeader       string           `yaml:"tenantHeader" json:"tenantHeader"`
+	EnableAudit        *bool            `yaml:"enableAudit" json:"enableAudit"`
+	EnableRateLimit    *bool            `yaml:"enableRateLimit" json:"enableRateLimit"`
+	MaxBodyBytes       int64            `yaml:"maxBodyBytes" json:"maxBodyBytes"`
+	Security           SecuritySettings `yaml:"security" json:"security"`
+}
+
+// SecuritySettings configures signature, encryption and replay protection.
+type SecuritySettings struct {
+	Enabled                 *bool       `yaml:"enabled" json:"enabled"`
+	AllowedClockSkewSeconds int         `yaml:"allowedClockSkewSeconds" json:"allowedClockSkewSeconds"`
+	NonceTTLSeconds         int         `yaml:"nonceTtlSeconds" json:"nonceTtlSeconds"`
+	RequireBodyEncryption   *bool       `yaml:"requireBodyEncryption" json:"requireBodyEncryption"`
+	EncryptResponse         *bool       `yaml:"encryptResponse" json:"encryptResponse"`
+	JWT                     JWTSettings `yaml:"jwt" json:"jwt"`
+}
+
+// JWTSettings configures the internal JWT of anonymous calls.
+type JWTSettings struct {
+	Key *SecretRef `yaml:"key,omitempty" json:"key,omitempty"`
+	TTL Duration   `yaml:"ttl" json:"ttl"`
+}
+
+// GatewaySettings configures upstream calls.
+type GatewaySettings struct {
+	WebClient WebClientSettings `yaml:"webClient" json:"webClient"`
+}
+
+// WebClientSettings configures the shared HTTP client.
+type WebClientSettings struct {
+	ConnectionPoolEnabled *bool    `yaml:"connectionPoolEnabled" json:"connectionPoolEnabled"`
+	MaxIdleConnsPerHost   int      `yaml:"maxIdleConnsPerHost" json:"maxIdleConnsPerHost"`
+	Timeout               Duration `yaml:"timeout" json:"timeout"`
+	MaxResponseBytes      int64    `yaml:"maxResponseBytes" json:"maxResponseBytes"`
+}
+
+// StorageSettings configures the bbolt file.
+type StorageSettings struct {
+	Path      string            `yaml:"path" json:"path"`
+	AccessLog AccessLogSettings `yaml:"accessLog" json:"accessLog"`
+}
+
+// AccessLogSettings configures the access log.
+type AccessLogSettings struct {
+	RetentionDays int      `yaml:"retentionDays" json:"retentionDays"`
+	MaxBodyChars  *int     `yaml:"maxBodyChars" json:"maxBodyChars"`
+	RedactHeaders []string `yaml:"redactHeaders" json:"redactHeaders"`
+}
+
+// RedisSettings configures the shared stores.
+type RedisSettings struct {
+	Addr string `yaml:"addr" json:"addr"`
+}
+
+// HookSettings configures callouts to registered services.
+type HookSettings struct {
+	Server               string   `yaml:"server" json:"server"`
+	PartyID              string   `yaml:"partyId" json:"partyId"`
+	Timeout              Duration `yaml:"timeout" json:"timeout"`
+	ClientAuthentication bool     `yaml:"clientAuthentication" json:"clientAuthentication"`
+	SiteAuthentication   bool     `yaml:"siteAuthentication" json:"siteAuthentication"`
+	Permission           bool     `yaml:"permission" json:"permission"`
+}
+
+// AdminSettings configures the admin listener.
+type AdminSettings struct {
+	Tokens []AdminToken `yaml:"tokens" json:"tokens"`
+}
+
+// AdminToken is one bearer token of the admin listener.
+type AdminToken struct {
+	Name   string    `yaml:"name" json:"name"`
+	Role   string    `yaml:"role" json:"role"`
+	Secret SecretRef `yaml:"secret" json:"secret"`
+}
+
+func boolp(b bool) *bool { return &b }
+
+// applyDefaults fills every setting the file left out with the documented
+// default (DESIGN.md section 2).
+func (s *Settings) applyDefaults() {
+	p := &s.APIPortal
+	if p.BasePath == "" {
+		p.BasePath = "/admin-api/databus/api/portal"
+	}
+	if p.LegacyBasePaths == nil {
+		p.LegacyBasePaths = []string{"/databus/api/portal"}
+	}
+	if p.EnableTenantHeader == nil {
+		p.EnableTenantHeader = boolp(true)
+	}
+	if p.TenantHeader == "" {
+		p.TenantHeader = "ZT-Tenant-Id"
+	}
+	if p.EnableAudit == nil {
+		p.EnableAudit = boolp(true)
+	}
+	if p.EnableRateLimit == nil {
+		p.EnableRateLimit = boolp(true)
+	}
+	if p.MaxBodyBytes == 0 {
+		p.MaxBodyBytes = 10 << 20
+	}
+	sec := &p.Security
+	if sec.Enabled == nil {
+		sec.Enabled = boolp(true)
+	}
+	if sec.AllowedClockSkewSeconds == 0 {
+		sec.AllowedClockSkewSeconds = 300
+	}
+	if sec.NonceTTLSeconds == 0 {
+		sec.NonceTTLSeconds = 600
+	}
+	if sec.RequireBodyEncryption == nil {
+		sec.RequireBodyEncryption = boolp(true)
+	}
+	if sec.EncryptResponse == nil {
+		sec.EncryptResponse = boolp(true)
+	}
+	if sec.JWT.TTL == 0 {
+		sec.JWT.TTL = Duration(5 * time.Minute)
+	}
+	wc := &s.Gateway.WebClient
+	if wc.ConnectionPoolEnabled == nil {
+		wc.ConnectionPoolEnabled = boolp(true)
+	}
+	if wc.MaxIdleConnsPerHost == 0 {
+		wc.MaxIdleConnsPerHost = 256
+	}
+	if wc.Timeout == 0 {
+		wc.Timeout = Duration(30 * time.Second)
+	}
+	if wc.MaxResponseBytes == 0 {
+		wc.MaxResponseBytes = 32 << 20
+	}
+	st := &s.Storage
+	if st.Path == "" {
+		st.Path = "data/databus.db"
+	}
+	if st.AccessLog.RetentionDays == 0 {
+		st.AccessLog.RetentionDays = 7
+	}
+	if st.AccessLog.MaxBodyChars == nil {
+		n := 4000
+		st.AccessLog.MaxBodyChars = &n
+	}
+	if st.AccessLog.RedactHeaders == nil {
+		st.AccessLog.RedactHeaders = []string{"Authorization", "ZT-Signature"}
+	}
+	if s.Hooks.Timeout == 0 {
+		s.Hooks.Timeout = Duration(3 * time.Second)
+	}
+}
+
+// DefaultSettings returns the settings of a repository without databus.yaml.
+func DefaultSettings() *Settings {
+	s := &Settings{}
+	s.applyDefaults()
+	return s
+}

@@ -1,0 +1,98 @@
+// Package expr compiles and runs the jq programs of a Databus configuration:
+// transforms, `when` conditions, poll conditions and `${...}` interpolations.
+//
+// Programs are compiled once per reload and run many times; a compiled
+// Program is safe for concurrent use.
+package expr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/itchyny/gojq"
+)
+
+// Error is a compile error of a jq program. Offset is the byte offset inside
+// the program text where the error was found, or -1 when unknown.
+type Error struct {
+	Offset int
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	if e.Offset >= 0 {
+		return fmt.Sprintf("jq: %s (at offset %d)", e.Msg, e.Offset)
+	}
+	return "jq: " + e.Msg
+}
+
+// Program is a compiled jq program.
+type Program struct {
+	src  string
+	code *gojq.Code
+}
+
+// noEnviron keeps the gateway's process environment (which holds secrets)
+// out of reach of `env` and `$ENV` in operator-written programs.
+func noEnviron() []string { return nil }
+
+// Compile parses and compiles a jq program.
+func Compile(src string) (*Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &Error{Offset: 0, Msg: "empty program"}
+	}
+	q, err := gojq.Parse(src)
+	if err != nil {
+		var pe *gojq.ParseError
+		if errors.As(err, &pe) {
+			msg := "syntax error"
+			if pe.Token != "" {
+				msg = fmt.Sprintf("syntax error near %q", pe.Token)
+			}
+			return nil, &Error{Offset: pe.Offset, Msg: msg}
+		}
+		return nil, &Error{Offset: -1, Msg: err.Error()}
+	}
+	code, err := gojq.Compile(q, gojq.WithEnvironLoader(noEnviron))
+	if err != nil {
+		return nil, &Error{Offset: -1, Msg: err.Error()}
+	}
+	return &Program{src: src, code: code}, nil
+}
+
+// Source returns the program text.
+func (p *Program) Source() string { return p.src }
+
+// ErrNoOutput is returned by Run when a program yields no value.
+var ErrNoOutput = errors.New("jq: program produced no output")
+
+// Run evaluates the program over input and returns its first output.
+// The context cancels a long-running program.
+func (p *Program) Run(ctx context.Context, input any) (any, error) {
+	iter := p.code.RunWithContext(ctx, input)
+	v, ok := iter.Next()
+	if !ok {
+		return nil, ErrNoOutput
+	}
+	if err, isErr := v.(error); isErr {
+		var halt *gojq.HaltError
+		if errors.As(err, &halt) && halt.Value() == nil {
+			return nil, ErrNoOutput
+		}
+		return nil, fmt.Errorf("jq: %w", err)
+	}
+	return v, nil
+}
+
+// Truthy reports jq truthiness: everything but false and null is true.
+func Truthy(v any) bool {
+	switch b := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return b
+	}
+	return true
+}
