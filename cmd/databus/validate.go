@@ -52,10 +52,17 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		if errs > 0 {
 			verdict = "invalid"
 		}
-		fmt.Fprintf(stdout, "%s: %s (%s; %d errors, %d warnings)\n", *dir, verdict, repo, errs, warns)
+		fmt.Fprintf(stdout, "%s: %s (%s; %s, %s)\n", *dir, verdict, repo, count(errs, "error"), count(warns, "warning"))
 	}
 	if errs > 0 {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

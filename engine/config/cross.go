@@ -140,5 +140,13 @@ func credNames(cs []*Credential) []string {
 
 // String describes the repository in one line.
 func (r *Repository) String() string {
-	return fmt.Sprintf("%d APIs, %d credentials, %d policies", len(r.APIs), len(r.Credentials), len(r.Policies))
+	return plural(len(r.APIs), "API", "APIs") + ", " + plural(len(r.Credentials), "credential", "credentials") + ", " +
+		plural(len(r.Policies), "policy", "policies")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

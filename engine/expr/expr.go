@@ -47,11 +47,14 @@ func Compile(src string) (*Program, error) {
 	if err != nil {
 		var pe *gojq.ParseError
 		if errors.As(err, &pe) {
-			msg := "syntax error"
+			// gojq's offset is just past the offending token: point at
+			// its start instead.
+			msg, off := "syntax error: unexpected end of program", pe.Offset
 			if pe.Token != "" {
 				msg = fmt.Sprintf("syntax error near %q", pe.Token)
+				off = max(0, pe.Offset-len(pe.Token))
 			}
-			return nil, &Error{Offset: pe.Offset, Msg: msg}
+			return nil, &Error{Offset: min(off, len(src)), Msg: msg}
 		}
 		return nil, &Error{Offset: -1, Msg: err.Error()}
 	}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func runCLI(args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/databus -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test ./cmd/databus -update after checking the change)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestValidateGolden(t *testing.T) {
+	for _, format := range []string{"text", "json", "github"} {
+		t.Run(format, func(t *testing.T) {
+			out, errOut, code := runCLI("validate", "testdata/invalid", "--format", format)
+			if code != exitInvalid {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, exitInvalid, errOut)
+			}
+			if errOut != "" {
+				t.Errorf("unexpected stderr: %s", errOut)
+			}
+			golden(t, "validate-invalid."+format, out)
+		})
+	}
+}
+
+func TestValidateJSONShape(t *testing.T) {
+	out, _, _ := runCLI("validate", "--format=json", "testdata/invalid")
+	var diags []map[string]any
+	if err := json.Unmarshal([]byte(out), &diags); err != nil {
+		t.Fatalf("json output does not parse: %v\n%s", err, out)
+	}
+	if len(diags) == 0 {
+		t.Fatal("no findings")
+	}
+	for _, d := range diags {
+		for _, k := range []string{"file", "line", "column", "path", "severity", "message"} {
+			if _, ok := d[k]; !ok {
+				t.Errorf("finding %v lacks %q", d, k)
+			}
+		}
+	}
+}
+
+func TestValidateSampleRepository(t *testing.T) {
+	out, errOut, code := runCLI("validate", "../..")
+	if code != exitOK {
+		t.Fatalf("the sample repository must validate: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "../..: valid (3 APIs, 1 credential, 2 policies; 0 errors, 1 warning)") {
+		t.Errorf("summary missing or changed:\n%s", out)
+	}
+	// The demo key is a committed secret: --strict refuses it.
+	if _, _, code := runCLI("validate", "--strict", "../.."); code != exitInvalid {
+		t.Errorf("--strict: exit %d, want %d", code, exitInvalid)
+	}
+}
+
+func TestValidateUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"validate", "testdata/no-such-dir"}, exitUsage, "not a readable config repository"},
+		{[]string{"validate", "cli_test.go"}, exitUsage, "not a directory"},
+		{[]string{"validate", "--format", "xml", "."}, exitUsage, `unknown format "xml"`},
+		{[]string{"validate", "a", "b"}, exitUsage, "one repository at a time"},
+		{[]string{"validate", "--no-such-flag"}, exitUsage, "flag provided but not defined"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{}, exitUsage, "Usage: databus COMMAND"},
+		{[]string{"serve", "--dir", "."}, exitUsage, "not yet built"},
+	}
+	for _, tt := range tests {
+		_, errOut, code := runCLI(tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.err) {
+			t.Errorf("databus %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tt.args, " "), code, errOut, tt.code, tt.err)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	out, _, code := runCLI("--help")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	golden(t, "help.txt", out)
+	for name := range commands {
+		out, errOut, code := runCLI(name, "--help")
+		if code != exitOK {
+			t.Errorf("%s --help: exit %d", name, code)
+		}
+		if !strings.Contains(out+errOut, "Usage: databus "+name) {
+			t.Errorf("%s --help does not show its usage:\n%s%s", name, out, errOut)
+		}
+	}
+	out, errOut, _ := runCLI("validate", "--help")
+	golden(t, "validate-help.txt", out+errOut)
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runCLI("version")
+	if code != exitOK || !strings.HasPrefix(out, "databus ") {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+}
