@@ -34,6 +34,11 @@ type Program struct {
 	code *gojq.Code
 }
 
+// Variables are bound in every program to the parts of the invocation
+// document, so that a step's response transform, whose input is the raw
+// result, can still read the request: `{id: .body.id, no: $request.body.orderNo}`.
+var Variables = []string{"$request", "$steps", "$traceId", "$vars"}
+
 // noEnviron keeps the gateway's process environment (which holds secrets)
 // out of reach of `env` and `$ENV` in operator-written programs.
 func noEnviron() []string { return nil }
@@ -58,7 +63,7 @@ func Compile(src string) (*Program, error) {
 		}
 		return nil, &Error{Offset: -1, Msg: err.Error()}
 	}
-	code, err := gojq.Compile(q, gojq.WithEnvironLoader(noEnviron))
+	code, err := gojq.Compile(q, gojq.WithEnvironLoader(noEnviron), gojq.WithVariables(Variables))
 	if err != nil {
 		return nil, &Error{Offset: -1, Msg: err.Error()}
 	}
@@ -71,10 +76,12 @@ func (p *Program) Source() string { return p.src }
 // ErrNoOutput is returned by Run when a program yields no value.
 var ErrNoOutput = errors.New("jq: program produced no output")
 
-// Run evaluates the program over input and returns its first output.
-// The context cancels a long-running program.
-func (p *Program) Run(ctx context.Context, input any) (any, error) {
-	iter := p.code.RunWithContext(ctx, input)
+// Run evaluates the program over input and returns its first output. doc is
+// the invocation document whose request, steps, traceId and vars are bound
+// to the program's variables; it may be nil. The context cancels a
+// long-running program.
+func (p *Program) Run(ctx context.Context, input any, doc map[string]any) (any, error) {
+	iter := p.code.RunWithContext(ctx, input, doc["request"], doc["steps"], doc["traceId"], doc["vars"])
 	v, ok := iter.Next()
 	if !ok {
 		return nil, ErrNoOutput

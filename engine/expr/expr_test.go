@@ -34,7 +34,7 @@ func TestCompileAndRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Compile(%q): %v", tt.src, err)
 		}
-		got, err := p.Run(context.Background(), doc())
+		got, err := p.Run(context.Background(), doc(), nil)
 		if err != nil {
 			t.Fatalf("Run(%q): %v", tt.src, err)
 		}
@@ -102,7 +102,7 @@ func TestEnvironmentIsHidden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := p.Run(context.Background(), nil)
+		got, err := p.Run(context.Background(), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,14 +119,14 @@ func TestRunIsCancelled(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := p.Run(ctx, nil); err == nil {
+	if _, err := p.Run(ctx, nil, nil); err == nil {
 		t.Fatal("an endless program must stop with an error when its context ends")
 	}
 }
 
 func TestEmptyOutput(t *testing.T) {
 	p, _ := Compile("empty")
-	if _, err := p.Run(context.Background(), nil); !errors.Is(err, ErrNoOutput) {
+	if _, err := p.Run(context.Background(), nil, nil); !errors.Is(err, ErrNoOutput) {
 		t.Fatalf("err = %v, want ErrNoOutput", err)
 	}
 }
@@ -163,7 +163,7 @@ func TestTemplate(t *testing.T) {
 		if tp.IsLiteral() != tt.literal {
 			t.Errorf("IsLiteral(%q) = %v", tt.in, !tt.literal)
 		}
-		got, err := tp.Render(context.Background(), doc())
+		got, err := tp.Render(context.Background(), doc(), nil)
 		if err != nil {
 			t.Fatalf("Render(%q): %v", tt.in, err)
 		}
@@ -214,7 +214,7 @@ func FuzzTemplate(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		_, _ = tp.Render(ctx, doc())
+		_, _ = tp.Render(ctx, doc(), nil)
 	})
 }
 
@@ -227,8 +227,23 @@ func BenchmarkTemplateRender(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := tp.Render(ctx, d); err != nil {
+		if _, err := tp.Render(ctx, d, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestVariables(t *testing.T) {
+	p, err := Compile(`{id: .body.id, no: $request.body.orderNo, total: $steps.price.total, trace: $traceId}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Run(context.Background(), map[string]any{"body": map[string]any{"id": "x"}}, doc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"id": "x", "no": "A-1", "total": 12.5, "trace": "t-123"}
+	if !equalJSON(got, want) {
+		t.Fatalf("got %#v, want %#v", got, want)
 	}
 }

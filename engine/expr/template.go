@@ -157,9 +157,10 @@ func (t *Template) IsLiteral() bool {
 	return true
 }
 
-// Render evaluates every interpolation over input. Strings are inserted as
+// Render evaluates every interpolation over input (doc binds the
+// variables, as in Program.Run). Strings are inserted as
 // they are, null as the empty string, other values as compact JSON.
-func (t *Template) Render(ctx context.Context, input any) (string, error) {
+func (t *Template) Render(ctx context.Context, input any, doc map[string]any) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].prog == nil {
 		return t.parts[0].lit, nil
 	}
@@ -169,7 +170,7 @@ func (t *Template) Render(ctx context.Context, input any) (string, error) {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := p.prog.Run(ctx, input)
+		v, err := p.prog.Run(ctx, input, doc)
 		if err != nil && err != ErrNoOutput {
 			return "", fmt.Errorf("${%s}: %w", p.prog.src, err)
 		}
