@@ -37,8 +37,8 @@ func register(c *command) { commands[c.name] = c }
 func init() {
 	register(&command{name: "validate", usage: "[DIR] [--format text|json|github] [--strict]", summary: "check a config repository against the schemas and rules; exit 0 ok, 1 invalid, 2 usage", run: runValidate})
 	register(&command{name: "version", usage: "", summary: "print the version of this binary", run: runVersion})
+	register(&command{name: "serve", usage: "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]", summary: "serve the repository's online APIs and reload on change", run: runServe})
 	for _, c := range []struct{ name, usage, summary string }{
-		{"serve", "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]", "serve the repository's online APIs and reload on change"},
 		{"versions", "API [--dir DIR]", "list the git commits that changed an API (code or code:version)"},
 		{"diff", "REV [REV2] [--dir DIR]", "semantic diff of APIs, credentials and policies between revisions"},
 		{"rollback", "API --to REV [--commit]", "restore an API's file as of REV"},

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/gateway"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]",
+		"serve the repository's online APIs and reload on change", stderr)
+	dir := fs.String("dir", ".", "config repository")
+	listen := fs.String("listen", ":8080", "portal address (third parties)")
+	adminListen := fs.String("admin-listen", "127.0.0.1:8081", "admin address (health, metrics, admin API); loopback only without admin.tokens")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	drain := fs.Duration("drain-timeout", 15*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may take to finish")
+	noWatch := fs.Bool("no-watch", false, "do not watch the files; reload with SIGHUP only")
+	pos, code, done := parseArgs(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "databus serve: unexpected argument %q (use --dir)\n", pos[0])
+		return exitUsage
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "databus serve: %v\n", err)
+		return exitUsage
+	}
+	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain, NoWatch: *noWatch})
+	if err != nil {
+		fmt.Fprintf(stderr, "databus serve: %v\n", err)
+		return exitInvalid
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				srv.Reload("SIGHUP")
+			}
+		}
+	}()
+	if err := srv.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "databus serve: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("unknown log level %q: expected debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("unknown log format %q: expected text or json", format)
+}

@@ -1,0 +1,466 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/schema"
+)
+
+// Env holds the long-lived resources a flow uses: they belong to the
+// server, outlive reloads and are shared by every Snapshot.
+type Env struct {
+	Client           *http.Client // shared, pooled upstream client
+	DefaultTimeout   time.Duration
+	MaxResponseBytes int64
+}
+
+// Flow is a compiled API.
+type Flow struct {
+	API   *config.Api
+	steps []*step
+	input *jsonschema.Schema
+	reqT  *expr.Program
+	respT *expr.Program
+	errT  *expr.Program
+}
+
+// runner is the part of a step that differs by type.
+type runner interface {
+	run(ctx context.Context, inv *Invocation, st *step, res *StepResult) (*Output, *rawResult, error)
+}
+
+type step struct {
+	id, typ string
+	when    *expr.Program
+	reqT    *expr.Program
+	respT   *expr.Program
+	errT    *expr.Program
+	cont    bool // onError: continue
+	runner  runner
+}
+
+// rawResult is the {status, headers, body} of a call, as transforms see it.
+type rawResult struct {
+	status  int
+	headers http.Header
+	body    *Output
+}
+
+func (r *rawResult) value() (map[string]any, error) {
+	body, err := r.body.Value()
+	if err != nil {
+		return nil, err
+	}
+	h := make(map[string]any, len(r.headers))
+	for k, v := range r.headers {
+		h[k] = strings.Join(v, ", ")
+	}
+	return map[string]any{"status": r.status, "headers": h, "body": body}, nil
+}
+
+// Compile builds a flow from a validated API definition.
+func Compile(api *config.Api, env *Env) (*Flow, error) {
+	f := &Flow{API: api}
+	var err error
+	fail := func(where string, e error) (*Flow, error) {
+		return nil, fmt.Errorf("%s: %s: %w", api.Source.File, where, e)
+	}
+	if api.Input != nil {
+		if f.input, err = schema.CompileUser(api.Input); err != nil {
+			return fail("input", err)
+		}
+	}
+	if t := api.Transforms; t != nil {
+		if f.reqT, err = compileOpt(t.Request); err != nil {
+			return fail("transforms.request", err)
+		}
+		if f.respT, err = compileOpt(t.Response); err != nil {
+			return fail("transforms.response", err)
+		}
+		if f.errT, err = compileOpt(t.Error); err != nil {
+			return fail("transforms.error", err)
+		}
+	}
+	for i := range api.Steps {
+		cs := &api.Steps[i]
+		where := fmt.Sprintf("steps[%d]", i)
+		st := &step{id: cs.ID, typ: cs.Type, cont: cs.OnError == "continue"}
+		if st.when, err = compileOpt(cs.When); err != nil {
+			return fail(where+".when", err)
+		}
+		if t := cs.Transforms; t != nil {
+			if st.reqT, err = compileOpt(t.Request); err != nil {
+				return fail(where+".transforms.request", err)
+			}
+			if st.respT, err = compileOpt(t.Response); err != nil {
+				return fail(where+".transforms.response", err)
+			}
+			if st.errT, err = compileOpt(t.Error); err != nil {
+				return fail(where+".transforms.error", err)
+			}
+		}
+		switch cs.Type {
+		case config.StepHTTP:
+			if st.runner, err = compileHTTP(cs, env); err != nil {
+				return fail(where+".http", err)
+			}
+		case config.StepScript:
+			if st.runner, err = compileScript(cs); err != nil {
+				return fail(where+".script", err)
+			}
+		case config.StepRPC:
+			st.runner = unsupported{"rpc steps are not available in this build"}
+		}
+		f.steps = append(f.steps, st)
+	}
+	return f, nil
+}
+
+func compileOpt(src string) (*expr.Program, error) {
+	if src == "" {
+		return nil, nil
+	}
+	return expr.Compile(src)
+}
+
+type unsupported struct{ msg string }
+
+func (u unsupported) run(context.Context, *Invocation, *step, *StepResult) (*Output, *rawResult, error) {
+	return nil, nil, &Error{Status: http.StatusNotImplemented, Message: u.msg}
+}
+
+// Result is the outcome of a run. Call Close when done with it.
+type Result struct {
+	Output *Output // the envelope's response (or a stream) on success
+	Err    *Error  // set on failure
+	// ErrResponse is the envelope's response on failure: the output of the
+	// API's error transform, or nil.
+	ErrResponse any
+	Inv         *Invocation
+}
+
+// Close releases any stream the result still holds.
+func (r *Result) Close() {
+	if r.Output != nil {
+		r.Output.Close()
+	}
+	if r.Inv != nil {
+		r.Inv.close(nil)
+	}
+}
+
+// Run executes the flow for one request.
+func (f *Flow) Run(ctx context.Context, req *Request) *Result {
+	inv := newInvocation(req)
+	res := &Result{Inv: inv}
+	out, ferr := f.run(ctx, inv)
+	if ferr != nil {
+		inv.close(nil)
+		res.Err = ferr
+		if f.errT != nil {
+			res.ErrResponse = f.errorResponse(ctx, inv, ferr)
+		}
+		return res
+	}
+	inv.close(out)
+	res.Output = out
+	return res
+}
+
+func (f *Flow) errorResponse(ctx context.Context, inv *Invocation, ferr *Error) any {
+	doc, err := inv.Doc()
+	if err != nil {
+		return nil
+	}
+	in := make(map[string]any, len(doc)+1)
+	for k, v := range doc {
+		in[k] = v
+	}
+	in["error"] = map[string]any{"status": ferr.Status, "message": ferr.Message, "step": ferr.Step, "phase": ferr.Phase}
+	v, err := f.errT.Run(ctx, in, doc)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+func (f *Flow) run(ctx context.Context, inv *Invocation) (*Output, *Error) {
+	var last *Output
+	for _, st := range f.steps {
+		started := time.Now()
+		res := StepResult{ID: st.id, Type: st.typ}
+		switch st.typ {
+		case config.StepStart:
+			err := f.start(ctx, inv)
+			res.Elapsed = time.Since(started)
+			if err != nil {
+				res.Error = err.Message
+				inv.Results = append(inv.Results, res)
+				return nil, err
+			}
+			inv.Results = append(inv.Results, res)
+			continue
+		case config.StepEnd:
+			out, err := f.end(ctx, inv, st, last)
+			res.Elapsed = time.Since(started)
+			if err != nil {
+				res.Error = err.Message
+			}
+			inv.Results = append(inv.Results, res)
+			return out, err
+		}
+		if st.when != nil {
+			ok, err := st.cond(ctx, inv)
+			if err != nil {
+				res.Error = err.Message
+				res.Elapsed = time.Since(started)
+				inv.Results = append(inv.Results, res)
+				return nil, err
+			}
+			if !ok {
+				res.Skipped = true
+				inv.Results = append(inv.Results, res)
+				continue
+			}
+		}
+		out, ferr := st.exec(ctx, inv, &res)
+		res.Elapsed = time.Since(started)
+		if ferr != nil {
+			res.Error = ferr.Message
+			inv.Results = append(inv.Results, res)
+			return nil, ferr
+		}
+		inv.Results = append(inv.Results, res)
+		if err := inv.setOutput(st.id, out); err != nil {
+			return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: %v", st.id, err), Step: st.id, Err: err}
+		}
+		last = out
+	}
+	return last, nil
+}
+
+// start validates the input and applies the API-level request transform.
+func (f *Flow) start(ctx context.Context, inv *Invocation) *Error {
+	if f.input != nil {
+		body := inv.body
+		if len(body.raw) > 0 && !json.Valid(body.raw) {
+			return &Error{Status: http.StatusBadRequest, Message: "request body is not valid JSON", Phase: "input"}
+		}
+		v, _ := body.Value()
+		if err := f.input.Validate(v); err != nil {
+			return &Error{Status: http.StatusBadRequest, Message: inputMessage(err), Phase: "input", Err: err}
+		}
+	}
+	if f.reqT != nil {
+		v, err := f.runProgram(ctx, inv, f.reqT, nil)
+		if err != nil {
+			return &Error{Status: http.StatusInternalServerError, Message: "transforms.request: " + err.Error(), Phase: "transforms.request", Err: err}
+		}
+		inv.setBody(v)
+	}
+	return nil
+}
+
+// inputMessage names the first field that violates the input schema.
+func inputMessage(err error) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return "request body does not match the input schema: " + err.Error()
+	}
+	leaves := leafErrors(ve)
+	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].InstanceLocation < leaves[j].InstanceLocation })
+	var parts []string
+	for i, l := range leaves {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(leaves)-3))
+			break
+		}
+		field := fieldName(l.InstanceLocation)
+		msg := l.Message
+		if strings.HasPrefix(msg, "missing properties: ") {
+			names := strings.TrimPrefix(msg, "missing properties: ")
+			parts = append(parts, fmt.Sprintf("missing required field %s", prefixField(field, names)))
+			continue
+		}
+		if field == "" {
+			field = "body"
+		}
+		parts = append(parts, fmt.Sprintf("field %s: %s", field, msg))
+	}
+	return "invalid request body: " + strings.Join(parts, "; ")
+}
+
+func prefixField(parent, names string) string {
+	if parent == "" {
+		return names
+	}
+	var out []string
+	for _, n := range strings.Split(names, ", ") {
+		out = append(out, "'"+parent+"."+strings.Trim(n, "'")+"'")
+	}
+	return strings.Join(out, ", ")
+}
+
+func leafErrors(ve *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(ve.Causes) == 0 {
+		return []*jsonschema.ValidationError{ve}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range ve.Causes {
+		out = append(out, leafErrors(c)...)
+	}
+	return out
+}
+
+// fieldName turns a JSON pointer into a dotted field name: /items/0/qty →
+// items[0].qty.
+func fieldName(ptr string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		if isIndex(tok) {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+func isIndex(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// end produces the flow's output: the last step's output, shaped by the end
+// step's and then the API's response transform.
+func (f *Flow) end(ctx context.Context, inv *Invocation, st *step, last *Output) (*Output, *Error) {
+	out := last
+	if st.respT != nil {
+		v, err := f.runProgram(ctx, inv, st.respT, outputValue(last))
+		if err != nil {
+			return nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q transforms.response: %v", st.id, err), Step: st.id, Phase: "transforms.response", Err: err}
+		}
+		out = ValueOutput(v)
+	}
+	if f.respT != nil {
+		v, err := f.runProgram(ctx, inv, f.respT, nil)
+		if err != nil {
+			return nil, &Error{Status: http.StatusInternalServerError, Message: "transforms.response: " + err.Error(), Phase: "transforms.response", Err: err}
+		}
+		out = ValueOutput(v)
+	}
+	return out, nil
+}
+
+// outputValue defers decoding: the end transform's input is the last output.
+func outputValue(o *Output) func() (any, error) {
+	return func() (any, error) { return o.Value() }
+}
+
+// runProgram runs p over the invocation document, or over input() when
+// given; the document binds the program's variables either way.
+func (f *Flow) runProgram(ctx context.Context, inv *Invocation, p *expr.Program, input func() (any, error)) (any, error) {
+	doc, err := inv.Doc()
+	if err != nil {
+		return nil, err
+	}
+	var in any = doc
+	if input != nil {
+		if in, err = input(); err != nil {
+			return nil, err
+		}
+	}
+	v, err := p.Run(ctx, in, doc)
+	if errors.Is(err, expr.ErrNoOutput) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// cond evaluates a step's when condition.
+func (st *step) cond(ctx context.Context, inv *Invocation) (bool, *Error) {
+	doc, err := inv.Doc()
+	if err == nil {
+		var v any
+		v, err = st.when.Run(ctx, doc, doc)
+		if err == nil || errors.Is(err, expr.ErrNoOutput) {
+			return expr.Truthy(v), nil
+		}
+	}
+	return false, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q when: %v", st.id, err), Step: st.id, Phase: "when", Err: err}
+}
+
+// exec runs a step: its call, then its response transform, or its error
+// transform when it failed and onError is continue.
+func (st *step) exec(ctx context.Context, inv *Invocation, res *StepResult) (*Output, *Error) {
+	out, raw, err := st.runner.run(ctx, inv, st, res)
+	if err != nil {
+		var ferr *Error
+		if !errors.As(err, &ferr) {
+			ferr = &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q failed: %v", st.id, err), Step: st.id, Err: err}
+		}
+		if ferr.Step == "" {
+			ferr.Step = st.id
+		}
+		if !st.cont || ctx.Err() != nil {
+			return nil, ferr
+		}
+		// onError: continue. The step's output is its error transform's
+		// output over the raw result, or null.
+		res.Error = ferr.Message
+		if st.errT == nil || raw == nil {
+			return ValueOutput(nil), nil
+		}
+		v, terr := st.transform(ctx, inv, st.errT, raw)
+		if terr != nil {
+			return nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q transforms.error: %v", st.id, terr), Step: st.id, Phase: "transforms.error", Err: terr}
+		}
+		return ValueOutput(v), nil
+	}
+	if st.respT == nil {
+		return out, nil
+	}
+	v, terr := st.transform(ctx, inv, st.respT, raw)
+	if terr != nil {
+		return nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q transforms.response: %v", st.id, terr), Step: st.id, Phase: "transforms.response", Err: terr}
+	}
+	return ValueOutput(v), nil
+}
+
+func (st *step) transform(ctx context.Context, inv *Invocation, p *expr.Program, raw *rawResult) (any, error) {
+	doc, err := inv.Doc()
+	if err != nil {
+		return nil, err
+	}
+	in, err := raw.value()
+	if err != nil {
+		return nil, err
+	}
+	v, err := p.Run(ctx, in, doc)
+	if errors.Is(err, expr.ErrNoOutput) {
+		return nil, nil
+	}
+	return v, err
+}

@@ -1,0 +1,450 @@
+package flow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/expr"
+)
+
+// Defaults of an http step.
+const (
+	defaultBackoff      = 100 * time.Millisecond
+	defaultPollInterval = time.Second
+	defaultPollTimeout  = 60 * time.Second
+)
+
+type httpStep struct {
+	env     *Env
+	method  string
+	url     *expr.Template
+	headers []namedTemplate
+	query   []namedTemplate
+	timeout time.Duration
+	retries int
+	backoff time.Duration
+	force   bool
+	poll    *pollSpec
+	stream  bool
+}
+
+type namedTemplate struct {
+	name string
+	t    *expr.Template
+}
+
+type pollSpec struct {
+	until, failWhen   *expr.Program
+	interval, timeout time.Duration
+}
+
+func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
+	h := cs.HTTP
+	if h.Service != nil {
+		return nil, errors.New("service steps need the registry, which is not available in this build")
+	}
+	s := &httpStep{env: env, method: h.Method, timeout: h.Timeout.D(), stream: h.Stream}
+	if s.method == "" {
+		s.method = http.MethodGet
+	}
+	if s.timeout == 0 {
+		s.timeout = env.DefaultTimeout
+	}
+	var err error
+	if s.url, err = expr.ParseTemplate(h.URL); err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if s.headers, err = templates(h.Headers); err != nil {
+		return nil, fmt.Errorf("headers: %w", err)
+	}
+	if s.query, err = templates(h.Query); err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	if r := h.Retry; r != nil {
+		s.retries, s.backoff, s.force = r.Attempts, r.Backoff.D(), r.Force
+		if s.backoff == 0 {
+			s.backoff = defaultBackoff
+		}
+	}
+	if p := h.Poll; p != nil {
+		ps := &pollSpec{interval: p.Interval.D(), timeout: p.Timeout.D()}
+		if ps.interval == 0 {
+			ps.interval = defaultPollInterval
+		}
+		if ps.timeout == 0 {
+			ps.timeout = defaultPollTimeout
+		}
+		if ps.until, err = expr.Compile(p.Until); err != nil {
+			return nil, fmt.Errorf("poll.until: %w", err)
+		}
+		if p.FailWhen != "" {
+			if ps.failWhen, err = expr.Compile(p.FailWhen); err != nil {
+				return nil, fmt.Errorf("poll.failWhen: %w", err)
+			}
+		}
+		s.poll = ps
+	}
+	return s, nil
+}
+
+func templates(m map[string]string) ([]namedTemplate, error) {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]namedTemplate, 0, len(m))
+	for _, k := range names {
+		t, err := expr.ParseTemplate(m[k])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out = append(out, namedTemplate{k, t})
+	}
+	return out, nil
+}
+
+// needsDoc reports whether building the request needs the invocation
+// document (any interpolation); a plain passthrough step does not.
+func (s *httpStep) needsDoc() bool {
+	if !s.url.IsLiteral() {
+		return true
+	}
+	for _, h := range append(s.headers, s.query...) {
+		if !h.t.IsLiteral() {
+			return true
+		}
+	}
+	return false
+}
+
+func hasBody(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
+}
+
+// prepared is a request ready to be sent (and re-sent on retry or poll).
+type prepared struct {
+	method      string
+	url         string
+	header      http.Header
+	body        []byte
+	contentType string
+}
+
+func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*prepared, error) {
+	var doc map[string]any
+	if st.reqT != nil || s.needsDoc() {
+		var err error
+		if doc, err = inv.Doc(); err != nil {
+			return nil, err
+		}
+	}
+	render := func(t *expr.Template) (string, error) {
+		if t.IsLiteral() {
+			return t.Render(ctx, nil, nil)
+		}
+		return t.Render(ctx, doc, doc)
+	}
+	p := &prepared{method: s.method, header: make(http.Header, len(s.headers)+2)}
+	u, err := render(s.url)
+	if err != nil {
+		return nil, phaseErr(st, "http.url", err)
+	}
+	if len(s.query) > 0 {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			return nil, phaseErr(st, "http.url", err)
+		}
+		q := parsed.Query()
+		for _, nt := range s.query {
+			v, err := render(nt.t)
+			if err != nil {
+				return nil, phaseErr(st, "http.query."+nt.name, err)
+			}
+			q.Set(nt.name, v)
+		}
+		parsed.RawQuery = q.Encode()
+		u = parsed.String()
+	}
+	p.url = u
+	for _, nt := range s.headers {
+		v, err := render(nt.t)
+		if err != nil {
+			return nil, phaseErr(st, "http.headers."+nt.name, err)
+		}
+		p.header.Set(nt.name, v)
+	}
+	if inv.Req.TraceID != "" && p.header.Get("X-Trace-Id") == "" {
+		p.header.Set("X-Trace-Id", inv.Req.TraceID)
+	}
+	switch {
+	case st.reqT != nil:
+		v, err := st.reqT.Run(ctx, doc, doc)
+		if err != nil && !errors.Is(err, expr.ErrNoOutput) {
+			return nil, phaseErr(st, "transforms.request", err)
+		}
+		if str, ok := v.(string); ok {
+			p.body, p.contentType = []byte(str), "text/plain; charset=utf-8"
+		} else if p.body, err = marshal(v); err != nil {
+			return nil, phaseErr(st, "transforms.request", err)
+		} else {
+			p.contentType = "application/json"
+		}
+	case hasBody(s.method):
+		// No request transform: the caller's body passes through as it is.
+		body := inv.Body()
+		if body.hasVal {
+			v, _ := body.Value()
+			b, err := marshal(v)
+			if err != nil {
+				return nil, phaseErr(st, "body", err)
+			}
+			p.body, p.contentType = b, "application/json"
+		} else {
+			p.body, p.contentType = body.raw, body.contentType
+		}
+	}
+	if p.contentType != "" && p.header.Get("Content-Type") == "" && len(p.body) > 0 {
+		p.header.Set("Content-Type", p.contentType)
+	}
+	return p, nil
+}
+
+func phaseErr(st *step, phase string, err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q %s: %v", st.id, phase, err), Step: st.id, Phase: phase, Err: err}
+}
+
+func (s *httpStep) run(ctx context.Context, inv *Invocation, st *step, res *StepResult) (*Output, *rawResult, error) {
+	p, err := s.prepare(ctx, inv, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Request = map[string]any{"method": p.method, "url": p.url, "body": bodyText(p.body)}
+	if s.poll != nil {
+		return s.runPoll(ctx, inv, st, p, res)
+	}
+	raw, err := s.callWithRetry(ctx, st, p, res, s.stream && st.respT == nil)
+	if raw != nil {
+		res.Status = raw.status
+		res.Response = responseRecord(raw)
+	}
+	if err != nil {
+		return nil, raw, err
+	}
+	return raw.body, raw, nil
+}
+
+func bodyText(b []byte) string { return string(b) }
+
+func responseRecord(raw *rawResult) map[string]any {
+	r := map[string]any{"status": raw.status}
+	if raw.body != nil {
+		if raw.body.stream != nil {
+			r["body"] = "(streamed)"
+		} else {
+			r["body"] = string(raw.body.raw)
+		}
+	}
+	return r
+}
+
+// callWithRetry sends p, retrying connection failures and 502/503/504 for
+// idempotent methods (or any method with retry.force).
+func (s *httpStep) callWithRetry(ctx context.Context, st *step, p *prepared, res *StepResult, stream bool) (*rawResult, error) {
+	attempts := 1
+	if s.retries > 0 && (s.force || idempotent(p.method)) {
+		attempts += s.retries
+	}
+	backoff := s.backoff
+	var raw *rawResult
+	var err error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			if werr := sleep(ctx, backoff); werr != nil {
+				break
+			}
+			backoff *= 2
+		}
+		res.Attempts++
+		raw, err = s.call(ctx, st, p, stream)
+		if err == nil || !retryable(raw, err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return raw, err
+}
+
+func idempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+func retryable(raw *rawResult, err error) bool {
+	if raw == nil {
+		return true // no answer: connection refused, reset, timeout
+	}
+	switch raw.status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// call makes one attempt. A non-2xx answer is an error that still carries
+// the raw result, so the error transform can read it.
+func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream bool) (*rawResult, error) {
+	actx, cancel := context.WithTimeout(ctx, s.timeout)
+	var body io.Reader
+	if p.body != nil {
+		body = bytes.NewReader(p.body)
+	}
+	req, err := http.NewRequestWithContext(actx, p.method, p.url, body)
+	if err != nil {
+		cancel()
+		return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: bad upstream request: %v", st.id, err), Step: st.id, Err: err}
+	}
+	req.Header = p.header.Clone()
+	resp, err := s.env.Client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, s.transportError(ctx, st, err)
+	}
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if stream && ok {
+		out := &Output{stream: &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, contentType: resp.Header.Get("Content-Type"), limit: s.env.MaxResponseBytes}
+		return &rawResult{status: resp.StatusCode, headers: resp.Header, body: out}, nil
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, s.env.MaxResponseBytes+1))
+	if err != nil {
+		return nil, s.transportError(ctx, st, err)
+	}
+	if int64(len(b)) > s.env.MaxResponseBytes {
+		return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: upstream response larger than %d bytes", st.id, s.env.MaxResponseBytes), Step: st.id}
+	}
+	raw := &rawResult{status: resp.StatusCode, headers: resp.Header, body: RawOutput(b, resp.Header.Get("Content-Type"))}
+	if !ok {
+		return raw, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q failed: upstream answered HTTP %d", st.id, resp.StatusCode), Step: st.id}
+	}
+	return raw, nil
+}
+
+func (s *httpStep) transportError(ctx context.Context, st *step, err error) *Error {
+	if ctx.Err() != nil {
+		return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled: %v", st.id, ctx.Err()), Step: st.id, Err: err}
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q timed out after %s", st.id, s.timeout), Step: st.id, Err: err}
+	}
+	return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q failed: %s", st.id, upstreamReason(err)), Step: st.id, Err: err}
+}
+
+// upstreamReason shortens a transport error to what an operator needs.
+func upstreamReason(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		return "upstream refused the connection"
+	case strings.Contains(msg, "connection reset"), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "upstream closed the connection"
+	case strings.Contains(msg, "no such host"):
+		return "upstream host not found"
+	}
+	return msg
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// runPoll repeats the call until poll.until holds, poll.failWhen holds, or
+// poll.timeout passes.
+func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *prepared, res *StepResult) (*Output, *rawResult, error) {
+	doc, err := inv.Doc()
+	if err != nil {
+		return nil, nil, err
+	}
+	deadline := time.Now().Add(s.poll.timeout)
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		raw, err := s.callWithRetry(pctx, st, p, res, false)
+		if raw != nil {
+			res.Status = raw.status
+			res.Response = responseRecord(raw)
+		}
+		if err != nil {
+			if pctx.Err() != nil && ctx.Err() == nil {
+				return nil, raw, s.pollTimeout(st)
+			}
+			return nil, raw, err
+		}
+		in, verr := raw.value()
+		if verr != nil {
+			return nil, raw, verr
+		}
+		if s.poll.failWhen != nil {
+			v, err := s.poll.failWhen.Run(pctx, in, doc)
+			if err != nil && !errors.Is(err, expr.ErrNoOutput) {
+				return nil, raw, phaseErr(st, "http.poll.failWhen", err)
+			}
+			if expr.Truthy(v) {
+				return nil, raw, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q failed: poll.failWhen matched after %d calls", st.id, res.Attempts), Step: st.id}
+			}
+		}
+		v, err := s.poll.until.Run(pctx, in, doc)
+		if err != nil && !errors.Is(err, expr.ErrNoOutput) {
+			return nil, raw, phaseErr(st, "http.poll.until", err)
+		}
+		if expr.Truthy(v) {
+			return raw.body, raw, nil
+		}
+		if sleep(pctx, s.poll.interval) != nil {
+			if ctx.Err() != nil {
+				return nil, raw, &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled", st.id), Step: st.id}
+			}
+			return nil, raw, s.pollTimeout(st)
+		}
+	}
+}
+
+func (s *httpStep) pollTimeout(st *step) *Error {
+	return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q timed out: poll.until not reached within %s", st.id, s.poll.timeout), Step: st.id}
+}

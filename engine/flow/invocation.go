@@ -1,0 +1,297 @@
+// Package flow compiles an API definition into a flow of steps and runs it
+// for one request: input validation, http and script steps, jq transforms
+// and conditions. A compiled Flow is immutable and safe for concurrent use;
+// everything it compiles (jq programs, templates, scripts, input schema) is
+// built once per reload, never per request.
+package flow
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Request is what the portal hands to a flow: the caller's request after
+// the security chain.
+type Request struct {
+	Method      string
+	Path        string
+	Header      http.Header
+	Query       url.Values
+	Body        []byte // decrypted body
+	ContentType string
+	APICode     string
+	Version     string
+	AppID       string
+	TenantID    string
+	ClientID    string
+	IP          string
+	User        map[string]any // the anonymous user, or nil
+	TraceID     string
+}
+
+// Output is what a step produced: decoded lazily from raw bytes, a value,
+// or a stream that has not been read yet.
+type Output struct {
+	raw         []byte
+	contentType string
+	val         any
+	hasVal      bool
+	stream      io.ReadCloser
+	limit       int64 // bound for reading stream when its value is needed
+}
+
+// ValueOutput wraps an already decoded value.
+func ValueOutput(v any) *Output { return &Output{val: v, hasVal: true} }
+
+// RawOutput wraps bytes that are decoded only when a program needs them.
+func RawOutput(raw []byte, contentType string) *Output {
+	return &Output{raw: raw, contentType: contentType}
+}
+
+// Value returns the decoded value: JSON when the bytes are JSON (numbers
+// kept exact as json.Number), otherwise the text as a string.
+func (o *Output) Value() (any, error) {
+	if o == nil {
+		return nil, nil
+	}
+	if o.hasVal {
+		return o.val, nil
+	}
+	if o.stream != nil {
+		if err := o.drain(); err != nil {
+			return nil, err
+		}
+	}
+	o.val, o.hasVal = decodeBody(o.raw), true
+	return o.val, nil
+}
+
+func (o *Output) drain() error {
+	defer func() { o.stream.Close(); o.stream = nil }()
+	b, err := io.ReadAll(io.LimitReader(o.stream, o.limit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(b)) > o.limit {
+		return fmt.Errorf("streamed body larger than %d bytes cannot be used by a transform", o.limit)
+	}
+	o.raw = b
+	return nil
+}
+
+// decodeBody decodes JSON bytes; anything else is kept as text. Empty is null.
+func decodeBody(b []byte) any {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var v any
+		if dec.Decode(&v) == nil {
+			return v
+		}
+	}
+	return string(b)
+}
+
+// JSON returns the output as JSON bytes for the envelope. Raw JSON bytes
+// pass through untouched; text becomes a JSON string.
+func (o *Output) JSON() ([]byte, error) {
+	if o == nil {
+		return []byte("null"), nil
+	}
+	if !o.hasVal && o.stream == nil {
+		trimmed := bytes.TrimSpace(o.raw)
+		if len(trimmed) == 0 {
+			return []byte("null"), nil
+		}
+		if json.Valid(trimmed) {
+			return trimmed, nil
+		}
+	}
+	v, err := o.Value()
+	if err != nil {
+		return nil, err
+	}
+	return marshal(v)
+}
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// Stream returns the unread body of a streaming step and its content type;
+// nil when the output is not a stream.
+func (o *Output) Stream() (io.ReadCloser, string) {
+	if o == nil || o.stream == nil {
+		return nil, ""
+	}
+	return o.stream, o.contentType
+}
+
+// Close releases an unread stream.
+func (o *Output) Close() {
+	if o != nil && o.stream != nil {
+		o.stream.Close()
+		o.stream = nil
+	}
+}
+
+// StepResult records what one step did, for the access log and the debug
+// invoke.
+type StepResult struct {
+	ID       string        `json:"id"`
+	Type     string        `json:"type"`
+	Skipped  bool          `json:"skipped,omitempty"`
+	Request  any           `json:"request,omitempty"`
+	Response any           `json:"response,omitempty"`
+	Status   int           `json:"status,omitempty"`
+	Elapsed  time.Duration `json:"elapsed"`
+	Error    string        `json:"error,omitempty"`
+	Attempts int           `json:"attempts,omitempty"`
+}
+
+// Error is a failed flow: the HTTP status and message of the envelope, and
+// where it happened.
+type Error struct {
+	Status  int
+	Message string
+	Step    string // step id, "" when not in a step
+	Phase   string // e.g. "transforms.response", "when", "input"
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Invocation is the state of one run: the request, the step outputs and the
+// invocation document that jq programs and scripts see.
+type Invocation struct {
+	Req     *Request
+	Results []StepResult
+
+	body    *Output
+	outputs map[string]*Output
+	order   []string
+	doc     map[string]any // built on first use, then kept up to date
+	steps   map[string]any
+	vars    map[string]any
+}
+
+func newInvocation(req *Request) *Invocation {
+	return &Invocation{
+		Req:     req,
+		body:    RawOutput(req.Body, req.ContentType),
+		outputs: make(map[string]*Output, 4),
+	}
+}
+
+// setOutput stores a step's output.
+func (inv *Invocation) setOutput(id string, out *Output) error {
+	inv.outputs[id] = out
+	inv.order = append(inv.order, id)
+	if inv.doc != nil {
+		v, err := out.Value()
+		if err != nil {
+			return err
+		}
+		inv.steps[id] = v
+	}
+	return nil
+}
+
+// Doc returns the invocation document:
+// {request: {...}, traceId, steps: {id: output}, vars: {}}.
+func (inv *Invocation) Doc() (map[string]any, error) {
+	if inv.doc != nil {
+		return inv.doc, nil
+	}
+	body, err := inv.body.Value()
+	if err != nil {
+		return nil, err
+	}
+	r := inv.Req
+	headers := make(map[string]any, len(r.Header))
+	for k, v := range r.Header {
+		headers[k] = strings.Join(v, ", ")
+	}
+	query := make(map[string]any, len(r.Query))
+	for k, v := range r.Query {
+		query[k] = strings.Join(v, ",")
+	}
+	var user any
+	if r.User != nil {
+		user = r.User
+	}
+	inv.steps = make(map[string]any, len(inv.outputs))
+	for _, id := range inv.order {
+		v, err := inv.outputs[id].Value()
+		if err != nil {
+			return nil, err
+		}
+		inv.steps[id] = v
+	}
+	if inv.vars == nil {
+		inv.vars = map[string]any{}
+	}
+	inv.doc = map[string]any{
+		"request": map[string]any{
+			"method":   r.Method,
+			"path":     r.Path,
+			"headers":  headers,
+			"query":    query,
+			"body":     body,
+			"apiCode":  r.APICode,
+			"version":  r.Version,
+			"appId":    r.AppID,
+			"tenantId": r.TenantID,
+			"clientId": r.ClientID,
+			"ip":       r.IP,
+			"user":     user,
+		},
+		"traceId": r.TraceID,
+		"steps":   inv.steps,
+		"vars":    inv.vars,
+	}
+	return inv.doc, nil
+}
+
+// setBody replaces the request body (API-level request transform).
+func (inv *Invocation) setBody(v any) error {
+	inv.body = ValueOutput(v)
+	if inv.doc != nil {
+		inv.doc["request"].(map[string]any)["body"] = v
+	}
+	return nil
+}
+
+// Body returns the current request body.
+func (inv *Invocation) Body() *Output { return inv.body }
+
+// Output returns the output of step id, or nil.
+func (inv *Invocation) Output(id string) *Output { return inv.outputs[id] }
+
+// close releases unread streams except keep.
+func (inv *Invocation) close(keep *Output) {
+	for _, o := range inv.outputs {
+		if o != keep {
+			o.Close()
+		}
+	}
+}
+
+var errNoValue = errors.New("no value")

@@ -1,0 +1,216 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/databus-gateway/databus/engine/config"
+)
+
+// scriptStep runs a JavaScript main(ctx). The program is compiled once; a
+// pool of runtimes that already ran it serves requests. After the top level
+// ran, the global object and everything reachable from it is frozen, so no
+// request can leave state behind for the next one.
+type scriptStep struct {
+	prog    *goja.Program
+	timeout time.Duration
+	pool    sync.Pool
+}
+
+// freeze deep-freezes the global object, its values and the built-ins'
+// prototypes.
+const freeze = `(function () {
+  var seen = new Set();
+  function deep(o) {
+    if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
+    seen.add(o);
+    Object.freeze(o);
+    Object.getOwnPropertyNames(o).forEach(function (k) {
+      var d = Object.getOwnPropertyDescriptor(o, k);
+      if (d && "value" in d) deep(d.value);
+    });
+    deep(Object.getPrototypeOf(o));
+  }
+  deep(globalThis);
+})();`
+
+var freezeProg = goja.MustCompile("freeze", freeze, false)
+
+func compileScript(cs *config.Step) (*scriptStep, error) {
+	prog, err := goja.Compile(cs.ID, cs.Script.Source, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &scriptStep{prog: prog, timeout: cs.Script.Timeout.D()}
+	if s.timeout == 0 {
+		s.timeout = 100 * time.Millisecond
+	}
+	// Fail at compile time, not on the first request, if main is missing.
+	rt, err := s.newRuntime()
+	if err != nil {
+		return nil, err
+	}
+	s.pool.Put(rt)
+	return s, nil
+}
+
+type jsRuntime struct {
+	rt   *goja.Runtime
+	main goja.Callable
+}
+
+func (s *scriptStep) newRuntime() (*jsRuntime, error) {
+	rt := goja.New()
+	rt.SetFieldNameMapper(goja.TagFieldNameMapper("json", true))
+	// The top level runs once per runtime: bound it like a request.
+	timer := time.AfterFunc(time.Second, func() { rt.Interrupt("top level took longer than 1s") })
+	defer timer.Stop()
+	if _, err := rt.RunProgram(s.prog); err != nil {
+		return nil, fmt.Errorf("script top level: %w", err)
+	}
+	main, ok := goja.AssertFunction(rt.Get("main"))
+	if !ok {
+		return nil, errors.New("script must define a function main(ctx)")
+	}
+	if _, err := rt.RunProgram(freezeProg); err != nil {
+		return nil, fmt.Errorf("script sandbox: %w", err)
+	}
+	return &jsRuntime{rt: rt, main: main}, nil
+}
+
+func (s *scriptStep) run(ctx context.Context, inv *Invocation, st *step, res *StepResult) (*Output, *rawResult, error) {
+	res.Attempts = 1
+	doc, err := inv.Doc()
+	if err != nil {
+		return nil, nil, err
+	}
+	js, _ := s.pool.Get().(*jsRuntime)
+	if js == nil {
+		if js, err = s.newRuntime(); err != nil {
+			return nil, nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q: %v", st.id, err), Step: st.id, Err: err}
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	stop := context.AfterFunc(sctx, func() { js.rt.Interrupt(sctx.Err()) })
+	v, err := js.main(goja.Undefined(), js.rt.ToValue(toJS(doc)))
+	stopped := !stop()
+	if err != nil {
+		var ie *goja.InterruptedError
+		if errors.As(err, &ie) || stopped {
+			// An interrupted runtime is discarded: its state is unknown.
+			if ctx.Err() != nil {
+				return nil, nil, &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled", st.id), Step: st.id, Err: err}
+			}
+			return nil, nil, &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: script timed out after %s", st.id, s.timeout), Step: st.id, Err: err}
+		}
+		s.pool.Put(js)
+		msg := err.Error()
+		var ex *goja.Exception
+		if errors.As(err, &ex) {
+			msg = ex.Value().String()
+		}
+		return nil, nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q: script error: %s", st.id, msg), Step: st.id, Err: err}
+	}
+	out, cerr := fromJS(v)
+	s.pool.Put(js)
+	if cerr != nil {
+		return nil, nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q: script result: %v", st.id, cerr), Step: st.id, Err: cerr}
+	}
+	res.Response = out
+	o := ValueOutput(out)
+	return o, &rawResult{status: http.StatusOK, body: o}, nil
+}
+
+// toJS converts the invocation document into plain values goja maps to
+// native objects: json.Number becomes a float64 (or stays a string when it
+// does not fit one exactly).
+func toJS(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = toJS(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			a[i] = toJS(e)
+		}
+		return a
+	case json.Number:
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return string(x)
+	}
+	return v
+}
+
+// fromJS exports a script's return value as JSON-shaped Go values.
+func fromJS(v goja.Value) (any, error) {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil, nil
+	}
+	return normalize(v.Export(), 0)
+}
+
+func normalize(v any, depth int) (any, error) {
+	if depth > 64 {
+		return nil, errors.New("value nested deeper than 64 levels")
+	}
+	switch x := v.(type) {
+	case nil, bool, string:
+		return x, nil
+	case int64:
+		if x >= math.MinInt && x <= math.MaxInt {
+			return int(x), nil
+		}
+		return json.Number(strconv.FormatInt(x, 10)), nil
+	case int:
+		return x, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, nil // JSON.stringify turns them into null too
+		}
+		return x, nil
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			n, err := normalize(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = n
+		}
+		return m, nil
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			n, err := normalize(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			a[i] = n
+		}
+		return a, nil
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano), nil
+	}
+	// Anything else (functions, symbols, typed arrays): through JSON.
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("return value is not JSON: %v", err)
+	}
+	return decodeBody(b), nil
+}

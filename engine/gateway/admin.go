@@ -1,0 +1,40 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Admin returns the admin listener's handler: health, readiness and the
+// last reload. The read-only REST API and pages extend it.
+func (s *Server) Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		snap := s.Current()
+		body := map[string]any{"ready": false}
+		if snap != nil {
+			body["revision"] = snap.Revision
+		}
+		if last := s.LastReload(); last != nil {
+			body["lastReload"] = last
+		}
+		if !s.ready.Load() || snap == nil {
+			writeJSON(w, http.StatusServiceUnavailable, body)
+			return
+		}
+		body["ready"] = true
+		writeJSON(w, http.StatusOK, body)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}

@@ -1,0 +1,306 @@
+// Package gateway wires Databus together: it owns the long-lived resources
+// (upstream HTTP transport, listeners), loads the repository into a
+// Snapshot, swaps in a new one on every valid change (file watcher, SIGHUP,
+// Reload), and serves the portal and the admin listener.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/portal"
+	"github.com/databus-gateway/databus/engine/snapshot"
+)
+
+// Options are the boot-time settings: they never reload.
+type Options struct {
+	Dir          string        // the config repository
+	Listen       string        // portal address, e.g. ":8080"
+	AdminListen  string        // admin address, e.g. "127.0.0.1:8081"
+	Logger       *slog.Logger  // nil: discard
+	Debounce     time.Duration // quiet time before a burst of file changes reloads (default 200ms)
+	DrainTimeout time.Duration // graceful shutdown bound (default 15s)
+	NoWatch      bool          // do not watch files (reload by SIGHUP or Reload only)
+}
+
+// ReloadResult is the outcome of one reload attempt, kept for the admin view.
+type ReloadResult struct {
+	At       time.Time           `json:"at"`
+	Reason   string              `json:"reason"`
+	OK       bool                `json:"ok"`
+	Changed  bool                `json:"changed"`
+	Revision string              `json:"revision"`
+	Errors   []config.Diagnostic `json:"errors,omitempty"`
+	Error    string              `json:"error,omitempty"`
+	Duration time.Duration       `json:"durationNs"`
+}
+
+// Server is one running gateway.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	current atomic.Pointer[snapshot.Snapshot]
+	last    atomic.Pointer[ReloadResult]
+	ready   atomic.Bool
+
+	reloadMu sync.Mutex // one reload at a time
+	envMu    sync.Mutex
+	env      *flow.Env
+	envKey   envKey
+
+	portal *portal.Handler
+}
+
+// ErrInvalidRepository is returned by New when the repository does not load.
+var ErrInvalidRepository = errors.New("the config repository is invalid")
+
+// New loads the repository; it fails when the repository is invalid, since
+// there is nothing to serve yet.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 200 * time.Millisecond
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 15 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	s.portal = portal.New(s.Current, s.log)
+	res := s.Reload("start")
+	if !res.OK {
+		if res.Error != "" {
+			return nil, fmt.Errorf("%w: %s", ErrInvalidRepository, res.Error)
+		}
+		return nil, fmt.Errorf("%w:\n%s", ErrInvalidRepository, config.Diagnostics(res.Errors).Error())
+	}
+	return s, nil
+}
+
+// Current returns the Snapshot being served.
+func (s *Server) Current() *snapshot.Snapshot { return s.current.Load() }
+
+// LastReload returns the outcome of the latest reload attempt.
+func (s *Server) LastReload() *ReloadResult { return s.last.Load() }
+
+// Portal returns the portal handler.
+func (s *Server) Portal() http.Handler { return s.portal }
+
+// Reload loads the repository again and swaps it in when it is valid and
+// differs from the one serving. A failed reload keeps the old Snapshot.
+func (s *Server) Reload(reason string) ReloadResult {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	start := time.Now()
+	res := ReloadResult{At: start, Reason: reason}
+	defer func() {
+		res.Duration = time.Since(start)
+		s.last.Store(&res)
+	}()
+	repo, diags, err := config.Load(s.opts.Dir)
+	if err != nil {
+		res.Error = err.Error()
+		s.log.Error("reload failed: repository unreadable", "reason", reason, "error", err)
+		return res
+	}
+	if diags.HasErrors() {
+		res.Errors = diags.Errors()
+		s.log.Error("reload refused: the repository is invalid; the previous configuration keeps serving",
+			"reason", reason, "errors", len(res.Errors), "first", res.Errors[0].String())
+		for _, d := range res.Errors {
+			s.log.Warn("invalid config", "at", d.String())
+		}
+		return res
+	}
+	cur := s.current.Load()
+	if cur != nil && cur.Revision == repo.Hash {
+		res.OK, res.Revision = true, cur.Revision
+		s.log.Debug("reload skipped: content unchanged", "reason", reason)
+		return res
+	}
+	snap, err := snapshot.Build(repo, s.envFor(repo.Settings))
+	if err != nil {
+		res.Error = err.Error()
+		s.log.Error("reload refused: compile failed; the previous configuration keeps serving", "reason", reason, "error", err)
+		return res
+	}
+	s.current.Store(snap)
+	res.OK, res.Changed, res.Revision = true, true, snap.Revision
+	s.log.Info("configuration loaded", "reason", reason, "revision", short(snap.Revision),
+		"apis", len(repo.APIs), "credentials", len(repo.Credentials), "policies", len(repo.Policies),
+		"warnings", len(diags), "took", time.Since(start).Round(time.Microsecond))
+	return res
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+type envKey struct {
+	pool        bool
+	maxIdle     int
+	timeout     time.Duration
+	maxResponse int64
+}
+
+// envFor returns the flow environment for settings: the same one (and so
+// the same connection pool) while the webClient settings do not change.
+func (s *Server) envFor(st *config.Settings) *flow.Env {
+	wc := st.Gateway.WebClient
+	key := envKey{*wc.ConnectionPoolEnabled, wc.MaxIdleConnsPerHost, wc.Timeout.D(), wc.MaxResponseBytes}
+	s.envMu.Lock()
+	defer s.envMu.Unlock()
+	if s.env != nil && s.envKey == key {
+		return s.env
+	}
+	old := s.env
+	tr := newTransport(key)
+	s.env = &flow.Env{Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}, DefaultTimeout: key.timeout, MaxResponseBytes: key.maxResponse}
+	s.envKey = key
+	if key.pool {
+		s.log.Info("upstream connection pool enabled", "maxIdleConnsPerHost", key.maxIdle)
+	} else {
+		s.log.Info("upstream connection pool disabled: every upstream call opens a new connection (gateway.webClient.connectionPoolEnabled: false)")
+	}
+	if old != nil {
+		// In-flight requests of the old Snapshot may still use it; idle
+		// connections are closed once they had time to finish.
+		time.AfterFunc(time.Minute, old.Client.CloseIdleConnections)
+	}
+	return s.env
+}
+
+func newTransport(k envKey) *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // upstreams are addressed directly, never through the environment's proxy
+		DialContext:           d.DialContext,
+		MaxIdleConns:          4 * k.maxIdle,
+		MaxIdleConnsPerHost:   k.maxIdle,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableKeepAlives:     !k.pool,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// noRedirect hands 3xx answers to the flow instead of following them.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Run serves the portal and the admin listener until ctx ends, then shuts
+// down gracefully: readiness turns false, in-flight requests finish within
+// DrainTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.checkAdminBind(); err != nil {
+		return err
+	}
+	portalLn, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("portal listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", s.opts.AdminListen)
+	if err != nil {
+		portalLn.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	return s.Serve(ctx, portalLn, adminLn)
+}
+
+// Serve is Run on listeners the caller opened (tests use port 0).
+func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) error {
+	portalSrv := &http.Server{
+		Handler:           s.portal,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	adminSrv := &http.Server{
+		Handler:           s.Admin(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var wg sync.WaitGroup
+	if !s.opts.NoWatch {
+		w, err := newWatcher(s.opts.Dir, s.opts.Debounce, s.log)
+		if err != nil {
+			s.log.Warn("file watching unavailable; reload with SIGHUP or the refresh endpoint", "error", err)
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.run(watchCtx, func() { s.Reload("file change") })
+			}()
+		}
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- serveErr(portalSrv.Serve(portalLn)) }()
+	go func() { errc <- serveErr(adminSrv.Serve(adminLn)) }()
+	s.ready.Store(true)
+	s.log.Info("databus serving", "portal", portalLn.Addr().String(), "admin", adminLn.Addr().String(),
+		"basePaths", s.Current().BasePaths)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down: draining in-flight requests", "timeout", s.opts.DrainTimeout)
+	stopWatch()
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+	defer cancel()
+	if err := portalSrv.Shutdown(sctx); err != nil {
+		s.log.Warn("portal did not drain in time", "error", err)
+		portalSrv.Close()
+	}
+	adminSrv.Shutdown(sctx)
+	wg.Wait()
+	s.log.Info("stopped")
+	return runErr
+}
+
+func serveErr(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// checkAdminBind refuses an admin listener reachable from other hosts when
+// no admin token protects it.
+func (s *Server) checkAdminBind() error {
+	if len(s.Current().Settings.Admin.Tokens) > 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(s.opts.AdminListen)
+	if err != nil {
+		return fmt.Errorf("admin listener %q: %w", s.opts.AdminListen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	s.log.Warn("refusing a non-loopback admin listener without admin.tokens", "adminListen", s.opts.AdminListen)
+	return fmt.Errorf("admin listener %s: without admin.tokens in databus.yaml the admin listener binds to loopback only (e.g. --admin-listen 127.0.0.1:8081)", s.opts.AdminListen)
+}

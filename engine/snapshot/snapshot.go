@@ -1,0 +1,107 @@
+// Package snapshot builds the immutable view of a loaded repository that the
+// portal serves from: settings, compiled flows, credentials, policies and
+// the revision they came from. A Snapshot is built beside the one serving
+// and swapped in with one pointer store; it is never modified afterwards,
+// so readers need no locks.
+package snapshot
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/flow"
+)
+
+// Snapshot is one loaded, fully compiled repository.
+type Snapshot struct {
+	Repo     *config.Repository
+	Settings *config.Settings
+	Revision string // the repository's content hash (git revision once gitops lands)
+	LoadedAt time.Time
+
+	// Portal settings parsed once.
+	BasePaths      []string
+	AllowedIPs     []netip.Prefix
+	DeniedIPs      []netip.Prefix
+	TrustedProxies []netip.Prefix
+
+	routes map[routeKey]*Route
+}
+
+type routeKey struct{ code, version string }
+
+// Route is one API as the portal sees it.
+type Route struct {
+	API     *config.Api
+	Flow    *flow.Flow
+	Methods map[string]bool
+	Allow   string // the Allow header of a 405
+}
+
+// Build compiles every API of repo into a new Snapshot. env carries the
+// long-lived resources (HTTP client) the flows use.
+func Build(repo *config.Repository, env *flow.Env) (*Snapshot, error) {
+	s := &Snapshot{
+		Repo:     repo,
+		Settings: repo.Settings,
+		Revision: repo.Hash,
+		LoadedAt: time.Now(),
+		routes:   make(map[routeKey]*Route, len(repo.APIs)),
+	}
+	p := repo.Settings.APIPortal
+	s.BasePaths = append([]string{p.BasePath}, p.LegacyBasePaths...)
+	var err error
+	if s.AllowedIPs, err = prefixes(p.AllowedIPs); err != nil {
+		return nil, fmt.Errorf("apiPortal.allowedIps: %w", err)
+	}
+	if s.DeniedIPs, err = prefixes(p.DeniedIPs); err != nil {
+		return nil, fmt.Errorf("apiPortal.deniedIps: %w", err)
+	}
+	if s.TrustedProxies, err = prefixes(p.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("apiPortal.trustedProxies: %w", err)
+	}
+	for _, a := range repo.APIs {
+		f, err := flow.Compile(a, env)
+		if err != nil {
+			return nil, err
+		}
+		r := &Route{API: a, Flow: f, Methods: map[string]bool{}}
+		for i, m := range a.Methods {
+			r.Methods[m] = true
+			if i > 0 {
+				r.Allow += ", "
+			}
+			r.Allow += m
+		}
+		s.routes[routeKey{a.Code, a.Version}] = r
+	}
+	return s, nil
+}
+
+func prefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		p, err := config.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Route returns the API code:version whatever its status, or nil.
+func (s *Snapshot) Route(code, version string) *Route {
+	return s.routes[routeKey{code, version}]
+}
+
+// Online returns the API code:version when it is served, or nil.
+func (s *Snapshot) Online(code, version string) *Route {
+	r := s.routes[routeKey{code, version}]
+	if r == nil || r.API.Status != config.StatusOnline {
+		return nil
+	}
+	return r
+}
