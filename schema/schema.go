@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -124,10 +125,14 @@ func Validate(kind Kind, doc any) []Violation {
 	if !ok {
 		return []Violation{{Message: err.Error()}}
 	}
+	return collect(ve, doc)
+}
+
+func collect(ve *jsonschema.ValidationError, doc any) []Violation {
 	var out []Violation
 	seen := map[string]bool{}
 	for _, leaf := range leaves(ve) {
-		for _, v := range translate(leaf) {
+		for _, v := range translate(leaf, doc) {
 			k := fmt.Sprintf("%s|%d|%s|%s", v.Pointer, v.Kind, v.Key, v.Message)
 			if !seen[k] {
 				seen[k] = true
@@ -166,7 +171,30 @@ func quotedNames(s string) []string {
 	return names
 }
 
-func translate(ve *jsonschema.ValidationError) []Violation {
+// UserViolations explains why CompileUser refused a schema: the violations
+// of the JSON Schema meta-schema, with pointers relative to the schema.
+func UserViolations(err error) []Violation {
+	var se *jsonschema.SchemaError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(se.Err, &ve) {
+		return nil
+	}
+	out := collect(ve, nil)
+	for i := range out {
+		if out[i].Kind != BadValue {
+			out[i].Pointer += "/" + out[i].Key
+			out[i].Kind = BadValue
+		}
+	}
+	return out
+}
+
+var equalItemsRE = regexp.MustCompile(`^items at index (\d+) and (\d+) are equal$`)
+
+func translate(ve *jsonschema.ValidationError, doc any) []Violation {
 	ptr := ve.InstanceLocation
 	kw := ve.AbsoluteKeywordLocation
 	switch {
@@ -194,13 +222,50 @@ func translate(ve *jsonschema.ValidationError) []Violation {
 		}
 		return out
 	case strings.HasPrefix(ve.Message, "does not match pattern "):
-		msg := "value " + ve.Message
+		pattern := node(strings.TrimSuffix(kw, "/pattern"))["pattern"]
+		msg := fmt.Sprintf("value does not match the pattern %v", pattern)
+		if value, ok := at(doc, ptr).(string); ok {
+			msg = fmt.Sprintf("%q does not match the pattern %v", value, pattern)
+		}
 		if d := firstSentence(description(strings.TrimSuffix(kw, "/pattern"))); d != "" {
-			msg += ": expected " + d
+			msg += " (" + d + ")"
 		}
 		return []Violation{{Pointer: ptr, Message: msg}}
 	}
+	if m := equalItemsRE.FindStringSubmatch(ve.Message); m != nil {
+		item := ptr + "/" + m[2]
+		b, _ := json.Marshal(at(doc, item))
+		return []Violation{{Pointer: item, Message: fmt.Sprintf("duplicate item %s (also at index %s): items must be unique", b, m[1])}}
+	}
+	if strings.Contains(ve.Message, "jsonschema: '") || strings.Contains(kw, "://json-schema.org/") {
+		// A meta-schema location means nothing to an operator.
+		return []Violation{{Pointer: ptr, Message: ve.Message}}
+	}
 	return []Violation{{Pointer: ptr, Message: ve.Message}}
+}
+
+// at returns the value at a JSON pointer of doc, or nil.
+func at(doc any, ptr string) any {
+	v := doc
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[tok]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(tok, &i); err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
 }
 
 // node returns the raw schema object at an absolute keyword location such as

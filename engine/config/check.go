@@ -78,14 +78,11 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 	}
 	h := s.Hooks
 	if (h.ClientAuthentication || h.SiteAuthentication || h.Permission) && h.Server == "" {
-		d.errorf("/hooks", "hooks are enabled but hooks.server is empty: name the registered server that serves them")
+		d.errorAtKey("/hooks", "hooks are enabled but hooks.server is empty: name the registered server that serves them")
 	}
-	if s.Gateway.WebClient.Timeout.D() <= 0 {
-		d.errorf("/gateway/webClient/timeout", "timeout must be greater than 0")
-	}
-	if s.Hooks.Timeout.D() <= 0 {
-		d.errorf("/hooks/timeout", "timeout must be greater than 0")
-	}
+	checkPositive(d, "/gateway/webClient/timeout", s.Gateway.WebClient.Timeout)
+	checkPositive(d, "/hooks/timeout", s.Hooks.Timeout)
+	checkPositive(d, "/apiPortal/security/jwt/ttl", s.APIPortal.Security.JWT.TTL)
 }
 
 // checkSecret reports a committed secret (a file reference inside the
@@ -125,10 +122,10 @@ func (l *loader) checkCredential(d *document, c *Credential) {
 		l.checkSecret(d, "/signatureKey/secretRef", c.SignatureKey)
 	}
 	if c.EncryptionType != EncNone && c.EncryptionKey == nil {
-		d.errorf("", "encryptionKey is required when encryptionType is %s (or set encryptionType: NONE)", c.EncryptionType)
+		d.errorf("/encryptionType", "encryptionKey is required when encryptionType is %s (or set encryptionType: NONE)", c.EncryptionType)
 	}
 	if c.SignatureType == SignHMACSHA256 && c.SignatureKey == nil && c.EncryptionKey == nil {
-		d.errorf("", "HMAC-SHA256 needs a key: set signatureKey or encryptionKey")
+		d.errorf("/signatureType", "HMAC-SHA256 needs a key: set signatureKey or encryptionKey")
 	}
 	if (c.SignatureType == SignMD5 || c.SignatureType == SignSHA256) && c.EncryptionType == EncNone {
 		d.warnf("/signatureType", "unkeyed %s signature without body encryption: anyone who sees one request can forge others; use HMAC-SHA256 or an encryption type", c.SignatureType)
@@ -224,7 +221,13 @@ func (l *loader) checkAPI(d *document, a *Api) {
 	}
 	if a.Input != nil {
 		if _, err := schema.CompileUser(d.value.(map[string]any)["input"]); err != nil {
-			d.errorf("/input", "not a valid JSON Schema: %s", oneLine(err.Error()))
+			vs := schema.UserViolations(err)
+			if len(vs) == 0 {
+				d.errorf("/input", "not a valid JSON Schema: %s", oneLine(err.Error()))
+			}
+			for _, v := range vs {
+				d.errorf("/input"+v.Pointer, "not a valid JSON Schema: %s", v.Message)
+			}
 		}
 	}
 }
@@ -243,15 +246,16 @@ func (l *loader) checkSteps(d *document, a *Api) {
 		} else {
 			ids[s.ID] = i
 		}
-		switch s.Type {
-		case StepStart:
-			if i != 0 {
-				d.errorf(ptr+"/type", "a start step must be the first step (found at steps[%d])", i)
-			}
-		case StepEnd:
-			if i != len(steps)-1 {
-				d.errorf(ptr+"/type", "an end step must be the last step (found at steps[%d] of %d)", i, len(steps))
-			}
+		last := len(steps) - 1
+		switch {
+		case s.Type == StepStart && i != 0 && steps[0].Type == StepStart:
+			d.errorf(ptr+"/type", "a flow has exactly one start step: steps[0] is already the start")
+		case s.Type == StepStart && i != 0:
+			d.errorf(ptr+"/type", "a start step must be the first step (found at steps[%d])", i)
+		case s.Type == StepEnd && i != last && steps[last].Type == StepEnd:
+			d.errorf(ptr+"/type", "a flow has exactly one end step: steps[%d] is already the end", last)
+		case s.Type == StepEnd && i != last:
+			d.errorf(ptr+"/type", "an end step must be the last step (found at steps[%d] of %d)", i, len(steps))
 		}
 		l.checkStep(d, ptr, &steps[i])
 	}
@@ -334,8 +338,14 @@ func checkTemplate(d *document, ptr, s string) *expr.Template {
 	return t
 }
 
-func checkPositive(d *document, ptr string, v Duration) {
-	if v != 0 && v.D() <= 0 {
+// checkPositive reports a duration written as zero: the file sets it, so it
+// is not "unset", and no timeout or interval may be zero.
+func checkPositive(d *document, ptr string, _ Duration) {
+	n, set := d.nodes[ptr]
+	if !set {
+		return
+	}
+	if v, err := time.ParseDuration(n.Value); err == nil && v <= 0 {
 		d.errorf(ptr, "duration must be greater than 0")
 	}
 }
@@ -343,7 +353,7 @@ func checkPositive(d *document, ptr string, v Duration) {
 func (l *loader) checkHTTP(d *document, ptr string, h *HTTPCall) {
 	switch {
 	case h.URL == "" && h.Service == nil:
-		d.errorf(ptr, "an http step needs url or service: set url (http://host/path) or service {server, name} from the registry")
+		d.errorAtKey(ptr, "an http step needs url or service: set url (http://host/path) or service {server, name} from the registry")
 	case h.URL != "" && h.Service != nil:
 		d.errorf(ptr+"/service", "url and service exclude each other: keep one")
 	}
@@ -409,7 +419,7 @@ func sortedKeys(m map[string]string) []string {
 func (l *loader) checkRPC(d *document, ptr string, r *RPCCall) {
 	switch {
 	case r.Target == "" && r.Service == nil:
-		d.errorf(ptr, "an rpc step needs target (host:port) or service {server, name} from the registry")
+		d.errorAtKey(ptr, "an rpc step needs target (host:port) or service {server, name} from the registry")
 	case r.Target != "" && r.Service != nil:
 		d.errorf(ptr+"/service", "target and service exclude each other: keep one")
 	}

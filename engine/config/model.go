@@ -60,18 +60,18 @@ const (
 
 // Api is one API definition (apis/*.yaml).
 type Api struct {
-	APIVersion  string         `yaml:"apiVersion" json:"apiVersion"`
-	Kind        string         `yaml:"kind" json:"kind"`
-	Code        string         `yaml:"code" json:"code"`
-	Version     string         `yaml:"version" json:"version"`
-	Description string         `yaml:"description,omitempty" json:"description,omitempty"`
-	Status      Status         `yaml:"status" json:"status"`
-	Methods     []string       `yaml:"methods" json:"methods"`
-	Auth        *Auth          `yaml:"auth,omitempty" json:"auth,omitempty"`
-	Policies    *ApiPolicies   `yaml:"policies,omitempty" json:"policies,omitempty"`
-	Input       map[string]any `yaml:"input,omitempty" json:"input,omitempty"`
-	Transforms  *Transforms    `yaml:"transforms,omitempty" json:"transforms,omitempty"`
-	Steps       []Step         `yaml:"steps" json:"steps"`
+	APIVersion  string       `yaml:"apiVersion" json:"apiVersion"`
+	Kind        string       `yaml:"kind" json:"kind"`
+	Code        string       `yaml:"code" json:"code"`
+	Version     string       `yaml:"version" json:"version"`
+	Description string       `yaml:"description,omitempty" json:"description,omitempty"`
+	Status      Status       `yaml:"status" json:"status"`
+	Methods     []string     `yaml:"methods" json:"methods"`
+	Auth        *Auth        `yaml:"auth,omitempty" json:"auth,omitempty"`
+	Policies    *ApiPolicies `yaml:"policies,omitempty" json:"policies,omitempty"`
+	Input       any          `yaml:"input,omitempty" json:"input,omitempty"` // a JSON Schema: object or boolean
+	Transforms  *Transforms  `yaml:"transforms,omitempty" json:"transforms,omitempty"`
+	Steps       []Step       `yaml:"steps" json:"steps"`
 
 	// Source is where the definition was read from; not part of the file.
 	Source Source `yaml:"-" json:"-"`

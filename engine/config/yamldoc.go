@@ -91,14 +91,42 @@ func parseDocument(file string, data []byte, diags *Diagnostics) *document {
 
 func (d *document) syntaxError(err error) {
 	msg := err.Error()
-	line := 1
+	line, col := 1, 1
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	d.errorAtLine(line, 1, "", "YAML syntax error: "+msg)
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		line, col = locate(d.data, "*"+m[1])
+		msg = fmt.Sprintf("alias *%s refers to no anchor &%s defined before it", m[1], m[1])
+	}
+	msg, col = d.syntaxHint(msg, line, col)
+	d.errorAtLine(line, col, "", "YAML syntax error: "+msg)
+}
+
+// syntaxHint adds what yaml.v3's parser messages leave out.
+func (d *document) syntaxHint(msg string, line, col int) (string, int) {
+	text := lineText(d.data, line)
+	switch {
+	case strings.Contains(msg, "cannot start any token") && strings.Contains(text, "\t"):
+		return msg + ": a tab character; YAML indents with spaces only", strings.Index(text, "\t") + 1
+	case strings.Contains(msg, "found unexpected end of stream"), strings.Contains(msg, "did not find expected"):
+		if strings.Count(text, "'")%2 == 1 || strings.Count(strings.ReplaceAll(text, `\"`, ""), `"`)%2 == 1 {
+			return msg + ": a quote opened on this line is never closed", col
+		}
+	}
+	return msg, col
+}
+
+// lineText returns the 1-based line of data.
+func lineText(data []byte, line int) string {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	return string(lines[line-1])
 }
 
 func nodeKind(n *yaml.Node) string {
@@ -296,6 +324,13 @@ func (d *document) pos(ptr string) (int, int) {
 	}
 }
 
+// errorAtKey reports an error about the block at ptr, placed at the key
+// that owns it (the value of a block mapping starts on the next line).
+func (d *document) errorAtKey(ptr, format string, args ...any) {
+	line, col := d.keyPos(ptr)
+	d.add(SevError, line, col, d.path(ptr), fmt.Sprintf(format, args...))
+}
+
 // keyPos returns the position of the key of the value at ptr (falls back to
 // the value).
 func (d *document) keyPos(ptr string) (int, int) {
@@ -368,9 +403,9 @@ func scalarOffset(data []byte, n *yaml.Node, off int) (int, int) {
 		lines := strings.Count(prefix, "\n")
 		last := prefix[strings.LastIndex(prefix, "\n")+1:]
 		// yaml.v3 reports the position of the | indicator; the content
-		// starts on the next line at the block's indentation.
-		line := n.Line + 1 + lines
-		return line, indentOf(data, line) + 1 + len([]rune(last))
+		// starts on the next line, at the indentation of the block's first
+		// non-empty line (deeper lines keep their extra spaces in the value).
+		return n.Line + 1 + lines, blockIndent(data, n.Line+1) + 1 + len([]rune(last))
 	}
 	return n.Line, n.Column
 }
@@ -390,18 +425,30 @@ func pointerOf(tokens ...any) string {
 	return b.String()
 }
 
-// indentOf returns the number of leading spaces of a 1-based line of data.
-func indentOf(data []byte, line int) int {
-	for i := 1; i < line; i++ {
-		j := bytes.IndexByte(data, '\n')
-		if j < 0 {
-			return 0
+// blockIndent returns the indentation of the first non-blank line at or
+// after the 1-based line of data: a block scalar's content indentation.
+func blockIndent(data []byte, line int) int {
+	lines := bytes.Split(data, []byte("\n"))
+	for i := line - 1; i >= 0 && i < len(lines); i++ {
+		l := lines[i]
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
 		}
-		data = data[j+1:]
+		return len(l) - len(bytes.TrimLeft(l, " "))
 	}
-	n := 0
-	for n < len(data) && data[n] == ' ' {
-		n++
+	return 0
+}
+
+var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+
+// locate returns the line and column of the first occurrence of needle in
+// data, or 1, 1.
+func locate(data []byte, needle string) (int, int) {
+	i := bytes.Index(data, []byte(needle))
+	if i < 0 {
+		return 1, 1
 	}
-	return n
+	line := bytes.Count(data[:i], []byte("\n")) + 1
+	col := i - bytes.LastIndexByte(data[:i], '\n')
+	return line, col
 }
