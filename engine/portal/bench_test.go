@@ -1,0 +1,82 @@
+package portal
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// benchUpstream answers a small JSON document, like a typical API.
+func benchUpstream() *httptest.Server {
+	body := []byte(`{"code":0,"data":{"orderNo":"A-1","status":"created","items":[1,2,3]}}`)
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+}
+
+func drive(b *testing.B, client *http.Client, target, body string) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Post(target, "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProxy compares, in one run, a plain httputil.ReverseProxy (the
+// baseline) with Databus serving a passthrough API (start → http → end) and
+// a three-step API with jq transforms, all to the same upstream over real
+// loopback HTTP. Compare ns/op of the sub-benchmarks.
+func BenchmarkProxy(b *testing.B) {
+	up := benchUpstream()
+	defer up.Close()
+	target, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
+	base := httptest.NewServer(rp)
+	defer base.Close()
+
+	dir := testRepo(b, map[string]string{
+		"databus.yaml":    "apiPortal:\n  basePath: /api\n  security: {enabled: false}\n",
+		"policies/p.yaml": policy,
+		"apis/pass.yaml": api("bench.pass", "online", "[POST]",
+			"  - id: call\n    type: http\n    http: {method: POST, url: '"+up.URL+"/orders'}\n"),
+		"apis/three.yaml": "apiVersion: databus/v1\nkind: Api\ncode: bench.three\nversion: v1\nstatus: online\nmethods: [POST]\npolicies: {rateLimit: p}\n" +
+			"transforms: {response: '{orderNo: .steps.create.orderNo, score: .steps.score.s, status: .steps.confirm.status}'}\nsteps:\n" +
+			"  - {id: start, type: start}\n" +
+			"  - id: create\n    type: http\n    http: {method: POST, url: '" + up.URL + "/orders/${.request.body.orderNo}'}\n" +
+			"    transforms: {request: '{orderNo: .request.body.orderNo, qty: (.request.body.qty * 2)}', response: '.body.data'}\n" +
+			"  - id: score\n    type: script\n    script: {source: 'function main(c) { return {s: c.steps.create.items.length} }'}\n" +
+			"  - id: confirm\n    type: http\n    http: {method: POST, url: '" + up.URL + "/confirm', headers: {X-Order: '${.steps.create.orderNo}'}}\n" +
+			"    transforms: {request: '{no: .steps.create.orderNo}', response: '.body.data'}\n" +
+			"  - {id: end, type: end}\n",
+	})
+	h, _ := newPortal(b, dir)
+	gw := httptest.NewServer(h)
+	defer gw.Close()
+
+	body := `{"orderNo":"A-1","qty":2}`
+	b.Run("baseline-reverseproxy", func(b *testing.B) { drive(b, benchClient(), base.URL+"/orders", body) })
+	b.Run("databus-passthrough", func(b *testing.B) { drive(b, benchClient(), gw.URL+"/api/bench.pass/v1", body) })
+	b.Run("databus-3step-jq", func(b *testing.B) { drive(b, benchClient(), gw.URL+"/api/bench.three/v1", body) })
+}
