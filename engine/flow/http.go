@@ -184,6 +184,9 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 		}
 		p.header.Set(nt.name, v)
 	}
+	if inv.Req.Authorization != "" && p.header.Get("Authorization") == "" {
+		p.header.Set("Authorization", inv.Req.Authorization)
+	}
 	if inv.Req.TraceID != "" && p.header.Get("X-Trace-Id") == "" {
 		p.header.Set("X-Trace-Id", inv.Req.TraceID)
 	}
@@ -201,9 +204,10 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 			p.contentType = "application/json"
 		}
 	case hasBody(s.method):
-		// No request transform: the caller's body passes through as it is.
+		// No request transform: the caller's body passes through as it is,
+		// unless the API's request transform replaced it with a value.
 		body := inv.Body()
-		if body.hasVal {
+		if body.isValue {
 			v, _ := body.Value()
 			b, err := marshal(v)
 			if err != nil {

@@ -34,6 +34,9 @@ type Request struct {
 	IP          string
 	User        map[string]any // the anonymous user, or nil
 	TraceID     string
+	// Authorization goes to upstream http steps: the caller's own header,
+	// or the internal JWT of an anonymous caller.
+	Authorization string
 }
 
 // Output is what a step produced: decoded lazily from raw bytes, a value,
@@ -43,12 +46,13 @@ type Output struct {
 	contentType string
 	val         any
 	hasVal      bool
+	isValue     bool // built from a value, not read from bytes
 	stream      io.ReadCloser
 	limit       int64 // bound for reading stream when its value is needed
 }
 
 // ValueOutput wraps an already decoded value.
-func ValueOutput(v any) *Output { return &Output{val: v, hasVal: true} }
+func ValueOutput(v any) *Output { return &Output{val: v, hasVal: true, isValue: true} }
 
 // RawOutput wraps bytes that are decoded only when a program needs them.
 func RawOutput(raw []byte, contentType string) *Output {
@@ -103,13 +107,21 @@ func decodeBody(b []byte) any {
 }
 
 // JSON returns the output as JSON bytes for the envelope. Raw JSON bytes
-// pass through untouched; text becomes a JSON string.
+// pass through untouched, even when a program decoded them meanwhile (key
+// order, number spelling and big integers are kept); text becomes a JSON
+// string.
 func (o *Output) JSON() ([]byte, error) {
 	if o == nil {
 		return []byte("null"), nil
 	}
-	if !o.hasVal && o.stream == nil {
-		trimmed := bytes.TrimSpace(o.raw)
+	if o.stream != nil {
+		if err := o.drain(); err != nil {
+			return nil, err
+		}
+	}
+	if !o.isValue {
+		// JSON's own whitespace only: json.Valid, and so Value, accept no other.
+		trimmed := bytes.Trim(o.raw, " \t\r\n")
 		if len(trimmed) == 0 {
 			return []byte("null"), nil
 		}
@@ -187,6 +199,7 @@ type Invocation struct {
 	body    *Output
 	outputs map[string]*Output
 	order   []string
+	decoded int            // outputs of order already in steps
 	doc     map[string]any // built on first use, then kept up to date
 	steps   map[string]any
 	vars    map[string]any
@@ -200,29 +213,37 @@ func newInvocation(req *Request) *Invocation {
 	}
 }
 
-// setOutput stores a step's output.
-func (inv *Invocation) setOutput(id string, out *Output) error {
+// setOutput stores a step's output. It is decoded into the document only
+// when a program next needs the document, so a stream that nothing reads
+// stays a stream.
+func (inv *Invocation) setOutput(id string, out *Output) {
 	inv.outputs[id] = out
 	inv.order = append(inv.order, id)
-	if inv.doc != nil {
-		v, err := out.Value()
-		if err != nil {
-			return err
-		}
-		inv.steps[id] = v
-	}
-	return nil
 }
 
 // Doc returns the invocation document:
 // {request: {...}, traceId, steps: {id: output}, vars: {}}.
 func (inv *Invocation) Doc() (map[string]any, error) {
-	if inv.doc != nil {
-		return inv.doc, nil
+	if inv.doc == nil {
+		if err := inv.buildDoc(); err != nil {
+			return nil, err
+		}
 	}
+	for ; inv.decoded < len(inv.order); inv.decoded++ {
+		id := inv.order[inv.decoded]
+		v, err := inv.outputs[id].Value()
+		if err != nil {
+			return nil, fmt.Errorf("step %q output: %w", id, err)
+		}
+		inv.steps[id] = v
+	}
+	return inv.doc, nil
+}
+
+func (inv *Invocation) buildDoc() error {
 	body, err := inv.body.Value()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r := inv.Req
 	headers := make(map[string]any, len(r.Header))
@@ -238,13 +259,6 @@ func (inv *Invocation) Doc() (map[string]any, error) {
 		user = r.User
 	}
 	inv.steps = make(map[string]any, len(inv.outputs))
-	for _, id := range inv.order {
-		v, err := inv.outputs[id].Value()
-		if err != nil {
-			return nil, err
-		}
-		inv.steps[id] = v
-	}
 	if inv.vars == nil {
 		inv.vars = map[string]any{}
 	}
@@ -267,7 +281,7 @@ func (inv *Invocation) Doc() (map[string]any, error) {
 		"steps":   inv.steps,
 		"vars":    inv.vars,
 	}
-	return inv.doc, nil
+	return nil
 }
 
 // setBody replaces the request body (API-level request transform).

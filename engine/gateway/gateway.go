@@ -18,6 +18,7 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/portal"
+	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
@@ -77,7 +78,7 @@ func New(opts Options) (*Server, error) {
 		opts.DrainTimeout = 15 * time.Second
 	}
 	s := &Server{opts: opts, log: opts.Logger}
-	s.portal = portal.New(s.Current, s.log)
+	s.portal = portal.New(s.Current, portal.Options{Logger: s.log, Nonces: security.NewMemoryNonces(0)})
 	res := s.Reload("start")
 	if !res.OK {
 		if res.Error != "" {

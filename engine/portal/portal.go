@@ -7,18 +7,21 @@ package portal
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
@@ -29,14 +32,30 @@ const TraceHeader = "X-Trace-Id"
 type Handler struct {
 	current func() *snapshot.Snapshot
 	log     *slog.Logger
+	nonces  security.NonceStore
+	now     func() time.Time
+}
+
+// Options are the portal's long-lived parts.
+type Options struct {
+	Logger *slog.Logger        // nil: discard
+	Nonces security.NonceStore // nil: an embedded in-memory store
+	Now    func() time.Time    // nil: time.Now (tests move the clock)
 }
 
 // New returns the portal handler.
-func New(current func() *snapshot.Snapshot, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func New(current func() *snapshot.Snapshot, o Options) *Handler {
+	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, now: o.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{current: current, log: log}
+	if h.nonces == nil {
+		h.nonces = security.NewMemoryNonces(0)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
 }
 
 // Call is the state of one portal request as it moves through the chain.
@@ -47,9 +66,20 @@ type Call struct {
 	Route    *snapshot.Route
 	TraceID  string
 	ClientIP netip.Addr
-	Body     []byte
+	Body     []byte // the request body, decrypted once the chain has run
 	Status   int    // the answer's HTTP status, once written
 	Message  string // the answer's message
+	Reason   string // why the request was refused, "" when it was not
+
+	Cred          *snapshot.Credential // the caller, once known (security on)
+	TenantID      string
+	User          map[string]any // the anonymous user, or nil
+	Authorization string         // sent to upstream steps
+
+	encrypt   security.Cipher // answers are encrypted with it once set
+	timestamp string
+	nonce     string
+	decrypted bool
 }
 
 // fault is a refusal: the status and the envelope's message.
@@ -80,35 +110,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f := h.serve(c); f != nil {
 		h.fail(c, f)
 	}
-}
-
-// serve runs the portal's stages in DESIGN.md's order.
-func (h *Handler) serve(c *Call) *fault {
-	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
-	if !ok {
-		return &fault{http.StatusNotFound, MsgNotFound}
-	}
-	c.ClientIP = clientIP(c.R, c.Snap.TrustedProxies)
-	if f := checkIP(c.ClientIP, c.Snap.AllowedIPs, c.Snap.DeniedIPs); f != nil {
-		return f
-	}
-	c.Route = c.Snap.Online(code, version)
-	if c.Route == nil {
-		return &fault{http.StatusNotFound, MsgNotFound}
-	}
-	if !c.Route.Methods[c.R.Method] {
-		c.W.Header().Set("Allow", c.Route.Allow)
-		return &fault{http.StatusMethodNotAllowed, MsgMethod}
-	}
-	if f := h.readBody(c); f != nil {
-		return f
-	}
-	if *c.Snap.Settings.APIPortal.Security.Enabled {
-		// The signature and encryption chain is not part of this build:
-		// refuse rather than serve unauthenticated.
-		return &fault{http.StatusNotImplemented, "security chain not available in this build; set apiPortal.security.enabled: false"}
-	}
-	return h.runFlow(c)
 }
 
 // route splits {base}/{code}/{version}. Anything else under a base path,
@@ -194,21 +195,27 @@ func (h *Handler) runFlow(c *Call) *fault {
 	r := c.R
 	api := c.Route.API
 	req := &flow.Request{
-		Method:      r.Method,
-		Path:        r.URL.Path,
-		Header:      r.Header,
-		Query:       r.URL.Query(),
-		Body:        c.Body,
-		ContentType: r.Header.Get("Content-Type"),
-		APICode:     api.Code,
-		Version:     api.Version,
-		AppID:       r.Header.Get("ZT-App-Id"),
-		ClientID:    r.Header.Get("X-Client-Id"),
-		IP:          c.ClientIP.String(),
-		TraceID:     c.TraceID,
+		Method:        r.Method,
+		Path:          r.URL.Path,
+		Header:        r.Header,
+		Query:         r.URL.Query(),
+		Body:          c.Body,
+		ContentType:   r.Header.Get("Content-Type"),
+		APICode:       api.Code,
+		Version:       api.Version,
+		AppID:         r.Header.Get(security.HeaderAppID),
+		TenantID:      c.TenantID,
+		ClientID:      r.Header.Get("X-Client-Id"),
+		IP:            c.ClientIP.String(),
+		User:          c.User,
+		Authorization: c.Authorization,
+		TraceID:       c.TraceID,
 	}
-	if p := c.Snap.Settings.APIPortal; *p.EnableTenantHeader {
-		req.TenantID = r.Header.Get(p.TenantHeader)
+	if c.Cred != nil {
+		req.AppID = c.Cred.AppID
+	}
+	if c.decrypted {
+		req.ContentType = contentTypeOf(c.Body)
 	}
 	res := c.Route.Flow.Run(r.Context(), req)
 	defer res.Close()
@@ -221,7 +228,9 @@ func (h *Handler) runFlow(c *Call) *fault {
 		h.answer(c, res.Err.Status, res.Err.Message, resp)
 		return nil
 	}
-	if stream, ct := res.Output.Stream(); stream != nil {
+	// A stream passes through unbuffered unless the answer must be
+	// encrypted: then it is read (bounded) into the envelope.
+	if stream, ct := res.Output.Stream(); stream != nil && c.encrypt == nil {
 		h.stream(c, stream, ct)
 		return nil
 	}
@@ -258,7 +267,31 @@ type writerOnly struct{ io.Writer }
 
 func (h *Handler) answer(c *Call, status int, message string, response []byte) {
 	c.Status, c.Message = status, message
-	writeEnvelope(c.W, status, message, response, c.TraceID)
+	if c.encrypt == nil {
+		writeEnvelope(c.W, status, message, response, c.TraceID)
+		return
+	}
+	env := appendEnvelope(nil, status, message, response, c.TraceID)
+	body, err := sealed(c.encrypt, env)
+	if err != nil {
+		h.log.Error("response encryption failed", "error", err, "traceId", c.TraceID)
+		c.encrypt = nil
+		writeEnvelope(c.W, http.StatusInternalServerError, MsgInternal, nil, c.TraceID)
+		return
+	}
+	hd := c.W.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	c.W.WriteHeader(status)
+	c.W.Write(body)
+}
+
+// contentTypeOf names what a decrypted body holds.
+func contentTypeOf(b []byte) string {
+	if json.Valid(b) {
+		return "application/json"
+	}
+	return "text/plain; charset=utf-8"
 }
 
 func (h *Handler) fail(c *Call, f *fault) {
@@ -299,56 +332,4 @@ func safeID(s string) bool {
 		}
 	}
 	return true
-}
-
-// clientIP is the peer address, or — when the peer is a trusted proxy — the
-// right-most X-Forwarded-For address that is not itself a trusted proxy.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	peer = peer.Unmap()
-	if len(trusted) == 0 || !contains(trusted, peer) {
-		return peer
-	}
-	hops := r.Header.Values("X-Forwarded-For")
-	for i := len(hops) - 1; i >= 0; i-- {
-		parts := strings.Split(hops[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
-			if err != nil {
-				return peer // a malformed hop: trust nothing beyond the peer
-			}
-			a = a.Unmap()
-			if !contains(trusted, a) {
-				return a
-			}
-		}
-	}
-	return peer
-}
-
-func contains(list []netip.Prefix, a netip.Addr) bool {
-	for _, p := range list {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkIP applies deniedIps, then allowedIps (empty allows all).
-func checkIP(a netip.Addr, allowed, denied []netip.Prefix) *fault {
-	if len(denied) > 0 && contains(denied, a) {
-		return &fault{http.StatusForbidden, MsgIPDenied}
-	}
-	if len(allowed) > 0 && !contains(allowed, a) {
-		return &fault{http.StatusForbidden, MsgIPDenied}
-	}
-	return nil
 }

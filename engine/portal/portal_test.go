@@ -69,7 +69,7 @@ func newPortal(t testing.TB, dir string) (*Handler, *snapshot.Snapshot) {
 	}
 	var cur atomic.Pointer[snapshot.Snapshot]
 	cur.Store(snap)
-	return New(cur.Load, nil), snap
+	return New(cur.Load, Options{}), snap
 }
 
 type envelope struct {
@@ -320,20 +320,8 @@ func TestStreamPassesThrough(t *testing.T) {
 	}
 }
 
-func TestSecurityEnabledIsRefusedUntilBuilt(t *testing.T) {
-	dir := testRepo(t, map[string]string{
-		"policies/p.yaml": policy,
-		"apis/a.yaml":     api("demo.sec", "online", "[GET]", scriptStep(`function main(c) { return 1 }`)),
-	})
-	h, _ := newPortal(t, dir)
-	w, _ := do(t, h, "GET", "/admin-api/databus/api/portal/demo.sec/v1", "", nil)
-	if w.Code != http.StatusNotImplemented {
-		t.Fatalf("with security enabled and no chain the portal must refuse, got %d", w.Code)
-	}
-}
-
 func TestNoSnapshot(t *testing.T) {
-	h := New(func() *snapshot.Snapshot { return nil }, nil)
+	h := New(func() *snapshot.Snapshot { return nil }, Options{})
 	w, env := do(t, h, "GET", "/api/x/v1", "", nil)
 	if w.Code != 503 || env.Message != MsgUnavailable {
 		t.Fatalf("got %d %q", w.Code, env.Message)

@@ -27,6 +27,13 @@ type Snapshot struct {
 	DeniedIPs      []netip.Prefix
 	TrustedProxies []netip.Prefix
 
+	// Credentials by appId, secrets resolved.
+	Credentials map[string]*Credential
+	// JWTKey signs internal JWTs for anonymous callers; nil when
+	// apiPortal.security.jwt.key is unset or did not resolve (JWTProblem).
+	JWTKey     []byte
+	JWTProblem string
+
 	routes map[routeKey]*Route
 }
 
@@ -37,8 +44,12 @@ type Route struct {
 	API     *config.Api
 	Flow    *flow.Flow
 	Methods map[string]bool
-	Allow   string // the Allow header of a 405
+	Allow   string          // the Allow header of a 405
+	Callers map[string]bool // auth.credentials; nil: any enabled credential
 }
+
+// Allows reports whether appID may call the route.
+func (r *Route) Allows(appID string) bool { return r.Callers == nil || r.Callers[appID] }
 
 // Build compiles every API of repo into a new Snapshot. env carries the
 // long-lived resources (HTTP client) the flows use.
@@ -62,12 +73,31 @@ func Build(repo *config.Repository, env *flow.Env) (*Snapshot, error) {
 	if s.TrustedProxies, err = prefixes(p.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("apiPortal.trustedProxies: %w", err)
 	}
+	s.Credentials = make(map[string]*Credential, len(repo.Credentials))
+	for _, c := range repo.Credentials {
+		s.Credentials[c.AppID] = resolveCredential(repo.Dir, c)
+	}
+	if k := p.Security.JWT.Key; k != nil {
+		key, err := k.Resolve(repo.Dir)
+		if err != nil {
+			s.JWTProblem = "apiPortal.security.jwt.key: " + err.Error()
+		}
+		s.JWTKey = key
+	} else {
+		s.JWTProblem = "apiPortal.security.jwt.key is not set"
+	}
 	for _, a := range repo.APIs {
 		f, err := flow.Compile(a, env)
 		if err != nil {
 			return nil, err
 		}
 		r := &Route{API: a, Flow: f, Methods: map[string]bool{}}
+		if a.Auth != nil && a.Auth.Credentials != nil {
+			r.Callers = map[string]bool{}
+			for _, app := range a.Auth.Credentials {
+				r.Callers[app] = true
+			}
+		}
 		for i, m := range a.Methods {
 			r.Methods[m] = true
 			if i > 0 {
@@ -95,6 +125,18 @@ func prefixes(list []string) ([]netip.Prefix, error) {
 // Route returns the API code:version whatever its status, or nil.
 func (s *Snapshot) Route(code, version string) *Route {
 	return s.routes[routeKey{code, version}]
+}
+
+// KeyProblems lists the credentials whose secrets did not resolve, for
+// logs and the admin view (the reason names the reference, not a value).
+func (s *Snapshot) KeyProblems() map[string]string {
+	out := map[string]string{}
+	for id, c := range s.Credentials {
+		if c.KeyProblem != "" {
+			out[id] = c.KeyProblem
+		}
+	}
+	return out
 }
 
 // Online returns the API code:version when it is served, or nil.

@@ -1,0 +1,266 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/security"
+)
+
+// Refusal reasons, for logs and metrics.
+const (
+	ReasonRoute     = "route"
+	ReasonIP        = "ip"
+	ReasonBody      = "body"
+	ReasonCred      = "credential"
+	ReasonNoKey     = "no_key"
+	ReasonTimestamp = "timestamp"
+	ReasonNonce     = "nonce"
+	ReasonReplay    = "replay"
+	ReasonDecrypt   = "decrypt"
+	ReasonSignature = "signature"
+	ReasonTenant    = "tenant"
+	ReasonForbidden = "forbidden"
+	ReasonMethod    = "method"
+	ReasonInternal  = "internal"
+)
+
+// Messages beyond DESIGN.md's table.
+const (
+	MsgTenantMismatch = "租户与应用凭证不符"
+	MsgNonceStore     = "防重放校验暂不可用"
+)
+
+// Nonce length bounds.
+const (
+	minNonce = 8
+	maxNonce = 128
+)
+
+// serve runs the portal in DESIGN.md section 4's order: IP deny/allow →
+// credential → timestamp → nonce → body decryption → signature → tenant →
+// API and method → caller allowed → anonymous user → flow. With
+// security.enabled false the credential-to-signature stages are skipped.
+func (h *Handler) serve(c *Call) *fault {
+	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
+	if !ok {
+		return c.refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
+	}
+	c.ClientIP = security.ClientIP(c.R, c.Snap.TrustedProxies)
+	if !security.IPAllowed(c.ClientIP, c.Snap.AllowedIPs, c.Snap.DeniedIPs) {
+		return c.refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
+	}
+	if f := h.readBody(c); f != nil {
+		return f
+	}
+	sec := c.Snap.Settings.APIPortal.Security
+	if *sec.Enabled {
+		if f := h.credential(c); f != nil {
+			return f
+		}
+		if f := h.timestamp(c, sec.AllowedClockSkewSeconds); f != nil {
+			return f
+		}
+		if f := h.nonce(c, time.Duration(sec.NonceTTLSeconds)*time.Second); f != nil {
+			return f
+		}
+		if f := h.decrypt(c, *sec.RequireBodyEncryption); f != nil {
+			return f
+		}
+		if f := h.signature(c); f != nil {
+			return f
+		}
+	}
+	if f := h.tenant(c); f != nil {
+		return f
+	}
+	c.Route = c.Snap.Online(code, version)
+	if c.Route == nil {
+		return c.refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
+	}
+	if !c.Route.Methods[c.R.Method] {
+		c.W.Header().Set("Allow", c.Route.Allow)
+		return c.refuse(ReasonMethod, http.StatusMethodNotAllowed, MsgMethod)
+	}
+	if c.Cred != nil && !c.Route.Allows(c.Cred.AppID) {
+		return c.refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
+	}
+	if f := h.anonymous(c); f != nil {
+		return f
+	}
+	return h.runFlow(c)
+}
+
+func (c *Call) refuse(reason string, status int, message string) *fault {
+	c.Reason = reason
+	return &fault{status, message}
+}
+
+// single returns the one value of header name; more than one is malformed.
+func single(r *http.Request, name string) (string, bool) {
+	v := r.Header.Values(name)
+	switch len(v) {
+	case 0:
+		return "", true
+	case 1:
+		return v[0], true
+	}
+	return "", false
+}
+
+func (h *Handler) credential(c *Call) *fault {
+	appID, ok := single(c.R, security.HeaderAppID)
+	if !ok || appID == "" {
+		return c.refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
+	}
+	cred := c.Snap.Credentials[appID]
+	if cred == nil || !cred.IsEnabled() {
+		return c.refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
+	}
+	if len(cred.AllowedIPs) > 0 && !security.Contains(cred.AllowedIPs, c.ClientIP) {
+		return c.refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
+	}
+	if cred.KeyProblem != "" {
+		h.log.Error("credential has no usable key", "appId", appID, "problem", cred.KeyProblem, "traceId", c.TraceID)
+		return c.refuse(ReasonNoKey, http.StatusInternalServerError, MsgNoKey)
+	}
+	c.Cred = cred
+	// From here on the caller is known: answers are encrypted for it.
+	if *c.Snap.Settings.APIPortal.Security.EncryptResponse {
+		c.encrypt = cred.Cipher
+	}
+	return nil
+}
+
+func (h *Handler) timestamp(c *Call, skewSeconds int) *fault {
+	msg := fmt.Sprintf(MsgClockSkewFmt, skewSeconds)
+	raw, ok := single(c.R, security.HeaderTimestamp)
+	ts, err := strconv.ParseInt(raw, 10, 64)
+	if !ok || err != nil || ts <= 0 {
+		return c.refuse(ReasonTimestamp, http.StatusUnauthorized, msg+"（ZT-Timestamp 须为毫秒时间戳）")
+	}
+	skew := h.now().UnixMilli() - ts
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > int64(skewSeconds)*1000 {
+		return c.refuse(ReasonTimestamp, http.StatusUnauthorized, msg)
+	}
+	c.timestamp = raw
+	return nil
+}
+
+func (h *Handler) nonce(c *Call, ttl time.Duration) *fault {
+	n, ok := single(c.R, security.HeaderNonce)
+	if !ok || len(n) < minNonce || len(n) > maxNonce {
+		return c.refuse(ReasonNonce, http.StatusUnauthorized, fmt.Sprintf("%s（ZT-Nonce 须为 %d 到 %d 个字符）", MsgReplay, minNonce, maxNonce))
+	}
+	ctx, cancel := context.WithTimeout(c.R.Context(), time.Second)
+	defer cancel()
+	fresh, err := h.nonces.Use(ctx, c.Cred.AppID+"\x00"+n, ttl)
+	if err != nil {
+		// Replay protection cannot be checked: fail closed.
+		h.log.Error("nonce store unavailable", "error", err, "traceId", c.TraceID)
+		return c.refuse(ReasonNonce, http.StatusServiceUnavailable, MsgNonceStore)
+	}
+	if !fresh {
+		return c.refuse(ReasonReplay, http.StatusUnauthorized, MsgReplay)
+	}
+	c.nonce = n
+	return nil
+}
+
+func (h *Handler) decrypt(c *Call, required bool) *fault {
+	if c.Cred.Cipher == nil || len(c.Body) == 0 {
+		return nil
+	}
+	plain, err := security.DecryptBody(c.Cred.Cipher, c.Body)
+	if err != nil {
+		if required {
+			return c.refuse(ReasonDecrypt, http.StatusBadRequest, MsgBadCiphertext)
+		}
+		// requireBodyEncryption: false accepts a plaintext body.
+		return nil
+	}
+	c.Body = plain
+	c.decrypted = true
+	return nil
+}
+
+func (h *Handler) signature(c *Call) *fault {
+	got, ok := single(c.R, security.HeaderSignature)
+	if !ok || got == "" {
+		return c.refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
+	}
+	q, err := url.ParseQuery(c.R.URL.RawQuery)
+	if err != nil {
+		return c.refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
+	}
+	s, err := security.SignString(c.Cred.AppID, c.timestamp, c.nonce, c.Body, q)
+	if err != nil || !security.VerifySignature(c.Cred.SignatureType, c.Cred.SignKey, s, got) {
+		return c.refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
+	}
+	return nil
+}
+
+// tenant takes the tenant from the tenant header; a credential's pinned
+// tenant wins, and a header naming another tenant is refused.
+func (h *Handler) tenant(c *Call) *fault {
+	p := c.Snap.Settings.APIPortal
+	var header string
+	if *p.EnableTenantHeader {
+		v, ok := single(c.R, p.TenantHeader)
+		if !ok {
+			return c.refuse(ReasonTenant, http.StatusForbidden, MsgTenantMismatch)
+		}
+		header = v
+	}
+	c.TenantID = header
+	if c.Cred != nil && c.Cred.TenantID != "" {
+		if header != "" && header != c.Cred.TenantID {
+			return c.refuse(ReasonTenant, http.StatusForbidden, MsgTenantMismatch)
+		}
+		c.TenantID = c.Cred.TenantID
+	}
+	return nil
+}
+
+// anonymous runs an allowAnonymous credential's calls as its fixed user,
+// with an internal JWT for upstream steps. A caller's own Authorization
+// header is passed through instead.
+func (h *Handler) anonymous(c *Call) *fault {
+	c.Authorization = c.R.Header.Get("Authorization")
+	if c.Cred == nil || !c.Cred.AllowAnonymous || c.Cred.AnonymousUser == nil {
+		return nil
+	}
+	u := c.Cred.AnonymousUser
+	c.User = map[string]any{"id": u.ID, "name": u.Name}
+	if c.Authorization != "" {
+		return nil
+	}
+	if c.Snap.JWTKey == nil {
+		h.log.Error("anonymous call without a JWT key", "appId", c.Cred.AppID, "problem", c.Snap.JWTProblem)
+		return c.refuse(ReasonInternal, http.StatusInternalServerError, MsgNoKey)
+	}
+	ttl := c.Snap.Settings.APIPortal.Security.JWT.TTL.D()
+	tok, err := security.IssueJWT(c.Snap.JWTKey, ttl, u.ID, u.Name, c.Cred.AppID, c.TenantID, c.TraceID, h.now())
+	if err != nil {
+		h.log.Error("issuing internal JWT failed", "error", err)
+		return c.refuse(ReasonInternal, http.StatusInternalServerError, MsgInternal)
+	}
+	c.Authorization = "Bearer " + tok
+	return nil
+}
+
+// sealed encrypts an envelope for the caller.
+func sealed(cph security.Cipher, envelope []byte) ([]byte, error) {
+	if cph == nil {
+		return envelope, errors.New("no cipher")
+	}
+	return security.EncryptBody(cph, envelope)
+}

@@ -1,0 +1,67 @@
+package snapshot
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/security"
+)
+
+// Credential is a credential with its secrets resolved. Secrets live only
+// here, in memory; nothing prints them.
+type Credential struct {
+	*config.Credential
+	Cipher     security.Cipher // nil for encryption type NONE
+	SignKey    []byte          // HMAC key (signature key, else encryption key)
+	KeyProblem string          // why the credential has no usable key; "" when it has
+	AllowedIPs []netip.Prefix
+}
+
+// resolveCredential resolves the secrets of c. A secret that does not
+// resolve leaves the credential known but unusable (KeyProblem set): it
+// answers 500 应用未配置加密密钥.
+func resolveCredential(dir string, c *config.Credential) *Credential {
+	out := &Credential{Credential: c}
+	for _, s := range c.AllowedIPs {
+		if p, err := config.ParsePrefix(s); err == nil {
+			out.AllowedIPs = append(out.AllowedIPs, p)
+		}
+	}
+	var encKey []byte
+	if c.EncryptionKey != nil {
+		k, err := c.EncryptionKey.Resolve(dir)
+		if err != nil {
+			out.KeyProblem = "encryptionKey: " + err.Error()
+			return out
+		}
+		encKey = k
+	}
+	if c.EncryptionType != config.EncNone {
+		if encKey == nil {
+			out.KeyProblem = "encryptionKey is not set"
+			return out
+		}
+		cph, err := security.NewCipher(c.EncryptionType, encKey)
+		if err != nil {
+			out.KeyProblem = fmt.Sprintf("encryptionKey: %v", err)
+			return out
+		}
+		out.Cipher = cph
+	}
+	if c.SignatureType == config.SignHMACSHA256 {
+		out.SignKey = encKey
+		if c.SignatureKey != nil {
+			k, err := c.SignatureKey.Resolve(dir)
+			if err != nil {
+				out.KeyProblem = "signatureKey: " + err.Error()
+				return out
+			}
+			out.SignKey = k
+		}
+		if len(out.SignKey) == 0 {
+			out.KeyProblem = "HMAC-SHA256 needs signatureKey or encryptionKey"
+		}
+	}
+	return out
+}
