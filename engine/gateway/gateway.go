@@ -100,14 +100,20 @@ func (s *Server) Portal() http.Handler { return s.portal }
 
 // Reload loads the repository again and swaps it in when it is valid and
 // differs from the one serving. A failed reload keeps the old Snapshot.
-func (s *Server) Reload(reason string) ReloadResult {
+func (s *Server) Reload(reason string) ReloadResult { return s.reload(reason, true) }
+
+// reload is Reload; with record false, an attempt that finds the content
+// unchanged leaves LastReload as it was.
+func (s *Server) reload(reason string, record bool) ReloadResult {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
 	res := ReloadResult{At: start, Reason: reason}
 	defer func() {
 		res.Duration = time.Since(start)
-		s.last.Store(&res)
+		if record || !res.OK || res.Changed {
+			s.last.Store(&res)
+		}
 	}()
 	repo, diags, err := config.Load(s.opts.Dir)
 	if err != nil {
@@ -250,6 +256,8 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 				defer wg.Done()
 				w.run(watchCtx, func() { s.Reload("file change") })
 			}()
+			// A change made between New and now raised no event.
+			s.reload("watch start", false)
 		}
 	}
 	errc := make(chan error, 2)
@@ -273,8 +281,17 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 		s.log.Warn("portal did not drain in time", "error", err)
 		portalSrv.Close()
 	}
-	adminSrv.Shutdown(sctx)
+	if err := adminSrv.Shutdown(sctx); err != nil {
+		adminSrv.Close()
+	}
 	wg.Wait()
+	// Nothing of the server outlives Serve: drop the upstream keep-alive
+	// connections (a later Serve dials again).
+	s.envMu.Lock()
+	if s.env != nil {
+		s.env.Client.CloseIdleConnections()
+	}
+	s.envMu.Unlock()
 	s.log.Info("stopped")
 	return runErr
 }
