@@ -124,6 +124,21 @@ func (w *watcher) run(ctx context.Context, reload func()) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pending := false
+	var since time.Time // first event of the pending burst
+	// schedule debounces, but never postpones a reload past maxWait after
+	// the burst began, so a steady trickle of changes cannot starve it.
+	maxWait := 10 * w.debounce
+	schedule := func() {
+		now := time.Now()
+		if !pending {
+			pending, since = true, now
+		}
+		wait := w.debounce
+		if left := maxWait - now.Sub(since); left < wait {
+			wait = max(left, 0)
+		}
+		timer.Reset(wait)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,16 +152,14 @@ func (w *watcher) run(ctx context.Context, reload func()) {
 				continue
 			}
 			w.log.Debug("config change", "path", ev.Name, "op", ev.Op.String())
-			pending = true
-			timer.Reset(w.debounce)
+			schedule()
 		case err, ok := <-w.fs.Errors:
 			if !ok {
 				return
 			}
 			// An overflow loses events: reload to be sure.
 			w.log.Warn("file watcher error; reloading to be safe", "error", err)
-			pending = true
-			timer.Reset(w.debounce)
+			schedule()
 		case <-timer.C:
 			if !pending {
 				continue
