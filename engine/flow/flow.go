@@ -242,9 +242,7 @@ func (f *Flow) run(ctx context.Context, inv *Invocation) (*Output, *Error) {
 			return nil, ferr
 		}
 		inv.Results = append(inv.Results, res)
-		if err := inv.setOutput(st.id, out); err != nil {
-			return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: %v", st.id, err), Step: st.id, Err: err}
-		}
+		inv.setOutput(st.id, out)
 		last = out
 	}
 	return last, nil

@@ -408,6 +408,14 @@ func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *pr
 	deadline := time.Now().Add(s.poll.timeout)
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	// stopped is the error once pctx is done: the caller went away, or the
+	// poll timed out (also while a condition was being evaluated).
+	stopped := func() *Error {
+		if ctx.Err() != nil {
+			return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled", st.id), Step: st.id, Err: ctx.Err()}
+		}
+		return s.pollTimeout(st)
+	}
 	for {
 		raw, err := s.callWithRetry(pctx, st, p, res, false)
 		if raw != nil {
@@ -427,6 +435,9 @@ func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *pr
 		if s.poll.failWhen != nil {
 			v, err := s.poll.failWhen.Run(pctx, in, doc)
 			if err != nil && !errors.Is(err, expr.ErrNoOutput) {
+				if pctx.Err() != nil {
+					return nil, raw, stopped()
+				}
 				return nil, raw, phaseErr(st, "http.poll.failWhen", err)
 			}
 			if expr.Truthy(v) {
@@ -435,16 +446,16 @@ func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *pr
 		}
 		v, err := s.poll.until.Run(pctx, in, doc)
 		if err != nil && !errors.Is(err, expr.ErrNoOutput) {
+			if pctx.Err() != nil {
+				return nil, raw, stopped()
+			}
 			return nil, raw, phaseErr(st, "http.poll.until", err)
 		}
 		if expr.Truthy(v) {
 			return raw.body, raw, nil
 		}
 		if sleep(pctx, s.poll.interval) != nil {
-			if ctx.Err() != nil {
-				return nil, raw, &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled", st.id), Step: st.id}
-			}
-			return nil, raw, s.pollTimeout(st)
+			return nil, raw, stopped()
 		}
 	}
 }

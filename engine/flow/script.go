@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"reflect"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/dop251/goja"
@@ -16,34 +16,20 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 )
 
-// scriptStep runs a JavaScript main(ctx). The program is compiled once; a
-// pool of runtimes that already ran it serves requests. After the top level
-// ran, the global object and everything reachable from it is frozen, so no
-// request can leave state behind for the next one.
+// scriptStep runs a JavaScript main(ctx). The program is compiled once;
+// every run gets a fresh runtime that runs the top level and then main, so
+// no request can leave state behind for the next one: not in globals, not
+// in built-in prototypes, not in closures or top-level let/const bindings.
+// (Freezing a pooled runtime's global object cannot reach closures or the
+// global lexical scope, and goja does not list its lazily created built-ins
+// among the global object's properties.) A goja runtime creates its
+// built-ins lazily, so a fresh one costs microseconds.
 type scriptStep struct {
 	prog    *goja.Program
 	timeout time.Duration
-	pool    sync.Pool
 }
 
-// freeze deep-freezes the global object, its values and the built-ins'
-// prototypes.
-const freeze = `(function () {
-  var seen = new Set();
-  function deep(o) {
-    if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) return;
-    seen.add(o);
-    Object.freeze(o);
-    Object.getOwnPropertyNames(o).forEach(function (k) {
-      var d = Object.getOwnPropertyDescriptor(o, k);
-      if (d && "value" in d) deep(d.value);
-    });
-    deep(Object.getPrototypeOf(o));
-  }
-  deep(globalThis);
-})();`
-
-var freezeProg = goja.MustCompile("freeze", freeze, false)
+var errNoMain = errors.New("script must define a function main(ctx)")
 
 func compileScript(cs *config.Step) (*scriptStep, error) {
 	prog, err := goja.Compile(cs.ID, cs.Script.Source, false)
@@ -54,37 +40,28 @@ func compileScript(cs *config.Step) (*scriptStep, error) {
 	if s.timeout == 0 {
 		s.timeout = 100 * time.Millisecond
 	}
-	// Fail at compile time, not on the first request, if main is missing.
-	rt, err := s.newRuntime()
-	if err != nil {
+	// Fail at compile time, not on the first request, if the top level
+	// throws or main is missing. Bound it like a request.
+	rt := goja.New()
+	timer := time.AfterFunc(time.Second, func() { rt.Interrupt("top level took longer than 1s") })
+	defer timer.Stop()
+	if _, err := s.load(rt); err != nil {
 		return nil, err
 	}
-	s.pool.Put(rt)
 	return s, nil
 }
 
-type jsRuntime struct {
-	rt   *goja.Runtime
-	main goja.Callable
-}
-
-func (s *scriptStep) newRuntime() (*jsRuntime, error) {
-	rt := goja.New()
+// load runs the top level in rt and returns main.
+func (s *scriptStep) load(rt *goja.Runtime) (goja.Callable, error) {
 	rt.SetFieldNameMapper(goja.TagFieldNameMapper("json", true))
-	// The top level runs once per runtime: bound it like a request.
-	timer := time.AfterFunc(time.Second, func() { rt.Interrupt("top level took longer than 1s") })
-	defer timer.Stop()
 	if _, err := rt.RunProgram(s.prog); err != nil {
 		return nil, fmt.Errorf("script top level: %w", err)
 	}
 	main, ok := goja.AssertFunction(rt.Get("main"))
 	if !ok {
-		return nil, errors.New("script must define a function main(ctx)")
+		return nil, errNoMain
 	}
-	if _, err := rt.RunProgram(freezeProg); err != nil {
-		return nil, fmt.Errorf("script sandbox: %w", err)
-	}
-	return &jsRuntime{rt: rt, main: main}, nil
+	return main, nil
 }
 
 func (s *scriptStep) run(ctx context.Context, inv *Invocation, st *step, res *StepResult) (*Output, *rawResult, error) {
@@ -93,27 +70,24 @@ func (s *scriptStep) run(ctx context.Context, inv *Invocation, st *step, res *St
 	if err != nil {
 		return nil, nil, err
 	}
-	js, _ := s.pool.Get().(*jsRuntime)
-	if js == nil {
-		if js, err = s.newRuntime(); err != nil {
-			return nil, nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q: %v", st.id, err), Step: st.id, Err: err}
-		}
-	}
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	stop := context.AfterFunc(sctx, func() { js.rt.Interrupt(sctx.Err()) })
-	v, err := js.main(goja.Undefined(), js.rt.ToValue(toJS(doc)))
+	rt := goja.New()
+	stop := context.AfterFunc(sctx, func() { rt.Interrupt(sctx.Err()) })
+	var v goja.Value
+	main, err := s.load(rt)
+	if err == nil {
+		v, err = main(goja.Undefined(), rt.ToValue(toJS(doc)))
+	}
 	stopped := !stop()
 	if err != nil {
 		var ie *goja.InterruptedError
 		if errors.As(err, &ie) || stopped {
-			// An interrupted runtime is discarded: its state is unknown.
 			if ctx.Err() != nil {
 				return nil, nil, &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled", st.id), Step: st.id, Err: err}
 			}
 			return nil, nil, &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: script timed out after %s", st.id, s.timeout), Step: st.id, Err: err}
 		}
-		s.pool.Put(js)
 		msg := err.Error()
 		var ex *goja.Exception
 		if errors.As(err, &ex) {
@@ -122,7 +96,6 @@ func (s *scriptStep) run(ctx context.Context, inv *Invocation, st *step, res *St
 		return nil, nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q: script error: %s", st.id, msg), Step: st.id, Err: err}
 	}
 	out, cerr := fromJS(v)
-	s.pool.Put(js)
 	if cerr != nil {
 		return nil, nil, &Error{Status: http.StatusInternalServerError, Message: fmt.Sprintf("step %q: script result: %v", st.id, cerr), Step: st.id, Err: cerr}
 	}
@@ -187,6 +160,9 @@ func normalize(v any, depth int) (any, error) {
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
+			if isFunc(e) {
+				continue // as JSON.stringify does
+			}
 			n, err := normalize(e, depth+1)
 			if err != nil {
 				return nil, err
@@ -207,10 +183,17 @@ func normalize(v any, depth int) (any, error) {
 	case time.Time:
 		return x.UTC().Format(time.RFC3339Nano), nil
 	}
-	// Anything else (functions, symbols, typed arrays): through JSON.
+	if isFunc(v) {
+		return nil, nil // JSON.stringify gives undefined, or null in an array
+	}
+	// Anything else (symbols, typed arrays): through JSON.
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("return value is not JSON: %v", err)
 	}
 	return decodeBody(b), nil
+}
+
+func isFunc(v any) bool {
+	return v != nil && reflect.TypeOf(v).Kind() == reflect.Func
 }
