@@ -207,7 +207,7 @@ func (a *Api) applyDefaults() {
 				s.Script.Lang = "javascript"
 			}
 			if s.Script.Timeout == 0 {
-				s.Script.Timeout = Duration(100 * time.Millisecond)
+				s.Script.Timeout = Duration(time.Second)
 			}
 		}
 	}

@@ -247,3 +247,30 @@ func TestVariables(t *testing.T) {
 		t.Fatalf("got %#v, want %#v", got, want)
 	}
 }
+
+func TestURLTemplateEscapes(t *testing.T) {
+	d := map[string]any{
+		"base": "http://10.0.0.1:9001/api",
+		"id":   "../admin?x=1#frag",
+		"q":    "a&b=c d",
+	}
+	tests := []struct{ in, want string }{
+		{"http://orders/${.id}", "http://orders/..%2Fadmin%3Fx=1%23frag"},
+		{"http://orders/${.id}?q=${.q}", "http://orders/..%2Fadmin%3Fx=1%23frag?q=a%26b%3Dc+d"},
+		{"${.base}/orders", "http://10.0.0.1:9001/api/orders"},
+		{"http://orders/list?q=${.q}&page=1", "http://orders/list?q=a%26b%3Dc+d&page=1"},
+	}
+	for _, tt := range tests {
+		tp, err := ParseURLTemplate(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tp.Render(context.Background(), d, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

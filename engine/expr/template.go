@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -15,8 +16,9 @@ type Template struct {
 }
 
 type part struct {
-	lit  string
-	prog *Program // nil for a literal part
+	lit    string
+	prog   *Program            // nil for a literal part
+	escape func(string) string // applied to the interpolated value; nil: none
 }
 
 // TemplateError is a compile error inside one interpolation of a template.
@@ -28,6 +30,36 @@ type TemplateError struct {
 
 func (e *TemplateError) Error() string {
 	return fmt.Sprintf("%s (at offset %d)", e.Msg, e.Offset)
+}
+
+// ParseURLTemplate parses a URL template. Interpolated values are escaped
+// for where they stand — a path segment (url.PathEscape: "/" and "?" too) or
+// the query (url.QueryEscape) — so a caller's data cannot change the path or
+// add parameters. An interpolation at the very start is the base URL itself
+// and is inserted as it is.
+func ParseURLTemplate(s string) (*Template, error) {
+	t, err := ParseTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	inQuery := false
+	for i := range t.parts {
+		p := &t.parts[i]
+		if p.prog == nil {
+			if strings.ContainsAny(p.lit, "?#") {
+				inQuery = true
+			}
+			continue
+		}
+		switch {
+		case i == 0:
+		case inQuery:
+			p.escape = url.QueryEscape
+		default:
+			p.escape = url.PathEscape
+		}
+	}
+	return t, nil
 }
 
 // HasInterpolation reports whether s contains at least one `${`.
@@ -174,7 +206,11 @@ func (t *Template) Render(ctx context.Context, input any, doc map[string]any) (s
 		if err != nil && err != ErrNoOutput {
 			return "", fmt.Errorf("${%s}: %w", p.prog.src, err)
 		}
-		b.WriteString(stringify(v))
+		if p.escape != nil {
+			b.WriteString(p.escape(stringify(v)))
+		} else {
+			b.WriteString(stringify(v))
+		}
 	}
 	return b.String(), nil
 }

@@ -61,7 +61,7 @@ func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 		s.timeout = env.DefaultTimeout
 	}
 	var err error
-	if s.url, err = expr.ParseTemplate(h.URL); err != nil {
+	if s.url, err = expr.ParseURLTemplate(h.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	if s.headers, err = templates(h.Headers); err != nil {

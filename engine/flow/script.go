@@ -38,7 +38,7 @@ func compileScript(cs *config.Step) (*scriptStep, error) {
 	}
 	s := &scriptStep{prog: prog, timeout: cs.Script.Timeout.D()}
 	if s.timeout == 0 {
-		s.timeout = 100 * time.Millisecond
+		s.timeout = time.Second
 	}
 	// Fail at compile time, not on the first request, if the top level
 	// throws or main is missing. Bound it like a request.
