@@ -114,12 +114,14 @@ func (s *nonceShard) evictAll(now int64) {
 	s.queue, s.head = kept, 0
 }
 
-// Len returns the number of live nonces held.
+// Len evicts what expired and returns the number of live nonces held.
 func (m *MemoryNonces) Len() int {
 	n := 0
+	now := m.now().UnixNano()
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
+		s.evictAll(now)
 		n += len(s.seen)
 		s.mu.Unlock()
 	}
