@@ -96,6 +96,7 @@ func newSecureFixture(t testing.TB) *secureFixture {
 		"credentials/open.yaml":   cred("app-open", "HMAC-SHA256", "AES", ""),
 		"apis/echo.yaml":          api("sec.echo", "online", "[POST, GET]", echo),
 		"apis/restricted.yaml":    strings.Replace(api("sec.only", "online", "[POST]", echo), "policies:", "auth: {credentials: [app-aes]}\npolicies:", 1),
+		"apis/plain.yaml":         api("sec.plain", "online", "[POST]", ""),
 		"apis/script.yaml":        api("sec.who", "online", "[POST]", scriptStep(`function main(c) { return {app: c.request.appId, tenant: c.request.tenantId, user: c.request.user} }`)),
 	})
 	repo, diags, err := config.Load(dir)
