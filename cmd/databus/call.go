@@ -106,7 +106,8 @@ func secretFlag(value, file string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return bytes.TrimRight(b, "\r\n"), nil
+		// Trimmed as the gateway trims a file: secret: one trailing newline.
+		return bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r")), nil
 	}
 	return nil, nil
 }
