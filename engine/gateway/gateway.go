@@ -234,7 +234,7 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 		Handler:           s.portal,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    1 << 20, // the portal answers 431 in the envelope above portal.MaxHeaderBytes
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	adminSrv := &http.Server{

@@ -58,6 +58,23 @@ func New(current func() *snapshot.Snapshot, o Options) *Handler {
 	return h
 }
 
+// MaxHeaderBytes bounds a request's headers; larger ones get a 431
+// envelope. (The server's own limit, above it, cuts off anything bigger.)
+const MaxHeaderBytes = 64 << 10
+
+// MsgHeaderTooLarge answers a request whose headers exceed MaxHeaderBytes.
+const MsgHeaderTooLarge = "请求头过大"
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
 // Call is the state of one portal request as it moves through the chain.
 type Call struct {
 	W        http.ResponseWriter
@@ -102,6 +119,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	if headerBytes(r.Header) > MaxHeaderBytes {
+		h.fail(c, c.refuse(ReasonBody, http.StatusRequestHeaderFieldsTooLarge, MsgHeaderTooLarge))
+		return
+	}
 	c.Snap = h.current()
 	if c.Snap == nil {
 		h.fail(c, &fault{http.StatusServiceUnavailable, MsgUnavailable})

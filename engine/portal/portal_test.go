@@ -341,3 +341,19 @@ func TestAppendEnvelope(t *testing.T) {
 		t.Fatalf("field order: %s", got)
 	}
 }
+
+func TestHugeHeader(t *testing.T) {
+	dir := testRepo(t, map[string]string{
+		"databus.yaml":    openSettings,
+		"policies/p.yaml": policy,
+		"apis/a.yaml":     api("demo.h", "online", "[GET]", scriptStep(`function main(c) { return 1 }`)),
+	})
+	h, _ := newPortal(t, dir)
+	w, env := do(t, h, "GET", "/api/demo.h/v1", "", map[string]string{"X-Big": strings.Repeat("a", MaxHeaderBytes)})
+	if w.Code != http.StatusRequestHeaderFieldsTooLarge || env.Message != MsgHeaderTooLarge {
+		t.Fatalf("huge header: %d %q", w.Code, env.Message)
+	}
+	if w, _ := do(t, h, "GET", "/api/demo.h/v1", "", map[string]string{"X-Ok": strings.Repeat("a", 1000)}); w.Code != 200 {
+		t.Fatalf("a normal header was refused: %d", w.Code)
+	}
+}

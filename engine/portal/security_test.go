@@ -437,7 +437,7 @@ func FuzzPortal(f *testing.F) {
 		w := httptest.NewRecorder()
 		fx.ServeHTTP(w, r)
 		switch w.Code {
-		case 200, 400, 401, 403, 404, 405, 413, 500, 502, 503, 504:
+		case 200, 400, 401, 403, 404, 405, 413, 431, 500, 502, 503, 504:
 		default:
 			t.Fatalf("undocumented status %d", w.Code)
 		}
