@@ -237,10 +237,6 @@ func translate(ve *jsonschema.ValidationError, doc any) []Violation {
 		b, _ := json.Marshal(at(doc, item))
 		return []Violation{{Pointer: item, Message: fmt.Sprintf("duplicate item %s (also at index %s): items must be unique", b, m[1])}}
 	}
-	if strings.Contains(ve.Message, "jsonschema: '") || strings.Contains(kw, "://json-schema.org/") {
-		// A meta-schema location means nothing to an operator.
-		return []Violation{{Pointer: ptr, Message: ve.Message}}
-	}
 	return []Violation{{Pointer: ptr, Message: ve.Message}}
 }
 
@@ -276,26 +272,7 @@ func node(loc string) map[string]any {
 	if !ok {
 		return nil
 	}
-	var v any = cur
-	for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
-		if tok == "" {
-			continue
-		}
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch x := v.(type) {
-		case map[string]any:
-			v = x[tok]
-		case []any:
-			var i int
-			if _, err := fmt.Sscan(tok, &i); err != nil || i < 0 || i >= len(x) {
-				return nil
-			}
-			v = x[i]
-		default:
-			return nil
-		}
-	}
-	m, _ := v.(map[string]any)
+	m, _ := at(cur, frag).(map[string]any)
 	return m
 }
 

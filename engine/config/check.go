@@ -17,6 +17,7 @@ import (
 	"github.com/dop251/goja/parser"
 
 	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/schema"
 )
 
@@ -131,8 +132,8 @@ func (l *loader) checkCredential(d *document, c *Credential) {
 		d.warnf("/signatureType", "unkeyed %s signature without body encryption: anyone who sees one request can forge others; use HMAC-SHA256 or an encryption type", c.SignatureType)
 	}
 	if encKey != "" {
-		if msg := keyLengthProblem(c.EncryptionType, encKey); msg != "" {
-			d.errorf("/encryptionKey/secretRef", "%s", msg)
+		if _, err := security.NewCipher(c.EncryptionType, []byte(encKey)); err != nil {
+			d.errorf("/encryptionKey/secretRef", "%v (UTF-8 bytes of the key)", err)
 		}
 	}
 	l.checkIPList(d, "/allowedIps", c.AllowedIPs)
@@ -144,22 +145,6 @@ func (l *loader) checkCredential(d *document, c *Credential) {
 			d.errorf("/allowAnonymous", "allowAnonymous needs apiPortal.security.jwt.key in databus.yaml to sign the internal JWT")
 		}
 	}
-}
-
-// keyLengthProblem checks an encryption key's length for its algorithm.
-func keyLengthProblem(encType, key string) string {
-	n := len(key)
-	switch encType {
-	case EncAES, EncAESGCM:
-		if n != 16 && n != 24 && n != 32 {
-			return fmt.Sprintf("%s key must be 16, 24 or 32 bytes (UTF-8), got %d", encType, n)
-		}
-	case EncDES:
-		if n < 8 {
-			return fmt.Sprintf("DES key must be at least 8 bytes (UTF-8), got %d", n)
-		}
-	}
-	return ""
 }
 
 var keyVarRE = regexp.MustCompile(`\$\{([^}]*)\}`)

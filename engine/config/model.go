@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/databus-gateway/databus/engine/security"
 )
 
 // APIVersion is the apiVersion of every document.
@@ -196,15 +198,15 @@ type AnonymousUser struct {
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 }
 
-// Signature and encryption types of a credential.
+// Signature and encryption types of a credential: the wire protocol's own.
 const (
-	SignMD5        = "MD5"
-	SignSHA256     = "SHA256"
-	SignHMACSHA256 = "HMAC-SHA256"
-	EncAES         = "AES"
-	EncDES         = "DES"
-	EncAESGCM      = "AES-GCM"
-	EncNone        = "NONE"
+	SignMD5        = security.SignMD5
+	SignSHA256     = security.SignSHA256
+	SignHMACSHA256 = security.SignHMACSHA256
+	EncAES         = security.EncAES
+	EncDES         = security.EncDES
+	EncAESGCM      = security.EncAESGCM
+	EncNone        = security.EncNone
 )
 
 // RateLimitPolicy is one rate-limit policy (policies/*.yaml).
