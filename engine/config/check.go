@@ -69,6 +69,21 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 			d.errorf("/redis/addr", "bad address %q: expected host:port", s.Redis.Addr)
 		}
 	}
+	for i, a := range s.Redis.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			d.errorf(pointerOf("redis", "addrs", i), "bad address %q: expected host:port", a)
+		}
+	}
+	if s.Redis.Addr != "" && len(s.Redis.Addrs) > 0 {
+		d.errorAtKey("/redis/addrs", "redis.addr and redis.addrs exclude each other: addr for one Redis, addrs for a Cluster or Sentinels")
+	}
+	if s.Redis.MasterName != "" && len(s.Redis.Addrs) == 0 {
+		d.errorAtKey("/redis/masterName", "redis.masterName needs the Sentinel addresses in redis.addrs")
+	}
+	if s.Redis.Password != nil {
+		l.checkSecret(d, "/redis/password/secretRef", s.Redis.Password)
+	}
+	checkPositive(d, "/redis/timeout", s.Redis.Timeout)
 	names := map[string]int{}
 	for i, t := range s.Admin.Tokens {
 		if j, dup := names[t.Name]; dup {

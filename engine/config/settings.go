@@ -76,8 +76,19 @@ type AccessLogSettings struct {
 
 // RedisSettings configures the shared stores.
 type RedisSettings struct {
-	Addr string `yaml:"addr" json:"addr"`
+	Addr       string     `yaml:"addr" json:"addr"`
+	Addrs      []string   `yaml:"addrs" json:"addrs,omitempty"`
+	MasterName string     `yaml:"masterName" json:"masterName,omitempty"`
+	Username   string     `yaml:"username" json:"username,omitempty"`
+	Password   *SecretRef `yaml:"password,omitempty" json:"password,omitempty"`
+	DB         int        `yaml:"db" json:"db"`
+	TLS        bool       `yaml:"tls" json:"tls"`
+	Timeout    Duration   `yaml:"timeout" json:"timeout"`
+	FailOpen   *bool      `yaml:"failOpen" json:"failOpen"`
 }
+
+// Enabled reports whether Redis is configured.
+func (r RedisSettings) Enabled() bool { return r.Addr != "" || len(r.Addrs) > 0 }
 
 // HookSettings configures callouts to registered services.
 type HookSettings struct {
@@ -173,6 +184,12 @@ func (s *Settings) applyDefaults() {
 	}
 	if st.AccessLog.RedactHeaders == nil {
 		st.AccessLog.RedactHeaders = []string{"Authorization", "ZT-Signature"}
+	}
+	if s.Redis.Timeout == 0 {
+		s.Redis.Timeout = Duration(200 * time.Millisecond)
+	}
+	if s.Redis.FailOpen == nil {
+		s.Redis.FailOpen = boolp(true)
 	}
 	if s.Hooks.Timeout == 0 {
 		s.Hooks.Timeout = Duration(3 * time.Second)

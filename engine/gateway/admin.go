@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Admin returns the admin listener's handler: health, readiness and the
@@ -28,6 +30,7 @@ func (s *Server) Admin() http.Handler {
 		body["ready"] = true
 		writeJSON(w, http.StatusOK, body)
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
 

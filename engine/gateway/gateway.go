@@ -17,8 +17,8 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/portal"
-	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
@@ -58,8 +58,10 @@ type Server struct {
 	envMu    sync.Mutex
 	env      *flow.Env
 	envKey   envKey
+	stores   storeSet
 
-	portal *portal.Handler
+	portal  *portal.Handler
+	metrics *metrics.Metrics
 }
 
 // ErrInvalidRepository is returned by New when the repository does not load.
@@ -78,7 +80,8 @@ func New(opts Options) (*Server, error) {
 		opts.DrainTimeout = 15 * time.Second
 	}
 	s := &Server{opts: opts, log: opts.Logger}
-	s.portal = portal.New(s.Current, portal.Options{Logger: s.log, Nonces: security.NewMemoryNonces(0)})
+	s.metrics = metrics.New()
+	s.portal = portal.New(s.Current, portal.Options{Logger: s.log, Metrics: s.metrics})
 	res := s.Reload("start")
 	if !res.OK {
 		if res.Error != "" {
@@ -136,7 +139,13 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		s.log.Debug("reload skipped: content unchanged", "reason", reason)
 		return res
 	}
-	snap, err := snapshot.Build(repo, s.envFor(repo.Settings))
+	st, err := s.storesFor(repo.Settings, repo.Dir)
+	if err != nil {
+		res.Error = err.Error()
+		s.log.Error("reload refused: redis settings; the previous configuration keeps serving", "reason", reason, "error", err)
+		return res
+	}
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: s.envFor(repo.Settings), Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend})
 	if err != nil {
 		res.Error = err.Error()
 		s.log.Error("reload refused: compile failed; the previous configuration keeps serving", "reason", reason, "error", err)
@@ -295,6 +304,12 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	s.log.Info("stopped")
 	return runErr
 }
+
+// Close releases what the server holds beyond Serve: the Redis client.
+func (s *Server) Close() { s.closeStores() }
+
+// Metrics returns the gateway's metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 func serveErr(err error) error {
 	if errors.Is(err, http.ErrServerClosed) {

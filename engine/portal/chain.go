@@ -44,7 +44,7 @@ const (
 
 // serve runs the portal in DESIGN.md section 4's order: IP deny/allow →
 // credential → timestamp → nonce → body decryption → signature → tenant →
-// API and method → caller allowed → anonymous user → flow. With
+// API and method → caller allowed → anonymous user → rate limit → flow. With
 // security.enabled false the credential-to-signature stages are skipped.
 func (h *Handler) serve(c *Call) *fault {
 	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
@@ -91,6 +91,9 @@ func (h *Handler) serve(c *Call) *fault {
 		return c.refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
 	}
 	if f := h.anonymous(c); f != nil {
+		return f
+	}
+	if f := h.rateLimit(c); f != nil {
 		return f
 	}
 	return h.runFlow(c)
@@ -162,12 +165,17 @@ func (h *Handler) nonce(c *Call, ttl time.Duration) *fault {
 	}
 	ctx, cancel := context.WithTimeout(c.R.Context(), time.Second)
 	defer cancel()
-	fresh, err := h.nonces.Use(ctx, c.Cred.AppID+"\x00"+n, ttl)
+	store := c.Snap.Nonces
+	if store == nil {
+		store = h.nonces
+	}
+	fresh, err := store.Use(ctx, c.Cred.AppID+"\x00"+n, ttl)
 	if err != nil {
 		// Replay protection cannot be checked: fail closed.
-		h.log.Error("nonce store unavailable", "error", err, "traceId", c.TraceID)
-		return c.refuse(ReasonNonce, http.StatusServiceUnavailable, MsgNonceStore)
+		h.faults.report(h, "nonce", c.Snap.StoreBackend, err)
+		return c.refuse(ReasonStore, http.StatusServiceUnavailable, MsgNonceStore)
 	}
+	h.faults.ok(h, "nonce")
 	if !fresh {
 		return c.refuse(ReasonReplay, http.StatusUnauthorized, MsgReplay)
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/metrics"
+	"github.com/databus-gateway/databus/engine/ratelimit"
 	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
 )
@@ -32,20 +34,34 @@ const TraceHeader = "X-Trace-Id"
 type Handler struct {
 	current func() *snapshot.Snapshot
 	log     *slog.Logger
-	nonces  security.NonceStore
+	nonces  security.NonceStore // used when the Snapshot has none
+	limits  ratelimit.Store     // used when the Snapshot has none
 	now     func() time.Time
+	metrics *metrics.Metrics
+	faults  storeFaults
 }
 
 // Options are the portal's long-lived parts.
 type Options struct {
-	Logger *slog.Logger        // nil: discard
-	Nonces security.NonceStore // nil: an embedded in-memory store
-	Now    func() time.Time    // nil: time.Now (tests move the clock)
+	Logger  *slog.Logger        // nil: discard
+	Nonces  security.NonceStore // nil: an embedded in-memory store
+	Limits  ratelimit.Store     // nil: an embedded in-memory store
+	Now     func() time.Time    // nil: time.Now (tests move the clock)
+	Metrics *metrics.Metrics    // nil: not counted
+	// FaultLogInterval is how often a failing store is logged (default 10s).
+	FaultLogInterval time.Duration
 }
 
 // New returns the portal handler.
 func New(current func() *snapshot.Snapshot, o Options) *Handler {
-	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, now: o.Now}
+	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, limits: o.Limits, now: o.Now, metrics: o.Metrics}
+	h.faults.interval = o.FaultLogInterval
+	if h.faults.interval == 0 {
+		h.faults.interval = 10 * time.Second
+	}
+	if h.limits == nil {
+		h.limits = ratelimit.NewMemory(0)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -92,6 +108,10 @@ type Call struct {
 	TenantID      string
 	User          map[string]any // the anonymous user, or nil
 	Authorization string         // sent to upstream steps
+
+	// Chain records decisions of the chain (rate limit) for the access log,
+	// beside the flow's step results.
+	Chain []flow.StepResult
 
 	encrypt   security.Cipher // answers are encrypted with it once set
 	timestamp string
@@ -316,6 +336,9 @@ func contentTypeOf(b []byte) string {
 }
 
 func (h *Handler) fail(c *Call, f *fault) {
+	if h.metrics != nil && c.Reason != "" {
+		h.metrics.Refusals.WithLabelValues(c.Reason).Inc()
+	}
 	h.answer(c, f.status, f.message, nil)
 }
 

@@ -41,7 +41,7 @@ const openSettings = `apiPortal:
   security: {enabled: false}
 `
 
-const policy = "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\n"
+const policy = "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\nlimit: 1000000\n"
 
 func api(code, status, methods, steps string) string {
 	return "apiVersion: databus/v1\nkind: Api\ncode: " + code + "\nversion: v1\nstatus: " + status +
@@ -63,7 +63,7 @@ func newPortal(t testing.TB, dir string) (*Handler, *snapshot.Snapshot) {
 		t.Fatalf("test repository is invalid:\n%s", diags.Error())
 	}
 	env := &flow.Env{Client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, DefaultTimeout: 5 * time.Second, MaxResponseBytes: 1 << 20}
-	snap, err := snapshot.Build(repo, env)
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}

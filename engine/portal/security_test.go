@@ -104,7 +104,7 @@ func newSecureFixture(t testing.TB) *secureFixture {
 		t.Fatalf("fixture repository: %v\n%s", err, diags.Error())
 	}
 	env := &flow.Env{Client: &http.Client{}, DefaultTimeout: 5 * time.Second, MaxResponseBytes: 1 << 20}
-	snap, err := snapshot.Build(repo, env)
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}

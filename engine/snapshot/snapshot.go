@@ -12,6 +12,8 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/ratelimit"
+	"github.com/databus-gateway/databus/engine/security"
 )
 
 // Snapshot is one loaded, fully compiled repository.
@@ -29,6 +31,15 @@ type Snapshot struct {
 
 	// Credentials by appId, secrets resolved.
 	Credentials map[string]*Credential
+	// Long-lived stores, owned by the server and handed to every Snapshot.
+	Nonces       security.NonceStore
+	Limits       ratelimit.Store
+	StoreBackend string // "memory" or "redis", for metrics and logs
+	FailOpen     bool   // let rate-limited requests through when the store fails
+
+	// Policies by name, compiled.
+	Policies map[string]*ratelimit.Policy
+
 	// JWTKey signs internal JWTs for anonymous callers; nil when
 	// apiPortal.security.jwt.key is unset or did not resolve (JWTProblem).
 	JWTKey     []byte
@@ -44,22 +55,47 @@ type Route struct {
 	API     *config.Api
 	Flow    *flow.Flow
 	Methods map[string]bool
-	Allow   string          // the Allow header of a 405
-	Callers map[string]bool // auth.credentials; nil: any enabled credential
+	Allow   string            // the Allow header of a 405
+	Callers map[string]bool   // auth.credentials; nil: any enabled credential
+	Policy  *ratelimit.Policy // policies.rateLimit; nil: not limited
 }
 
 // Allows reports whether appID may call the route.
 func (r *Route) Allows(appID string) bool { return r.Callers == nil || r.Callers[appID] }
 
-// Build compiles every API of repo into a new Snapshot. env carries the
-// long-lived resources (HTTP client) the flows use.
-func Build(repo *config.Repository, env *flow.Env) (*Snapshot, error) {
+// Deps are the long-lived resources a Snapshot uses: they belong to the
+// server and outlive reloads.
+type Deps struct {
+	Env          *flow.Env           // the upstream HTTP client
+	Nonces       security.NonceStore // nil: the portal's own embedded store
+	Limits       ratelimit.Store     // nil: the portal's own embedded store
+	StoreBackend string
+}
+
+// Build compiles every API of repo into a new Snapshot.
+func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	s := &Snapshot{
-		Repo:     repo,
-		Settings: repo.Settings,
-		Revision: repo.Hash,
-		LoadedAt: time.Now(),
-		routes:   make(map[routeKey]*Route, len(repo.APIs)),
+		Repo:         repo,
+		Settings:     repo.Settings,
+		Revision:     repo.Hash,
+		LoadedAt:     time.Now(),
+		Nonces:       deps.Nonces,
+		Limits:       deps.Limits,
+		StoreBackend: deps.StoreBackend,
+		FailOpen:     *repo.Settings.Redis.FailOpen,
+		Policies:     make(map[string]*ratelimit.Policy, len(repo.Policies)),
+		routes:       make(map[routeKey]*Route, len(repo.APIs)),
+	}
+	if s.StoreBackend == "" {
+		s.StoreBackend = "memory"
+	}
+	env := deps.Env
+	for _, p := range repo.Policies {
+		cp, err := ratelimit.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Source.File, err)
+		}
+		s.Policies[p.Name] = cp
 	}
 	p := repo.Settings.APIPortal
 	s.BasePaths = append([]string{p.BasePath}, p.LegacyBasePaths...)
@@ -92,6 +128,12 @@ func Build(repo *config.Repository, env *flow.Env) (*Snapshot, error) {
 			return nil, err
 		}
 		r := &Route{API: a, Flow: f, Methods: map[string]bool{}}
+		if a.Policies != nil && a.Policies.RateLimit != "" {
+			r.Policy = s.Policies[a.Policies.RateLimit]
+			if r.Policy == nil {
+				return nil, fmt.Errorf("%s: rate-limit policy %q not found", a.Source.File, a.Policies.RateLimit)
+			}
+		}
 		if a.Auth != nil && a.Auth.Credentials != nil {
 			r.Callers = map[string]bool{}
 			for _, app := range a.Auth.Credentials {
