@@ -30,7 +30,7 @@ type Policy struct {
 }
 
 type keyPart struct {
-	lit    string
+	lit     string
 	varName string // "" for a literal part; "header.NAME" for a header
 }
 
