@@ -2,6 +2,15 @@ package portal
 
 import (
 	"bytes"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/ratelimit"
+	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/internal/testredis"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -137,5 +146,49 @@ func BenchmarkSecurityChain(b *testing.B) {
 			r.RemoteAddr = "127.0.0.1:1"
 			return r
 		})
+	})
+}
+
+// BenchmarkRateLimitStores measures the portal in-process on one
+// rate-limited API (security off) with the embedded store and with the
+// Redis store (DATABUS_TEST_REDIS), so their ratio shows what sharing
+// counters across replicas costs.
+func BenchmarkRateLimitStores(b *testing.B) {
+	dir := testRepo(b, map[string]string{
+		"databus.yaml":    "apiPortal:\n  basePath: /api\n  security: {enabled: false}\n",
+		"policies/p.yaml": "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\nalgorithm: sliding-window\nlimit: 1000000000\nwindowSeconds: 60\n",
+		"apis/a.yaml":     api("rl.bench", "online", "[GET]", ""),
+	})
+	repo, diags, err := config.Load(dir)
+	if err != nil || diags.HasErrors() {
+		b.Fatal(err, diags)
+	}
+	env := &flow.Env{Client: &http.Client{}, DefaultTimeout: time.Second, MaxResponseBytes: 1 << 20}
+	run := func(b *testing.B, limits ratelimit.Store, backend string) {
+		snap, err := snapshot.Build(repo, snapshot.Deps{Env: env, Limits: limits, StoreBackend: backend})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := New(func() *snapshot.Snapshot { return snap }, Options{})
+		b.ReportAllocs()
+		b.SetParallelism(8) // 16 concurrent requests, as a loaded gateway has
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				r := httptest.NewRequest("GET", "/api/rl.bench/v1", nil)
+				r.RemoteAddr = "127.0.0.1:1"
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != 200 || w.Header().Get("X-RateLimit-Limit") == "" {
+					b.Errorf("status %d", w.Code)
+					return
+				}
+			}
+		})
+	}
+	b.Run("embedded", func(b *testing.B) { run(b, ratelimit.NewMemory(0), "memory") })
+	b.Run("redis", func(b *testing.B) {
+		c := redis.NewClient(&redis.Options{Addr: testredis.Addr(b)})
+		defer c.Close()
+		run(b, ratelimit.NewRedis(c, time.Second), "redis")
 	})
 }
