@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/databus-gateway/databus/engine/client"
 	"github.com/databus-gateway/databus/internal/testredis"
 )
@@ -211,44 +213,72 @@ func grep(s, sub string) string {
 }
 
 // TestSampleRepositoryIsLimited: the sample API's policy limits it on one
-// node with the embedded store.
+// node with the embedded store, and on two nodes sharing Redis.
 func TestSampleRepositoryIsLimited(t *testing.T) {
-	dir := t.TempDir()
-	for _, sub := range []string{"apis", "credentials", "policies", "examples/secrets"} {
-		copyDir(t, filepath.Join("..", "..", sub), filepath.Join(dir, sub))
-	}
-	data, err := os.ReadFile("../../databus.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "databus.yaml"), string(data))
-	ts := startServer(t, Options{Dir: dir, NoWatch: true})
-	c := &client.Client{BaseURL: ts.portalURL + "/admin-api/databus/api/portal",
-		Credential: client.Credential{AppID: "demo-app", EncryptionKey: []byte("databus-demo-key")}}
-	// order.quote is bound to the "strict" policy: a token bucket of 10 a
-	// minute per app.
-	body := []byte(`{"orderNo":"A-100","items":[{"sku":"x","qty":1,"price":5}]}`)
-	ok, limited := 0, 0
-	for i := 0; i < 12; i++ {
-		resp, err := c.Call(context.Background(), "order.quote", body)
+	sample := func(t *testing.T, redisAddr string) string {
+		dir := t.TempDir()
+		for _, sub := range []string{"apis", "credentials", "policies", "examples/secrets"} {
+			copyDir(t, filepath.Join("..", "..", sub), filepath.Join(dir, sub))
+		}
+		data, err := os.ReadFile("../../databus.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch resp.Envelope.Code {
-		case 200:
-			ok++
-		case 429:
-			limited++
-			if resp.Envelope.Message != "请求触发限流策略" {
-				t.Errorf("429 message %q", resp.Envelope.Message)
-			}
-		default:
-			t.Fatalf("%d %s", resp.Envelope.Code, resp.Envelope.Message)
+		settings := string(data)
+		if redisAddr != "" {
+			settings = strings.Replace(settings, `addr: ""`, "addr: "+redisAddr, 1)
 		}
+		writeFile(t, filepath.Join(dir, "databus.yaml"), settings)
+		return dir
 	}
-	if ok != 10 || limited != 2 {
-		t.Fatalf("sample policy strict: %d allowed, %d limited; want 10 and 2", ok, limited)
+	// order.quote is bound to the "strict" policy: a token bucket of 10 a
+	// minute per app.
+	quote := func(t *testing.T, nodes ...*testServer) (ok, limited int) {
+		body := []byte(`{"orderNo":"A-100","items":[{"sku":"x","qty":1,"price":5}]}`)
+		for i := 0; i < 12; i++ {
+			ts := nodes[i%len(nodes)]
+			c := &client.Client{BaseURL: ts.portalURL + basePath,
+				Credential: client.Credential{AppID: "demo-app", EncryptionKey: []byte("databus-demo-key")}}
+			resp, err := c.Call(context.Background(), "order.quote", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch resp.Envelope.Code {
+			case 200:
+				ok++
+			case 429:
+				limited++
+				if resp.Envelope.Message != "请求触发限流策略" {
+					t.Errorf("429 message %q", resp.Envelope.Message)
+				}
+			default:
+				t.Fatalf("%d %s", resp.Envelope.Code, resp.Envelope.Message)
+			}
+		}
+		return ok, limited
 	}
+	t.Run("one node", func(t *testing.T) {
+		ts := startServer(t, Options{Dir: sample(t, ""), NoWatch: true})
+		if ok, limited := quote(t, ts); ok != 10 || limited != 2 {
+			t.Fatalf("%d allowed, %d limited; want 10 and 2", ok, limited)
+		}
+	})
+	t.Run("two nodes sharing redis", func(t *testing.T) {
+		addr := testredis.Addr(t)
+		rc := redis.NewClient(&redis.Options{Addr: addr})
+		defer rc.Close()
+		// The sample's key is fixed: start from an empty bucket.
+		rc.Del(context.Background(), "databus:api:rl:order.quote:v1:demo-app:tb")
+		dir := sample(t, addr)
+		a := startServer(t, Options{Dir: dir, NoWatch: true})
+		b := startServer(t, Options{Dir: dir, NoWatch: true})
+		if a.Current().StoreBackend != "redis" {
+			t.Fatalf("store backend %q", a.Current().StoreBackend)
+		}
+		if ok, limited := quote(t, a, b); ok != 10 || limited != 2 {
+			t.Fatalf("across two nodes: %d allowed, %d limited; want 10 and 2", ok, limited)
+		}
+	})
 }
 
 func copyDir(t *testing.T, from, to string) {
