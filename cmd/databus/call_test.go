@@ -18,7 +18,7 @@ import (
 // base URL.
 func startGateway(t *testing.T, dir string) string {
 	t.Helper()
-	srv, err := gateway.New(gateway.Options{Dir: dir, NoWatch: true})
+	srv, err := gateway.New(gateway.Options{Dir: dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "databus.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func startGateway(t *testing.T, dir string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, pl, al) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; srv.Close() })
 	return "http://" + pl.Addr().String() + srv.Current().Settings.APIPortal.BasePath
 }
 

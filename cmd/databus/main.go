@@ -39,13 +39,13 @@ func init() {
 	register(&command{name: "version", usage: "", summary: "print the version of this binary", run: runVersion})
 	register(&command{name: "call", usage: "API [--url URL] [--app ID] [--key ...] [--body JSON]", summary: "sign, encrypt, send and decrypt one call", run: runCall})
 	register(&command{name: "sign", usage: "API [--app ID] [--key ...] [--body JSON]", summary: "print signed headers and body, and a curl line", run: runSign})
+	register(&command{name: "logs", usage: "[--trace ID] [--api CODE] [--since DUR] [--admin URL --token ...]", summary: "query the access log through the admin API", run: runLogs})
 	register(&command{name: "serve", usage: "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]", summary: "serve the repository's online APIs and reload on change", run: runServe})
 	for _, c := range []struct{ name, usage, summary string }{
 		{"versions", "API [--dir DIR]", "list the git commits that changed an API (code or code:version)"},
 		{"diff", "REV [REV2] [--dir DIR]", "semantic diff of APIs, credentials and policies between revisions"},
 		{"rollback", "API --to REV [--commit]", "restore an API's file as of REV"},
 		{"bench", "API --rate N --duration D", "signed-request load generator"},
-		{"logs", "[--trace ID] [--api CODE]", "query the access log through the admin API"},
 	} {
 		register(&command{name: c.name, usage: c.usage, summary: c.summary, run: notBuilt(c.name, c.usage, c.summary)})
 	}

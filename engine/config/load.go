@@ -415,3 +415,29 @@ func (p *RateLimitPolicy) applyDefaults() {
 		p.KeyTemplate = DefaultKeyTemplate
 	}
 }
+
+// ParseAPI reads one API definition outside the repository (a draft sent
+// to the debug invoke) and checks it like a file of apis/, including its
+// references to the repository's policies and credentials. name is the
+// file name its findings carry.
+func ParseAPI(repo *Repository, name string, data []byte) (*Api, Diagnostics) {
+	l := &loader{dir: repo.Dir, settings: repo.Settings}
+	r := l.loadDocument(APIsDir+"/"+name, data)
+	diags := r.diags
+	a, _ := r.obj.(*Api)
+	if a != nil && r.doc != nil {
+		r.doc.diags = &diags
+		if a.Policies != nil && a.Policies.RateLimit != "" && repo.Policy(a.Policies.RateLimit) == nil {
+			r.doc.errorf("/policies/rateLimit", "rate-limit policy %q not found in %s/", a.Policies.RateLimit, PoliciesDir)
+		}
+		if a.Auth != nil {
+			for i, app := range a.Auth.Credentials {
+				if repo.Credential(app) == nil {
+					r.doc.errorf(pointerOf("auth", "credentials", i), "credential %q not found in %s/", app, CredentialsDir)
+				}
+			}
+		}
+	}
+	diags.Sort()
+	return a, diags
+}

@@ -72,6 +72,10 @@ type AccessLogSettings struct {
 	RetentionDays int      `yaml:"retentionDays" json:"retentionDays"`
 	MaxBodyChars  *int     `yaml:"maxBodyChars" json:"maxBodyChars"`
 	RedactHeaders []string `yaml:"redactHeaders" json:"redactHeaders"`
+	Mode          string   `yaml:"mode" json:"mode"`
+	QueueSize     int      `yaml:"queueSize" json:"queueSize"`
+	MaxRecords    int      `yaml:"maxRecords" json:"maxRecords"`
+	Export        string   `yaml:"export" json:"export,omitempty"`
 }
 
 // RedisSettings configures the shared stores.
@@ -181,6 +185,12 @@ func (s *Settings) applyDefaults() {
 	if st.AccessLog.MaxBodyChars == nil {
 		n := 4000
 		st.AccessLog.MaxBodyChars = &n
+	}
+	if st.AccessLog.Mode == "" {
+		st.AccessLog.Mode = "async"
+	}
+	if st.AccessLog.QueueSize == 0 {
+		st.AccessLog.QueueSize = 10000
 	}
 	if st.AccessLog.RedactHeaders == nil {
 		st.AccessLog.RedactHeaders = []string{"Authorization", "ZT-Signature"}

@@ -5,6 +5,9 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/databus-gateway/databus/engine/admin"
+	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
 // Admin returns the admin listener's handler: health, readiness and the
@@ -31,8 +34,20 @@ func (s *Server) Admin() http.Handler {
 		writeJSON(w, http.StatusOK, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	var acc admin.AccessLog
+	if s.acc != nil {
+		acc = s.acc
+	}
+	admin.New(adminView{s}, acc, s.log).Register(mux)
 	return mux
 }
+
+// adminView adapts the Server to what the admin API reads.
+type adminView struct{ s *Server }
+
+func (v adminView) Current() *snapshot.Snapshot { return v.s.Current() }
+func (v adminView) Reload(reason string) any    { return v.s.Reload(reason) }
+func (v adminView) LastReload() any             { return v.s.LastReload() }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/portal"
 	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/engine/store"
 )
 
 // Options are the boot-time settings: they never reload.
@@ -31,6 +33,9 @@ type Options struct {
 	Debounce     time.Duration // quiet time before a burst of file changes reloads (default 200ms)
 	DrainTimeout time.Duration // graceful shutdown bound (default 15s)
 	NoWatch      bool          // do not watch files (reload by SIGHUP or Reload only)
+	// StoragePath overrides storage.path (the bbolt file), e.g. for several
+	// gateways on one checkout. Relative paths are relative to the process.
+	StoragePath string
 }
 
 // ReloadResult is the outcome of one reload attempt, kept for the admin view.
@@ -60,8 +65,14 @@ type Server struct {
 	envKey   envKey
 	stores   storeSet
 
-	portal  *portal.Handler
-	metrics *metrics.Metrics
+	portal       *portal.Handler
+	metrics      *metrics.Metrics
+	prevRevision string // guarded by reloadMu
+
+	closeOnce  sync.Once
+	db         *store.DB
+	acc        *store.AccessLog
+	exportFile *os.File
 }
 
 // ErrInvalidRepository is returned by New when the repository does not load.
@@ -81,7 +92,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.metrics = metrics.New()
-	s.portal = portal.New(s.Current, portal.Options{Logger: s.log, Metrics: s.metrics})
 	res := s.Reload("start")
 	if !res.OK {
 		if res.Error != "" {
@@ -89,6 +99,16 @@ func New(opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("%w:\n%s", ErrInvalidRepository, config.Diagnostics(res.Errors).Error())
 	}
+	snap := s.Current()
+	if err := s.openStorage(snap.Settings, snap.Repo.Dir); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	opts2 := portal.Options{Logger: s.log, Metrics: s.metrics}
+	if s.acc != nil {
+		opts2.AccessLog = s.acc
+	}
+	s.portal = portal.New(s.Current, opts2)
 	return s, nil
 }
 
@@ -116,6 +136,10 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		res.Duration = time.Since(start)
 		if record || !res.OK || res.Changed {
 			s.last.Store(&res)
+		}
+		s.metrics.Reloaded(res.OK, res.Changed, res.Revision, s.prevRevision, start)
+		if res.OK {
+			s.prevRevision = res.Revision
 		}
 	}()
 	repo, diags, err := config.Load(s.opts.Dir)
@@ -152,6 +176,10 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		return res
 	}
 	s.current.Store(snap)
+	if s.acc != nil {
+		al := snap.Settings.Storage.AccessLog
+		s.acc.SetRetention(al.RetentionDays, al.MaxRecords)
+	}
 	res.OK, res.Changed, res.Revision = true, true, snap.Revision
 	s.log.Info("configuration loaded", "reason", reason, "revision", short(snap.Revision),
 		"apis", len(repo.APIs), "credentials", len(repo.Credentials), "policies", len(repo.Policies),
@@ -305,8 +333,14 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	return runErr
 }
 
-// Close releases what the server holds beyond Serve: the Redis client.
-func (s *Server) Close() { s.closeStores() }
+// Close releases what the server holds beyond Serve: it flushes the access
+// log, closes the bbolt file and the Redis client. Call it after Serve.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.closeStorage()
+		s.closeStores()
+	})
+}
 
 // Metrics returns the gateway's metrics.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }

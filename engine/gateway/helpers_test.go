@@ -149,6 +149,7 @@ func serveServer(t *testing.T, s *Server) *testServer {
 		if err := ts.stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
+		s.Close()
 	})
 	waitFor(t, 5*time.Second, "readyz 200", func() bool {
 		st, _ := ts.admin("/readyz")

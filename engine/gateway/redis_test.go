@@ -53,8 +53,8 @@ func signedClient(ts *testServer) *client.Client {
 func TestTwoReplicasShareRedis(t *testing.T) {
 	addr := testredis.Addr(t)
 	dir, code := sharedRepo(t, addr, true, true, 10)
-	a := startServer(t, Options{Dir: dir, NoWatch: true})
-	b := startServer(t, Options{Dir: dir, NoWatch: true})
+	a := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "a.db")})
+	b := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "b.db")})
 	ca, cb := signedClient(a), signedClient(b)
 	ok, limited := 0, 0
 	for i := 0; i < 16; i++ {
@@ -84,7 +84,7 @@ func TestTwoReplicasShareRedis(t *testing.T) {
 
 	// A nonce used on one replica is refused on the other.
 	fresh := startServer(t, Options{Dir: must(sharedRepo(t, addr, true, true, 1000)), NoWatch: true})
-	other := startServer(t, Options{Dir: fresh.Current().Repo.Dir, NoWatch: true})
+	other := startServer(t, Options{Dir: fresh.Current().Repo.Dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "other.db")})
 	c1, c2 := signedClient(fresh), signedClient(other)
 	apiCode := fresh.Current().Repo.APIs[0].Code
 	req, err := c1.Prepare("POST", apiCode, nil, []byte(`{}`))
@@ -270,8 +270,8 @@ func TestSampleRepositoryIsLimited(t *testing.T) {
 		// The sample's key is fixed: start from an empty bucket.
 		rc.Del(context.Background(), "databus:api:rl:order.quote:v1:demo-app:tb")
 		dir := sample(t, addr)
-		a := startServer(t, Options{Dir: dir, NoWatch: true})
-		b := startServer(t, Options{Dir: dir, NoWatch: true})
+		a := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "a.db")})
+		b := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "b.db")})
 		if a.Current().StoreBackend != "redis" {
 			t.Fatalf("store backend %q", a.Current().StoreBackend)
 		}

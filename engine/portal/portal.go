@@ -39,6 +39,7 @@ type Handler struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	faults  storeFaults
+	acc     AccessLog // nil: no access log
 }
 
 // Options are the portal's long-lived parts.
@@ -48,13 +49,16 @@ type Options struct {
 	Limits  ratelimit.Store     // nil: an embedded in-memory store
 	Now     func() time.Time    // nil: time.Now (tests move the clock)
 	Metrics *metrics.Metrics    // nil: not counted
+	// AccessLog receives a record per request when apiPortal.enableAudit
+	// is on; nil: none.
+	AccessLog AccessLog
 	// FaultLogInterval is how often a failing store is logged (default 10s).
 	FaultLogInterval time.Duration
 }
 
 // New returns the portal handler.
 func New(current func() *snapshot.Snapshot, o Options) *Handler {
-	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, limits: o.Limits, now: o.Now, metrics: o.Metrics}
+	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, limits: o.Limits, now: o.Now, metrics: o.Metrics, acc: o.AccessLog}
 	h.faults.interval = o.FaultLogInterval
 	if h.faults.interval == 0 {
 		h.faults.interval = 10 * time.Second
@@ -113,6 +117,12 @@ type Call struct {
 	// beside the flow's step results.
 	Chain []flow.StepResult
 
+	// Steps are the flow's step results.
+	Steps []flow.StepResult
+
+	started   time.Time
+	respBody  []byte // the envelope's response, before encryption
+	streamed  bool
 	encrypt   security.Cipher // answers are encrypted with it once set
 	timestamp string
 	nonce     string
@@ -126,8 +136,9 @@ type fault struct {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &Call{W: w, R: r, TraceID: traceID(r)}
+	c := &Call{W: w, R: r, TraceID: traceID(r), started: time.Now()}
 	w.Header()[TraceHeader] = []string{c.TraceID}
+	defer h.finish(c)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -260,6 +271,7 @@ func (h *Handler) runFlow(c *Call) *fault {
 	}
 	res := c.Route.Flow.Run(r.Context(), req)
 	defer res.Close()
+	c.Steps = res.Inv.Results
 	if res.Err != nil {
 		var resp []byte
 		if res.ErrResponse != nil {
@@ -294,7 +306,7 @@ func (h *Handler) stream(c *Call, body io.Reader, contentType string) {
 		contentType = "application/octet-stream"
 	}
 	c.W.Header().Set("Content-Type", contentType)
-	c.Status, c.Message = http.StatusOK, MsgOK
+	c.Status, c.Message, c.streamed = http.StatusOK, MsgOK, true
 	c.W.WriteHeader(http.StatusOK)
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -307,7 +319,7 @@ func (h *Handler) stream(c *Call, body io.Reader, contentType string) {
 type writerOnly struct{ io.Writer }
 
 func (h *Handler) answer(c *Call, status int, message string, response []byte) {
-	c.Status, c.Message = status, message
+	c.Status, c.Message, c.respBody = status, message, response
 	if c.encrypt == nil {
 		writeEnvelope(c.W, status, message, response, c.TraceID)
 		return

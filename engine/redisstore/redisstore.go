@@ -16,6 +16,14 @@ import (
 	"github.com/databus-gateway/databus/engine/security"
 )
 
+// The client's own logging would print every failed dial of an outage;
+// the gateway reports store failures itself, once per interval.
+func init() { redis.SetLogger(quiet{}) }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
 // NewClient builds a client from the settings. Every call is bounded by the
 // settings' timeout and never retried inside the client: a Redis outage
 // must cost a request milliseconds, not seconds.

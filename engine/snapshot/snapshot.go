@@ -31,6 +31,14 @@ type Snapshot struct {
 
 	// Credentials by appId, secrets resolved.
 	Credentials map[string]*Credential
+	// Env is the upstream client the flows use (the debug invoke compiles
+	// drafts with it).
+	Env *flow.Env
+	// AdminTokens are the admin listener's bearer tokens, resolved.
+	AdminTokens []AdminToken
+	// AdminTokenProblems lists tokens whose secret did not resolve.
+	AdminTokenProblems map[string]string
+
 	// Long-lived stores, owned by the server and handed to every Snapshot.
 	Nonces       security.NonceStore
 	Limits       ratelimit.Store
@@ -49,6 +57,21 @@ type Snapshot struct {
 }
 
 type routeKey struct{ code, version string }
+
+// AdminToken is one resolved bearer token of the admin listener.
+type AdminToken struct {
+	Name, Role string
+	Secret     []byte
+}
+
+// Routes returns every API, whatever its status, in repository order.
+func (s *Snapshot) Routes() []*Route {
+	out := make([]*Route, 0, len(s.routes))
+	for _, a := range s.Repo.APIs {
+		out = append(out, s.routes[routeKey{a.Code, a.Version}])
+	}
+	return out
+}
 
 // Route is one API as the portal sees it.
 type Route struct {
@@ -90,6 +113,18 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		s.StoreBackend = "memory"
 	}
 	env := deps.Env
+	s.Env = env
+	for _, t := range repo.Settings.Admin.Tokens {
+		v, err := t.Secret.Resolve(repo.Dir)
+		if err != nil {
+			if s.AdminTokenProblems == nil {
+				s.AdminTokenProblems = map[string]string{}
+			}
+			s.AdminTokenProblems[t.Name] = err.Error()
+			continue
+		}
+		s.AdminTokens = append(s.AdminTokens, AdminToken{Name: t.Name, Role: t.Role, Secret: v})
+	}
 	for _, p := range repo.Policies {
 		cp, err := ratelimit.Compile(p)
 		if err != nil {

@@ -45,7 +45,8 @@ const (
 // portal's base URL (scheme, host and base path).
 func startGateway(t *testing.T) string {
 	t.Helper()
-	srv, err := gateway.New(gateway.Options{Dir: repoDir, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", NoWatch: true})
+	srv, err := gateway.New(gateway.Options{Dir: repoDir, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", NoWatch: true,
+		StoragePath: filepath.Join(t.TempDir(), "databus.db")})
 	if err != nil {
 		t.Fatalf("gateway.New(%s): %v", repoDir, err)
 	}
@@ -71,6 +72,7 @@ func startGateway(t *testing.T) string {
 		case <-time.After(20 * time.Second):
 			t.Errorf("gateway did not stop")
 		}
+		srv.Close()
 	})
 	return "http://" + portalLn.Addr().String() + srv.Current().Settings.APIPortal.BasePath
 }

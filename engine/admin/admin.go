@@ -1,0 +1,245 @@
+// Package admin is the read-only admin REST API of DESIGN.md section 5, on
+// the admin listener: what is deployed (definitions, credentials without
+// secrets, policies), what happened (the access log), a debug invoke and a
+// reload. Nothing here changes the configuration: mutations answer 405 and
+// name the file to change through a pull request.
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/engine/store"
+)
+
+// Gateway is what the admin API reads from the running gateway.
+type Gateway interface {
+	Current() *snapshot.Snapshot
+	// Reload loads the repository now; the result is answered as it is.
+	Reload(reason string) any
+	// LastReload is the latest reload attempt.
+	LastReload() any
+}
+
+// AccessLog is the part of the access log the admin API uses.
+type AccessLog interface {
+	Page(f store.Filter, pageNo, pageSize int) ([]*store.Record, int, error)
+	Get(id string) (*store.Record, error)
+	Append(r *store.Record)
+}
+
+// Roles of admin tokens.
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+	RoleRegistry = "registry"
+)
+
+// Prefix is the path prefix of the admin REST API.
+const Prefix = "/databus/gateway"
+
+// API serves the admin REST endpoints.
+type API struct {
+	gw  Gateway
+	log *slog.Logger
+	acc AccessLog // nil: the access log is off
+}
+
+// New returns the admin API. acc may be nil.
+func New(gw Gateway, acc AccessLog, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{gw: gw, acc: acc, log: log}
+}
+
+// Register mounts the endpoints on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	get := func(path string, h http.HandlerFunc) {
+		mux.HandleFunc("GET "+Prefix+path, a.Require(RoleViewer, h))
+	}
+	get("/definition/page", a.definitionPage)
+	get("/definition/{id}", a.definitionGet)
+	get("/definitions", a.definitions)
+	get("/credential/page", a.credentialPage)
+	get("/credential/get", a.credentialGet)
+	get("/credential/list-simple", a.credentialSimple)
+	get("/policy/rate-limit/page", a.policyPage)
+	get("/policy/rate-limit/simple-list", a.policySimple)
+	get("/policy/rate-limit/{id}", a.policyGet)
+	get("/access-log/page", a.accessLogPage)
+	get("/access-log/get", a.accessLogGet)
+	get("/reload/last", a.lastReload)
+	mux.HandleFunc("POST "+Prefix+"/cache/refresh", a.Require(RoleOperator, a.refresh))
+	mux.HandleFunc("POST "+Prefix+"/invoke", a.Require(RoleOperator, a.invoke))
+
+	// The configuration changes through pull requests only.
+	for _, p := range []string{"/definition", "/definition/", "/credential", "/credential/", "/policy", "/policy/", "/version/rollback"} {
+		mux.HandleFunc(Prefix+p, a.Require(RoleViewer, a.readOnly))
+	}
+}
+
+// Reply is the admin envelope: code 0 on success, else the HTTP status.
+type Reply struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data"`
+}
+
+func ok(w http.ResponseWriter, data any) {
+	write(w, http.StatusOK, Reply{Code: 0, Message: "", Data: data})
+}
+
+func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	write(w, status, Reply{Code: status, Message: fmt.Sprintf(format, args...)})
+}
+
+func write(w http.ResponseWriter, status int, r Reply) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(r)
+}
+
+// Require wraps h with bearer-token authentication for role. Without
+// admin.tokens in databus.yaml the admin listener is bound to loopback and
+// asks for no token.
+func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		snap := a.gw.Current()
+		if snap == nil {
+			fail(w, http.StatusServiceUnavailable, "no configuration loaded")
+			return
+		}
+		if len(snap.Settings.Admin.Tokens) == 0 {
+			h(w, r)
+			return
+		}
+		tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !found || tok == "" {
+			if c, err := r.Cookie(SessionCookie); err == nil {
+				tok = c.Value
+			}
+		}
+		t := match(snap.AdminTokens, tok)
+		if t == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="databus-admin"`)
+			fail(w, http.StatusUnauthorized, "admin token required: Authorization: Bearer <token> (admin.tokens in databus.yaml)")
+			return
+		}
+		if !allowed(t.Role, role) {
+			fail(w, http.StatusForbidden, "token %q has role %s; this needs %s", t.Name, t.Role, role)
+			return
+		}
+		h(w, r.WithContext(withToken(r.Context(), t)))
+	}
+}
+
+// SessionCookie carries the admin token of a signed-in browser.
+const SessionCookie = "databus_admin"
+
+// match finds the token whose secret equals tok, comparing every token in
+// constant time.
+func match(tokens []snapshot.AdminToken, tok string) *snapshot.AdminToken {
+	var found *snapshot.AdminToken
+	for i := range tokens {
+		if subtle.ConstantTimeCompare(tokens[i].Secret, []byte(tok)) == 1 && tok != "" {
+			found = &tokens[i]
+		}
+	}
+	return found
+}
+
+// allowed: viewer endpoints admit viewers and operators; operator endpoints
+// operators; registry endpoints the registry role (and operators).
+func allowed(has, needs string) bool {
+	switch needs {
+	case RoleViewer:
+		return has == RoleViewer || has == RoleOperator
+	case RoleOperator:
+		return has == RoleOperator
+	case RoleRegistry:
+		return has == RoleRegistry || has == RoleOperator
+	}
+	return false
+}
+
+// paging reads pageNo (from 1) and pageSize (1 to 100, default 10).
+func paging(r *http.Request) (pageNo, pageSize int, err error) {
+	pageNo, pageSize = 1, 10
+	if v := r.URL.Query().Get("pageNo"); v != "" {
+		if pageNo, err = strconv.Atoi(v); err != nil || pageNo < 1 {
+			return 0, 0, fmt.Errorf("pageNo must be a whole number from 1, got %q", v)
+		}
+	}
+	if v := r.URL.Query().Get("pageSize"); v != "" {
+		if pageSize, err = strconv.Atoi(v); err != nil || pageSize < 1 || pageSize > 100 {
+			return 0, 0, fmt.Errorf("pageSize must be a whole number from 1 to 100, got %q", v)
+		}
+	}
+	return pageNo, pageSize, nil
+}
+
+// Page is the data of a paged answer.
+type Page struct {
+	Total int `json:"total"`
+	List  any `json:"list"`
+}
+
+func pageOf[T any](items []T, pageNo, pageSize int) Page {
+	from := min((pageNo-1)*pageSize, len(items))
+	to := min(from+pageSize, len(items))
+	return Page{Total: len(items), List: items[from:to]}
+}
+
+func (a *API) readOnly(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		fail(w, http.StatusNotFound, "no such admin endpoint: %s", r.URL.Path)
+		return
+	}
+	snap := a.gw.Current()
+	rest := strings.TrimPrefix(r.URL.Path, Prefix+"/")
+	w.Header().Set("Allow", "GET")
+	switch {
+	case strings.HasPrefix(rest, "version/rollback"):
+		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: run `databus rollback API --to REV --commit` and open a pull request")
+	case strings.HasPrefix(rest, "definition"):
+		file := "apis/<code>.yaml"
+		if id := strings.TrimPrefix(strings.TrimPrefix(rest, "definition"), "/"); id != "" {
+			code, version, _ := strings.Cut(id, ":")
+			if rt := snap.Route(code, version); rt != nil {
+				file = rt.API.Source.File
+			}
+		}
+		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: change %s in a pull request", file)
+	case strings.HasPrefix(rest, "credential"):
+		file := "credentials/<appId>.yaml"
+		if c := snap.Repo.Credential(r.URL.Query().Get("id")); c != nil {
+			file = c.Source.File
+		}
+		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: change %s in a pull request", file)
+	default:
+		file := "policies/<name>.yaml"
+		if i := strings.LastIndex(rest, "/"); i >= 0 {
+			if p := snap.Repo.Policy(rest[i+1:]); p != nil {
+				file = p.Source.File
+			}
+		}
+		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: change %s in a pull request", file)
+	}
+}
+
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	ok(w, a.gw.Reload("cache/refresh"))
+}
+
+func (a *API) lastReload(w http.ResponseWriter, r *http.Request) {
+	ok(w, a.gw.LastReload())
+}

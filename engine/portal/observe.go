@@ -1,0 +1,133 @@
+package portal
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/store"
+)
+
+// AccessLog receives one record per portal request.
+type AccessLog interface {
+	Append(r *store.Record)
+}
+
+// finish counts the request in the metrics and writes its access-log record,
+// after the answer went out.
+func (h *Handler) finish(c *Call) {
+	elapsed := time.Since(c.started)
+	api, version := "", ""
+	if c.Route != nil {
+		api, version = c.Route.API.Code, c.Route.API.Version
+	}
+	if m := h.metrics; m != nil {
+		m.Requests.WithLabelValues(api, version, strconv.Itoa(c.Status)).Inc()
+		m.Duration.WithLabelValues(api, version).Observe(elapsed.Seconds())
+		for _, s := range c.Steps {
+			if s.Skipped {
+				continue
+			}
+			m.StepDuration.WithLabelValues(s.Type).Observe(s.Elapsed.Seconds())
+			if s.Error != "" && (s.Type == config.StepHTTP || s.Type == config.StepRPC) {
+				m.UpstreamErrors.WithLabelValues(api+":"+version, s.ID, strconv.Itoa(c.Status)).Inc()
+			}
+		}
+	}
+	if h.acc == nil || c.Snap == nil || !*c.Snap.Settings.APIPortal.EnableAudit {
+		return
+	}
+	al := c.Snap.Settings.Storage.AccessLog
+	maxChars := *al.MaxBodyChars
+	rec := &store.Record{
+		TraceID:        c.TraceID,
+		APICode:        api,
+		Version:        version,
+		TenantID:       c.TenantID,
+		Method:         c.R.Method,
+		Path:           c.R.URL.Path,
+		RequestHeaders: store.Redact(c.R.Header, al.RedactHeaders),
+		RequestBody:    store.Truncate(string(c.Body), maxChars),
+		ResponseBody:   store.Truncate(string(c.respBody), maxChars),
+		HTTPStatus:     c.Status,
+		Status:         store.StatusOf(c.Status),
+		ErrorCode:      c.Reason,
+		StartedAt:      c.started,
+		DurationMs:     float64(elapsed.Microseconds()) / 1000,
+		StepResults:    StepRecords(append(c.Chain, c.Steps...), maxChars),
+	}
+	if c.ClientIP.IsValid() {
+		rec.ClientIP = c.ClientIP.String()
+	}
+	if c.Cred != nil {
+		rec.AppID = c.Cred.AppID
+	} else {
+		rec.AppID = c.R.Header.Get("ZT-App-Id")
+	}
+	if c.Status >= 400 {
+		rec.ErrorMessage = c.Message
+		if rec.ErrorCode == "" {
+			rec.ErrorCode = "flow"
+		}
+	}
+	extra := map[string]any{}
+	if c.User != nil {
+		extra["user"] = c.User
+	}
+	if c.encrypt != nil {
+		extra["encrypted"] = true
+	}
+	if c.streamed {
+		extra["streamed"] = true
+		rec.ResponseBody = "(streamed)"
+	}
+	if len(extra) > 0 {
+		rec.Extra = extra
+	}
+	h.acc.Append(rec)
+}
+
+// StepRecords turns step results into access-log records, their bodies
+// truncated to maxChars.
+func StepRecords(results []flow.StepResult, maxChars int) []store.StepRecord {
+	out := make([]store.StepRecord, 0, len(results))
+	for _, r := range results {
+		out = append(out, store.StepRecord{
+			ID: r.ID, Type: r.Type, Skipped: r.Skipped, Status: r.Status, Error: r.Error, Attempts: r.Attempts,
+			Request: truncValue(r.Request, maxChars), Response: truncValue(r.Response, maxChars),
+			ElapsedMs: float64(r.Elapsed.Microseconds()) / 1000,
+		})
+	}
+	return out
+}
+
+// truncValue bounds what a step recorded: strings directly, the string
+// fields of a map, anything else through its JSON form.
+func truncValue(v any, maxChars int) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return store.Truncate(x, maxChars)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if s, ok := e.(string); ok {
+				out[k] = store.Truncate(s, maxChars)
+			} else {
+				out[k] = truncValue(e, maxChars)
+			}
+		}
+		return out
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	if maxChars >= 0 && len(b) > maxChars {
+		return store.Truncate(string(b), maxChars)
+	}
+	return json.RawMessage(b)
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Page sizes: a pageSize <= 0 asks for DefaultPageSize, a larger one than
+// MaxPageSize gets MaxPageSize.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 1000
+)
+
+// Filter selects records for Page. Empty fields match anything.
+type Filter struct {
+	TraceID, APICode, AppID string
+	Status                  *int      // a Status* value; nil = any
+	From, To                time.Time // StartedAt in [From, To); zero = open
+}
+
+func (f Filter) matches(p *probe) bool {
+	return (f.TraceID == "" || p.TraceID == f.TraceID) &&
+		(f.APICode == "" || p.APICode == f.APICode) &&
+		(f.AppID == "" || p.AppID == f.AppID) &&
+		(f.Status == nil || p.Status == *f.Status)
+}
+
+// Get returns the record with that id, or an error wrapping ErrNotFound.
+func (l *AccessLog) Get(id string) (*Record, error) {
+	k, ok := parseKey(id)
+	if !ok {
+		return nil, fmt.Errorf("access log record %q: %w", id, ErrNotFound)
+	}
+	var r *Record
+	err := l.db.bolt.View(func(tx *bbolt.Tx) error {
+		v := tablesOf(tx).log.Get(k[:])
+		if v == nil {
+			return fmt.Errorf("access log record %q: %w", id, ErrNotFound)
+		}
+		r = decodeRecord(k[:], v)
+		return nil
+	})
+	return r, err
+}
+
+// Page returns page pageNo (from 1) of the records matching f, newest
+// first, and how many match in all. Records are in key order, a total
+// order, so consecutive pages of the same query over the same records are
+// disjoint and together hold every match. Records written between two
+// calls shift later pages; pin To to page through a fixed window.
+//
+// A TraceID (else an APICode) is looked up in its index and From/To in
+// the time-ordered key; AppID and Status are checked record by record over
+// what those leave, so pair them with a time window on a large log.
+func (l *AccessLog) Page(f Filter, pageNo, pageSize int) (list []*Record, total int, err error) {
+	pageNo = max(pageNo, 1)
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	pageSize = min(pageSize, MaxPageSize)
+	skip := math.MaxInt - pageSize
+	if pageNo-1 < skip/pageSize {
+		skip = (pageNo - 1) * pageSize
+	}
+	var from, to []byte
+	if !f.From.IsZero() {
+		from = timeKey(f.From)
+	}
+	if !f.To.IsZero() {
+		to = timeKey(f.To)
+	}
+	list = []*Record{}
+	err = l.db.bolt.View(func(tx *bbolt.Tx) error {
+		t := tablesOf(tx)
+		src, prefix := t.log, []byte(nil)
+		byTrace, byAPI := indexable(f.TraceID), false
+		switch {
+		case byTrace:
+			src, prefix = t.trace, []byte(f.TraceID+"\x00")
+		case indexable(f.APICode):
+			byAPI = true
+			src, prefix = t.api, []byte(f.APICode+"\x00")
+		}
+		needProbe := f.AppID != "" || f.Status != nil ||
+			(f.TraceID != "" && !byTrace) || (f.APICode != "" && !byAPI)
+		// No filter at all: the kept count is the total; stop after the page.
+		counted := f == Filter{}
+		if counted {
+			total = t.count()
+		}
+		lo, hi := from, to
+		if prefix != nil {
+			lo = append(bytes.Clone(prefix), from...)
+			if to != nil {
+				hi = append(bytes.Clone(prefix), to...)
+			} else {
+				hi = bytes.Clone(prefix)
+				hi[len(hi)-1] = 1 // just past every value+0x00+key
+			}
+		}
+		n := 0 // matches so far
+		reverse(src.Cursor(), lo, hi, func(k, v []byte) bool {
+			rk := k
+			if prefix != nil {
+				// Exactly value+0x00+key: a longer value sharing the prefix
+				// (one containing 0x00) is not this one.
+				if len(k) != len(prefix)+keyLen {
+					return true
+				}
+				rk, v = k[len(prefix):], nil
+			}
+			inPage := n >= skip && n-skip < pageSize
+			if v == nil && (needProbe || inPage) {
+				if v = t.log.Get(rk); v == nil {
+					return true // cannot happen: index entries go with their record
+				}
+			}
+			if needProbe {
+				var p probe
+				if json.Unmarshal(v, &p) != nil || !f.matches(&p) {
+					return true
+				}
+			}
+			if inPage {
+				list = append(list, decodeRecord(rk, v))
+			}
+			n++
+			return !counted || n < skip+pageSize
+		})
+		if !counted {
+			total = n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("access log: %w", err)
+	}
+	return list, total, nil
+}
+
+// decodeRecord never fails: a record that does not decode comes back as
+// its id and the reason, so one bad value cannot break paging.
+func decodeRecord(k, v []byte) *Record {
+	r := &Record{}
+	if err := json.Unmarshal(v, r); err != nil {
+		var kk key
+		copy(kk[:], k)
+		return &Record{ID: kk.String(), Status: StatusUnknown, ErrorMessage: "stored record unreadable: " + err.Error()}
+	}
+	return r
+}
+
+// reverse calls fn for the keys in [lo, hi) (nil: open), highest first,
+// until fn returns false.
+func reverse(c *bbolt.Cursor, lo, hi []byte, fn func(k, v []byte) bool) {
+	var k, v []byte
+	if hi == nil {
+		k, v = c.Last()
+	} else if k, v = c.Seek(hi); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && (lo == nil || bytes.Compare(k, lo) >= 0); k, v = c.Prev() {
+		if !fn(k, v) {
+			return
+		}
+	}
+}
