@@ -162,7 +162,11 @@ func printRecord(w io.Writer, r *store.Record, full bool) {
 		case s.Skipped:
 			fmt.Fprintf(w, "  step %-12s %-7s skipped\n", s.ID, s.Type)
 		case s.Error != "":
-			fmt.Fprintf(w, "  step %-12s %-7s %7.1fms%s attempts=%d error: %s\n", s.ID, s.Type, s.ElapsedMs, status, s.Attempts, s.Error)
+			attempts := ""
+			if s.Attempts > 1 {
+				attempts = fmt.Sprintf(" attempts=%d", s.Attempts)
+			}
+			fmt.Fprintf(w, "  step %-12s %-7s %7.1fms%s%s error: %s\n", s.ID, s.Type, s.ElapsedMs, status, attempts, s.Error)
 		default:
 			fmt.Fprintf(w, "  step %-12s %-7s %7.1fms%s\n", s.ID, s.Type, s.ElapsedMs, status)
 		}
