@@ -96,7 +96,7 @@ func TestValidateUsage(t *testing.T) {
 		{[]string{"validate", "--no-such-flag"}, exitUsage, "flag provided but not defined"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{}, exitUsage, "Usage: databus COMMAND"},
-		{[]string{"versions", "--dir", "."}, exitUsage, "not yet built"},
+		{[]string{"bench", "--dir", "."}, exitUsage, "not yet built"},
 		{[]string{"serve", "--log-format", "xml"}, exitUsage, `unknown log format "xml"`},
 		{[]string{"serve", "--dir", "testdata/invalid"}, exitInvalid, "the config repository is invalid"},
 	}

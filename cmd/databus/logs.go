@@ -90,8 +90,8 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus logs: %s answered HTTP %d, not the admin envelope: %.200s\n", *admin, resp.StatusCode, body)
 		return exitInvalid
 	}
-	if reply.Code != 0 {
-		fmt.Fprintf(stderr, "databus logs: %s\n", reply.Message)
+	if reply.Code != 0 || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "databus logs: %s answered HTTP %d: %s\n", *admin, resp.StatusCode, reply.Message)
 		return exitInvalid
 	}
 	var records []*store.Record

@@ -24,6 +24,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	drain := fs.Duration("drain-timeout", 15*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may take to finish")
 	noWatch := fs.Bool("no-watch", false, "do not watch the files; reload with SIGHUP only")
+	gitSync := fs.Bool("git-sync", false, "follow the remote branch: fetch, validate and fast-forward the checkout (gitSync in databus.yaml)")
+	gitSyncInterval := fs.Duration("git-sync-interval", 0, "override gitSync.interval")
+	storagePath := fs.String("storage", "", "override storage.path (the bbolt file)")
 	pos, code, done := parseArgs(fs, args)
 	if done {
 		return code
@@ -37,7 +40,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitUsage
 	}
-	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain, NoWatch: *noWatch})
+	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain,
+		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitInvalid

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -25,6 +26,8 @@ type Gateway interface {
 	Reload(reason string) any
 	// LastReload is the latest reload attempt.
 	LastReload() any
+	// Git is the checkout the configuration comes from; nil outside git.
+	Git() *gitops.Repo
 }
 
 // AccessLog is the part of the access log the admin API uses.
@@ -61,8 +64,12 @@ func New(gw Gateway, acc AccessLog, log *slog.Logger) *API {
 
 // Register mounts the endpoints on mux.
 func (a *API) Register(mux *http.ServeMux) {
+	allow := map[string]string{} // exact paths and their method, for the catch-all below
 	get := func(path string, h http.HandlerFunc) {
 		mux.HandleFunc("GET "+Prefix+path, a.Require(RoleViewer, h))
+		if !strings.Contains(path, "{") {
+			allow[Prefix+path] = http.MethodGet
+		}
 	}
 	get("/definition/page", a.definitionPage)
 	get("/definition/{id}", a.definitionGet)
@@ -76,13 +83,29 @@ func (a *API) Register(mux *http.ServeMux) {
 	get("/access-log/page", a.accessLogPage)
 	get("/access-log/get", a.accessLogGet)
 	get("/reload/last", a.lastReload)
+	get("/version/list", a.versionList)
+	get("/version/get", a.versionGet)
+	get("/version/page", a.versionPage)
+	get("/version/compare", a.versionCompare)
 	mux.HandleFunc("POST "+Prefix+"/cache/refresh", a.Require(RoleOperator, a.refresh))
 	mux.HandleFunc("POST "+Prefix+"/invoke", a.Require(RoleOperator, a.invoke))
+	allow[Prefix+"/cache/refresh"] = http.MethodPost
+	allow[Prefix+"/invoke"] = http.MethodPost
 
 	// The configuration changes through pull requests only.
 	for _, p := range []string{"/definition", "/definition/", "/credential", "/credential/", "/policy", "/policy/", "/version/rollback"} {
 		mux.HandleFunc(Prefix+p, a.Require(RoleViewer, a.readOnly))
 	}
+	// Anything else under the prefix answers in the admin envelope too, not
+	// with the mux's plain-text 404 or 405.
+	mux.HandleFunc(Prefix+"/", a.Require(RoleViewer, func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			fail(w, http.StatusMethodNotAllowed, "%s needs %s", r.URL.Path, m)
+			return
+		}
+		fail(w, http.StatusNotFound, "no such admin endpoint: %s", r.URL.Path)
+	}))
 }
 
 // Reply is the admin envelope: code 0 on success, else the HTTP status.
@@ -122,8 +145,8 @@ func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !found || tok == "" {
+		tok := bearer(r.Header.Get("Authorization"))
+		if tok == "" {
 			if c, err := r.Cookie(SessionCookie); err == nil {
 				tok = c.Value
 			}
@@ -140,6 +163,17 @@ func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r.WithContext(withToken(r.Context(), t)))
 	}
+}
+
+// bearer is the token of an "Authorization: Bearer <token>" header (the
+// scheme is case-insensitive, RFC 7235), or "" for any other header: a
+// bare token without the scheme is not accepted.
+func bearer(h string) string {
+	scheme, tok, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // SessionCookie carries the admin token of a signed-in browser.
@@ -207,29 +241,43 @@ func (a *API) readOnly(w http.ResponseWriter, r *http.Request) {
 	snap := a.gw.Current()
 	rest := strings.TrimPrefix(r.URL.Path, Prefix+"/")
 	w.Header().Set("Allow", "GET")
+	// The object is named by ?id= (e.g. credential/get?id=, as the GET
+	// endpoints do, or a delete?id=) or by the last path segment.
+	ids := []string{r.URL.Query().Get("id")}
+	if i := strings.LastIndex(rest, "/"); i >= 0 {
+		ids = append(ids, rest[i+1:])
+	}
 	switch {
 	case strings.HasPrefix(rest, "version/rollback"):
 		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: run `databus rollback API --to REV --commit` and open a pull request")
 	case strings.HasPrefix(rest, "definition"):
 		file := "apis/<code>.yaml"
-		if id := strings.TrimPrefix(strings.TrimPrefix(rest, "definition"), "/"); id != "" {
-			code, version, _ := strings.Cut(id, ":")
+		for _, id := range ids {
+			code, version, found := strings.Cut(id, ":")
+			if !found {
+				version = "v1" // as GET definition/{id} reads it
+			}
 			if rt := snap.Route(code, version); rt != nil {
 				file = rt.API.Source.File
+				break
 			}
 		}
 		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: change %s in a pull request", file)
 	case strings.HasPrefix(rest, "credential"):
 		file := "credentials/<appId>.yaml"
-		if c := snap.Repo.Credential(r.URL.Query().Get("id")); c != nil {
-			file = c.Source.File
+		for _, id := range ids {
+			if c := snap.Repo.Credential(id); c != nil {
+				file = c.Source.File
+				break
+			}
 		}
 		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: change %s in a pull request", file)
 	default:
 		file := "policies/<name>.yaml"
-		if i := strings.LastIndex(rest, "/"); i >= 0 {
-			if p := snap.Repo.Policy(rest[i+1:]); p != nil {
+		for _, id := range ids {
+			if p := snap.Repo.Policy(id); p != nil {
 				file = p.Source.File
+				break
 			}
 		}
 		fail(w, http.StatusMethodNotAllowed, "Databus is configured through git: change %s in a pull request", file)

@@ -129,12 +129,21 @@ func credentialOf(snap *snapshot.Snapshot, c *config.Credential) CredentialView 
 	v.Usable = resolved != nil && problem == ""
 	v.Problem = problem
 	if c.EncryptionKey != nil {
-		v.EncryptionKey = &SecretView{SecretRef: c.EncryptionKey.Ref, Resolved: !strings.HasPrefix(problem, "encryptionKey")}
+		v.EncryptionKey = secretView(snap, c.EncryptionKey)
 	}
 	if c.SignatureKey != nil {
-		v.SignatureKey = &SecretView{SecretRef: c.SignatureKey.Ref, Resolved: !strings.HasPrefix(problem, "signatureKey")}
+		v.SignatureKey = secretView(snap, c.SignatureKey)
 	}
 	return v
+}
+
+// secretView tells whether a reference resolves by resolving it (the value
+// goes nowhere). The load's KeyProblem cannot say: it stops at the first
+// secret that fails, so a later one was never tried, and a signatureKey is
+// not read at all for MD5 or SHA256 signatures.
+func secretView(snap *snapshot.Snapshot, ref *config.SecretRef) *SecretView {
+	_, err := ref.Resolve(snap.Repo.Dir)
+	return &SecretView{SecretRef: ref.Ref, Resolved: err == nil}
 }
 
 func (a *API) credentialPage(w http.ResponseWriter, r *http.Request) {

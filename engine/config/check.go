@@ -84,6 +84,7 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 		l.checkSecret(d, "/redis/password/secretRef", s.Redis.Password)
 	}
 	checkPositive(d, "/redis/timeout", s.Redis.Timeout)
+	checkPositive(d, "/gitSync/interval", s.GitSync.Interval)
 	names := map[string]int{}
 	for i, t := range s.Admin.Tokens {
 		if j, dup := names[t.Name]; dup {

@@ -12,6 +12,7 @@ type Settings struct {
 	Storage    StorageSettings `yaml:"storage" json:"storage"`
 	Redis      RedisSettings   `yaml:"redis" json:"redis"`
 	Hooks      HookSettings    `yaml:"hooks" json:"hooks"`
+	GitSync    GitSyncSettings `yaml:"gitSync" json:"gitSync"`
 	Admin      AdminSettings   `yaml:"admin" json:"admin"`
 
 	Source Source `yaml:"-" json:"-"`
@@ -93,6 +94,13 @@ type RedisSettings struct {
 
 // Enabled reports whether Redis is configured.
 func (r RedisSettings) Enabled() bool { return r.Addr != "" || len(r.Addrs) > 0 }
+
+// GitSyncSettings configures databus serve --git-sync.
+type GitSyncSettings struct {
+	Remote   string   `yaml:"remote" json:"remote"`
+	Branch   string   `yaml:"branch" json:"branch,omitempty"`
+	Interval Duration `yaml:"interval" json:"interval"`
+}
 
 // HookSettings configures callouts to registered services.
 type HookSettings struct {
@@ -194,6 +202,12 @@ func (s *Settings) applyDefaults() {
 	}
 	if st.AccessLog.RedactHeaders == nil {
 		st.AccessLog.RedactHeaders = []string{"Authorization", "ZT-Signature"}
+	}
+	if s.GitSync.Remote == "" {
+		s.GitSync.Remote = "origin"
+	}
+	if s.GitSync.Interval == 0 {
+		s.GitSync.Interval = Duration(30 * time.Second)
 	}
 	if s.Redis.Timeout == 0 {
 		s.Redis.Timeout = Duration(200 * time.Millisecond)

@@ -56,6 +56,10 @@ func (s *Server) openStorage(st *config.Settings, repoDir string) error {
 	})
 	if err != nil {
 		db.Close()
+		if s.exportFile != nil {
+			s.exportFile.Close()
+			s.exportFile = nil
+		}
 		return err
 	}
 	s.db, s.acc = db, acc

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/databus-gateway/databus/engine/admin"
+	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
@@ -25,6 +26,12 @@ func (s *Server) Admin() http.Handler {
 		}
 		if last := s.LastReload(); last != nil {
 			body["lastReload"] = last
+		}
+		if snap != nil && snap.Git != nil {
+			body["git"] = snap.Git
+		}
+		if sync := s.LastSync(); sync != nil {
+			body["lastGitSync"] = sync
 		}
 		if !s.ready.Load() || snap == nil {
 			writeJSON(w, http.StatusServiceUnavailable, body)
@@ -46,7 +53,8 @@ func (s *Server) Admin() http.Handler {
 type adminView struct{ s *Server }
 
 func (v adminView) Current() *snapshot.Snapshot { return v.s.Current() }
-func (v adminView) Reload(reason string) any    { return v.s.Reload(reason) }
+func (v adminView) Reload(reason string) any    { return v.s.Refresh(reason) }
+func (v adminView) Git() *gitops.Repo           { return v.s.git }
 func (v adminView) LastReload() any             { return v.s.LastReload() }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

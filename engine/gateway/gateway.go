@@ -18,6 +18,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/portal"
 	"github.com/databus-gateway/databus/engine/snapshot"
@@ -36,6 +37,10 @@ type Options struct {
 	// StoragePath overrides storage.path (the bbolt file), e.g. for several
 	// gateways on one checkout. Relative paths are relative to the process.
 	StoragePath string
+	// GitSync follows the remote branch (databus serve --git-sync);
+	// GitSyncInterval overrides gitSync.interval when set.
+	GitSync         bool
+	GitSyncInterval time.Duration
 }
 
 // ReloadResult is the outcome of one reload attempt, kept for the admin view.
@@ -69,6 +74,10 @@ type Server struct {
 	metrics      *metrics.Metrics
 	prevRevision string // guarded by reloadMu
 
+	git      *gitops.Repo // nil: the repository is not a git checkout
+	syncMu   sync.Mutex
+	lastSync atomic.Pointer[SyncResult]
+
 	closeOnce  sync.Once
 	db         *store.DB
 	acc        *store.AccessLog
@@ -92,6 +101,14 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.metrics = metrics.New()
+	if g, err := gitops.Open(opts.Dir); err == nil {
+		s.git = g
+	} else if !errors.Is(err, gitops.ErrNotGit) {
+		s.log.Warn("reading the git checkout failed; serving without revision information", "error", err)
+	}
+	if opts.GitSync && s.git == nil {
+		return nil, fmt.Errorf("--git-sync: %s is not a git checkout", opts.Dir)
+	}
 	res := s.Reload("start")
 	if !res.OK {
 		if res.Error != "" {
@@ -137,9 +154,13 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		if record || !res.OK || res.Changed {
 			s.last.Store(&res)
 		}
-		s.metrics.Reloaded(res.OK, res.Changed, res.Revision, s.prevRevision, start)
+		label := s.prevRevision
 		if res.OK {
-			s.prevRevision = res.Revision
+			label = revisionLabel(s.current.Load())
+		}
+		s.metrics.Reloaded(res.OK, res.Changed, label, s.prevRevision, start)
+		if res.OK {
+			s.prevRevision = label
 		}
 	}()
 	repo, diags, err := config.Load(s.opts.Dir)
@@ -158,7 +179,8 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		return res
 	}
 	cur := s.current.Load()
-	if cur != nil && cur.Revision == repo.Hash {
+	gitRev := s.gitRevision()
+	if cur != nil && cur.Revision == repo.Hash && sameGit(cur.Git, gitRev) {
 		res.OK, res.Revision = true, cur.Revision
 		s.log.Debug("reload skipped: content unchanged", "reason", reason)
 		return res
@@ -169,7 +191,7 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		s.log.Error("reload refused: redis settings; the previous configuration keeps serving", "reason", reason, "error", err)
 		return res
 	}
-	snap, err := snapshot.Build(repo, snapshot.Deps{Env: s.envFor(repo.Settings), Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend})
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: s.envFor(repo.Settings), Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend, Git: gitRev})
 	if err != nil {
 		res.Error = err.Error()
 		s.log.Error("reload refused: compile failed; the previous configuration keeps serving", "reason", reason, "error", err)
@@ -181,10 +203,32 @@ func (s *Server) reload(reason string, record bool) ReloadResult {
 		s.acc.SetRetention(al.RetentionDays, al.MaxRecords)
 	}
 	res.OK, res.Changed, res.Revision = true, true, snap.Revision
-	s.log.Info("configuration loaded", "reason", reason, "revision", short(snap.Revision),
+	s.log.Info("configuration loaded", "reason", reason, "revision", revisionLabel(snap),
 		"apis", len(repo.APIs), "credentials", len(repo.Credentials), "policies", len(repo.Policies),
 		"warnings", len(diags), "took", time.Since(start).Round(time.Microsecond))
 	return res
+}
+
+// revisionLabel names what a Snapshot serves: the git commit (with -dirty
+// when config files differ from it), or the content hash outside git.
+func revisionLabel(snap *snapshot.Snapshot) string {
+	if snap == nil {
+		return ""
+	}
+	if snap.Git != nil && snap.Git.Hash != "" {
+		if snap.Git.Dirty {
+			return snap.Git.Short + "-dirty"
+		}
+		return snap.Git.Short
+	}
+	return "content:" + short(snap.Revision)
+}
+
+func sameGit(a, b *gitops.Revision) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Hash == b.Hash && a.Dirty == b.Dirty && a.Branch == b.Branch
 }
 
 func short(rev string) string {
@@ -296,6 +340,13 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 			// A change made between New and now raised no event.
 			s.reload("watch start", false)
 		}
+	}
+	if s.opts.GitSync {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runSync(watchCtx)
+		}()
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- serveErr(portalSrv.Serve(portalLn)) }()

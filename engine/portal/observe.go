@@ -2,11 +2,13 @@ package portal
 
 import (
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/store"
 )
 
@@ -23,7 +25,20 @@ func (h *Handler) finish(c *Call) {
 	if c.Route != nil {
 		api, version = c.Route.API.Code, c.Route.API.Version
 	}
+	reason := c.Reason
+	if reason == "" && c.Status >= 400 {
+		// Refused before the flow without a named reason.
+		switch c.Message {
+		case MsgTooLarge, MsgBodyReadFailed:
+			reason = ReasonBody
+		case MsgInternal:
+			reason = ReasonInternal
+		}
+	}
 	if m := h.metrics; m != nil {
+		if reason != "" && c.Reason == "" { // fail counted the named ones
+			m.Refusals.WithLabelValues(reason).Inc()
+		}
 		m.Requests.WithLabelValues(api, version, strconv.Itoa(c.Status)).Inc()
 		m.Duration.WithLabelValues(api, version).Observe(elapsed.Seconds())
 		for _, s := range c.Steps {
@@ -36,11 +51,24 @@ func (h *Handler) finish(c *Call) {
 			}
 		}
 	}
-	if h.acc == nil || c.Snap == nil || !*c.Snap.Settings.APIPortal.EnableAudit {
+	snap := c.Snap
+	if snap == nil {
+		// Refused before the Snapshot was taken (headers too large): the
+		// settings of the one serving now apply.
+		snap = h.current()
+	}
+	if h.acc == nil || snap == nil || !*snap.Settings.APIPortal.EnableAudit {
 		return
 	}
-	al := c.Snap.Settings.Storage.AccessLog
+	al := snap.Settings.Storage.AccessLog
 	maxChars := *al.MaxBodyChars
+	headers := store.Redact(c.R.Header, al.RedactHeaders)
+	if c.Status == http.StatusRequestHeaderFieldsTooLarge {
+		// The headers are what was too large: keep the record bounded.
+		for k, v := range headers {
+			headers[k] = store.Truncate(v, maxChars)
+		}
+	}
 	rec := &store.Record{
 		TraceID:        c.TraceID,
 		APICode:        api,
@@ -48,18 +76,24 @@ func (h *Handler) finish(c *Call) {
 		TenantID:       c.TenantID,
 		Method:         c.R.Method,
 		Path:           c.R.URL.Path,
-		RequestHeaders: store.Redact(c.R.Header, al.RedactHeaders),
+		RequestHeaders: headers,
 		RequestBody:    store.Truncate(string(c.Body), maxChars),
 		ResponseBody:   store.Truncate(string(c.respBody), maxChars),
 		HTTPStatus:     c.Status,
 		Status:         store.StatusOf(c.Status),
-		ErrorCode:      c.Reason,
+		ErrorCode:      reason,
 		StartedAt:      c.started,
 		DurationMs:     float64(elapsed.Microseconds()) / 1000,
 		StepResults:    StepRecords(append(c.Chain, c.Steps...), maxChars),
 	}
-	if c.ClientIP.IsValid() {
-		rec.ClientIP = c.ClientIP.String()
+	ip := c.ClientIP
+	if !ip.IsValid() {
+		// Refused before the chain looked at the address (not a route,
+		// headers too large): who sent it matters all the more.
+		ip = security.ClientIP(c.R, snap.TrustedProxies)
+	}
+	if ip.IsValid() {
+		rec.ClientIP = ip.String()
 	}
 	if c.Cred != nil {
 		rec.AppID = c.Cred.AppID

@@ -12,6 +12,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/ratelimit"
 	"github.com/databus-gateway/databus/engine/security"
 )
@@ -20,7 +21,8 @@ import (
 type Snapshot struct {
 	Repo     *config.Repository
 	Settings *config.Settings
-	Revision string // the repository's content hash (git revision once gitops lands)
+	Revision string           // the repository's content hash
+	Git      *gitops.Revision // the git revision of the checkout; nil when it is not one
 	LoadedAt time.Time
 
 	// Portal settings parsed once.
@@ -93,6 +95,7 @@ type Deps struct {
 	Nonces       security.NonceStore // nil: the portal's own embedded store
 	Limits       ratelimit.Store     // nil: the portal's own embedded store
 	StoreBackend string
+	Git          *gitops.Revision // the checkout's revision; nil outside git
 }
 
 // Build compiles every API of repo into a new Snapshot.
@@ -105,6 +108,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		Nonces:       deps.Nonces,
 		Limits:       deps.Limits,
 		StoreBackend: deps.StoreBackend,
+		Git:          deps.Git,
 		FailOpen:     *repo.Settings.Redis.FailOpen,
 		Policies:     make(map[string]*ratelimit.Policy, len(repo.Policies)),
 		routes:       make(map[routeKey]*Route, len(repo.APIs)),
