@@ -53,6 +53,7 @@ type ReloadResult struct {
 	Errors   []config.Diagnostic `json:"errors,omitempty"`
 	Error    string              `json:"error,omitempty"`
 	Duration time.Duration       `json:"durationNs"`
+	Git      *gitops.Revision    `json:"git,omitempty"` // the git revision served after the attempt
 }
 
 // Server is one running gateway.
@@ -144,19 +145,23 @@ func (s *Server) Reload(reason string) ReloadResult { return s.reload(reason, tr
 
 // reload is Reload; with record false, an attempt that finds the content
 // unchanged leaves LastReload as it was.
-func (s *Server) reload(reason string, record bool) ReloadResult {
+func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
-	res := ReloadResult{At: start, Reason: reason}
+	res = ReloadResult{At: start, Reason: reason}
 	defer func() {
 		res.Duration = time.Since(start)
-		if record || !res.OK || res.Changed {
-			s.last.Store(&res)
-		}
 		label := s.prevRevision
-		if res.OK {
-			label = revisionLabel(s.current.Load())
+		if cur := s.current.Load(); cur != nil {
+			res.Git = cur.Git
+			if res.OK {
+				label = revisionLabel(cur)
+			}
+		}
+		if record || !res.OK || res.Changed {
+			stored := res
+			s.last.Store(&stored)
 		}
 		s.metrics.Reloaded(res.OK, res.Changed, label, s.prevRevision, start)
 		if res.OK {
