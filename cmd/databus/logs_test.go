@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,6 +226,12 @@ func TestLogs(t *testing.T) {
 	}
 	if _, errOut, code := runCLI("logs", "--admin", strings.TrimSuffix(s.portal, "/admin-api/databus/api/portal")); code != exitInvalid || !strings.Contains(errOut, "HTTP 404") {
 		t.Errorf("logs against the portal: exit %d %s", code, errOut)
+	}
+
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	defer plain.Close()
+	if _, errOut, code := runCLI("logs", "--admin", plain.URL); code != exitInvalid || !strings.Contains(errOut, "not the admin envelope") {
+		t.Errorf("logs against a plain server: exit %d %s", code, errOut)
 	}
 
 	// After a restart on the same file the records are still found.
