@@ -45,8 +45,11 @@ func (nopObserver) Dropped()                 {}
 func (nopObserver) Wrote(int, time.Duration) {}
 
 const (
-	defaultQueueSize  = 10000
-	defaultBatchSize  = 256
+	defaultQueueSize = 10000
+	defaultBatchSize = 256
+	// batchLinger is how long the async writer waits for more records
+	// before committing a small batch.
+	batchLinger       = 5 * time.Millisecond
 	defaultPruneEvery = 10 * time.Minute
 	// pruneChunk bounds one retention transaction, so the writer waits for
 	// the write lock milliseconds, not for a whole day's deletions.
@@ -262,6 +265,24 @@ func (l *AccessLog) writer() {
 			default:
 				break fill
 			}
+		}
+		// Under load, wait a moment for more records so that one
+		// transaction (one fsync) carries many; sync callers do not wait.
+		if !l.o.Sync && len(batch) < l.o.BatchSize {
+			t := time.NewTimer(batchLinger)
+		linger:
+			for len(batch) < l.o.BatchSize {
+				select {
+				case it, ok := <-l.queue:
+					if !ok {
+						break linger
+					}
+					batch = append(batch, it)
+				case <-t.C:
+					break linger
+				}
+			}
+			t.Stop()
 		}
 		l.obs.QueueDepth(len(l.queue))
 		l.write(batch)

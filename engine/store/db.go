@@ -59,6 +59,9 @@ func Open(path string, timeout time.Duration) (*DB, error) {
 		// The access log deletes as much as it writes; the hashmap freelist
 		// keeps page allocation fast in a file with many free pages.
 		FreelistType: bbolt.FreelistMapType,
+		// The freelist is rebuilt from the file when it opens instead of
+		// being written at every commit: less to write per transaction.
+		NoFreelistSync: true,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage.path %s: still locked after %s; another databus process probably holds it (stop it, or give this one another storage.path): %w",
