@@ -13,6 +13,7 @@ type Settings struct {
 	Redis      RedisSettings   `yaml:"redis" json:"redis"`
 	Hooks      HookSettings    `yaml:"hooks" json:"hooks"`
 	GitSync    GitSyncSettings `yaml:"gitSync" json:"gitSync"`
+	UI         UISettings      `yaml:"ui" json:"ui"`
 	Admin      AdminSettings   `yaml:"admin" json:"admin"`
 
 	Source Source `yaml:"-" json:"-"`
@@ -94,6 +95,11 @@ type RedisSettings struct {
 
 // Enabled reports whether Redis is configured.
 func (r RedisSettings) Enabled() bool { return r.Addr != "" || len(r.Addrs) > 0 }
+
+// UISettings configures the admin web pages.
+type UISettings struct {
+	RepoURL string `yaml:"repoUrl" json:"repoUrl,omitempty"`
+}
 
 // GitSyncSettings configures databus serve --git-sync.
 type GitSyncSettings struct {

@@ -39,6 +39,9 @@ type Metrics struct {
 	Reloads         *prometheus.CounterVec
 	ConfigInfo      *prometheus.GaugeVec
 
+	// Traffic is the last hour of requests and errors per minute.
+	Traffic Series
+
 	AccessLogQueue   prometheus.Gauge
 	AccessLogDropped prometheus.Counter
 	AccessLogWrite   prometheus.Histogram

@@ -40,6 +40,7 @@ func (h *Handler) finish(c *Call) {
 			m.Refusals.WithLabelValues(reason).Inc()
 		}
 		m.Requests.WithLabelValues(api, version, strconv.Itoa(c.Status)).Inc()
+		m.Traffic.Add(c.started, c.Status >= 500 || c.Status == 0)
 		m.Duration.WithLabelValues(api, version).Observe(elapsed.Seconds())
 		for _, s := range c.Steps {
 			if s.Skipped {
