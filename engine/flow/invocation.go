@@ -8,7 +8,6 @@ package flow
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -308,4 +307,3 @@ func (inv *Invocation) close(keep *Output) {
 	}
 }
 
-var errNoValue = errors.New("no value")

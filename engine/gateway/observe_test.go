@@ -521,7 +521,7 @@ func TestMetrics(t *testing.T) {
 		{"databus_portal_refusals_total", map[string]string{"reason": "rate_limit"}, 1},
 		{"databus_portal_refusals_total", map[string]string{"reason": "body"}, 1},
 		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "413"}, 1},
-		{"databus_upstream_errors_total", map[string]string{"api": "t.down:v1", "step": "up", "code": "502"}, 1},
+		{"databus_upstream_errors_total", map[string]string{"api": "t.down", "version": "v1", "step": "up"}, 1},
 		{"databus_ratelimit_decisions_total", map[string]string{"policy": "tight", "outcome": "allowed"}, 1},
 		{"databus_ratelimit_decisions_total", map[string]string{"policy": "tight", "outcome": "rejected"}, 1},
 		{"databus_config_last_reload_success", nil, 1},

@@ -22,7 +22,8 @@ type Metrics struct {
 	Duration *prometheus.HistogramVec
 	// StepDuration observes step durations by step type.
 	StepDuration *prometheus.HistogramVec
-	// UpstreamErrors counts failed http steps by API, step and status.
+	// UpstreamErrors counts failed http and rpc steps by API, version and
+	// step id (with onError: continue too).
 	UpstreamErrors *prometheus.CounterVec
 	// Refusals counts requests the chain refused, by reason (ip,
 	// credential, signature, replay, rate_limit, ...).
@@ -64,8 +65,8 @@ func New() *Metrics {
 			Name: "databus_step_duration_seconds", Help: "Step duration, by step type.", Buckets: latency,
 		}, []string{"type"}),
 		UpstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "databus_upstream_errors_total", Help: "Failed steps, by API, step id and the status they answered (502, 504, 500).",
-		}, []string{"api", "step", "code"}),
+			Name: "databus_upstream_errors_total", Help: "Failed upstream steps (http, rpc), by API, version and step id.",
+		}, []string{"api", "version", "step"}),
 		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_portal_refusals_total", Help: "Portal requests refused, by reason.",
 		}, []string{"reason"}),

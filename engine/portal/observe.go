@@ -48,7 +48,7 @@ func (h *Handler) finish(c *Call) {
 			}
 			m.StepDuration.WithLabelValues(s.Type).Observe(s.Elapsed.Seconds())
 			if s.Error != "" && (s.Type == config.StepHTTP || s.Type == config.StepRPC) {
-				m.UpstreamErrors.WithLabelValues(api+":"+version, s.ID, strconv.Itoa(c.Status)).Inc()
+				m.UpstreamErrors.WithLabelValues(api, version, s.ID).Inc()
 			}
 		}
 	}

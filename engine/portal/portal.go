@@ -329,6 +329,7 @@ func (h *Handler) answer(c *Call, status int, message string, response []byte) {
 	if err != nil {
 		h.log.Error("response encryption failed", "error", err, "traceId", c.TraceID)
 		c.encrypt = nil
+		c.Status, c.Message, c.Reason = http.StatusInternalServerError, MsgInternal, ReasonInternal
 		writeEnvelope(c.W, http.StatusInternalServerError, MsgInternal, nil, c.TraceID)
 		return
 	}
