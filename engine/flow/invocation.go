@@ -306,4 +306,3 @@ func (inv *Invocation) close(keep *Output) {
 		}
 	}
 }
-
