@@ -9,6 +9,7 @@ import (
 	"github.com/databus-gateway/databus/engine/admin"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/engine/ui"
 )
 
 // Admin returns the admin listener's handler: health, readiness and the
@@ -46,6 +47,20 @@ func (s *Server) Admin() http.Handler {
 		acc = s.acc
 	}
 	admin.New(adminView{s}, acc, s.log).Register(mux)
+	ui.New(ui.Source{
+		Current: s.Current,
+		LastReload: func() *ui.Reload {
+			last := s.LastReload()
+			if last == nil {
+				return nil
+			}
+			return &ui.Reload{At: last.At, Reason: last.Reason, OK: last.OK, Revision: last.Revision, Errors: last.Errors, Error: last.Error}
+		},
+		Git:       func() *gitops.Repo { return s.git },
+		AccessLog: acc,
+		Traffic:   s.metrics.Traffic.LastHour,
+		Logger:    s.log,
+	}).Register(mux)
 	return mux
 }
 

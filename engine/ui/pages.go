@@ -1,0 +1,620 @@
+package ui
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/admin"
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/engine/store"
+)
+
+var funcs = template.FuncMap{
+	"json":    prettyJSON,
+	"join":    strings.Join,
+	"time":    func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 -0700") },
+	"ms":      formatMs,
+	"editURL": editURL,
+	"statusName": func(s int) string {
+		switch s {
+		case store.StatusSuccess:
+			return "success"
+		case store.StatusClientError:
+			return "client error"
+		case store.StatusServerError:
+			return "server error"
+		}
+		return "unknown"
+	},
+	"add": func(a, b int) int { return a + b },
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12]
+		}
+		return s
+	},
+}
+
+// prettyJSON renders v as indented JSON for a pre (the template escapes it).
+func prettyJSON(v any) string {
+	if v == nil {
+		return ""
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// editURL is where an operator edits file: repoURL/<file>, or "" when
+// ui.repoUrl is unset.
+func editURL(repoURL, file string) string {
+	if repoURL == "" || file == "" {
+		return ""
+	}
+	parts := strings.Split(file, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return repoURL + "/" + strings.Join(parts, "/")
+}
+
+// ---- overview
+
+type overviewData struct {
+	Revision   string
+	Branch     string
+	Dirty      bool
+	DirtyFiles []string
+	Subject    string
+	LoadedAt   time.Time
+	Reload     *Reload
+	APIs       int
+	Online     int
+	Creds      int
+	Policies   int
+	Chart      chart
+	Requests   int
+	Errors     int
+	ReqRate    string
+	ErrRate    string
+	AccessLog  bool
+	Problems   map[string]string // admin tokens that did not resolve
+	JWTProblem string
+}
+
+func (u *UI) overview(w http.ResponseWriter, r *http.Request, p *page) {
+	snap := p.Snap
+	d := overviewData{Revision: snap.Revision, LoadedAt: snap.LoadedAt, APIs: len(snap.Repo.APIs),
+		Creds: len(snap.Repo.Credentials), Policies: len(snap.Repo.Policies), AccessLog: u.src.AccessLog != nil,
+		Problems: snap.AdminTokenProblems}
+	if snap.Settings.APIPortal.Security.JWT.Key != nil {
+		d.JWTProblem = snap.JWTProblem // a key that is configured but does not resolve
+	}
+	if g := snap.Git; g != nil && g.Short != "" {
+		d.Revision, d.Branch, d.Dirty, d.DirtyFiles, d.Subject = g.Short, g.Branch, g.Dirty, g.DirtyFiles, g.Subject()
+	}
+	for _, a := range snap.Repo.APIs {
+		if a.Status == config.StatusOnline {
+			d.Online++
+		}
+	}
+	if u.src.LastReload != nil {
+		d.Reload = u.src.LastReload()
+	}
+	var minutes = u.traffic()
+	for _, m := range minutes {
+		d.Requests += m.Requests
+		d.Errors += m.Errors
+	}
+	d.Chart = chartOf(minutes)
+	d.ReqRate = strconv.FormatFloat(float64(d.Requests)/60, 'f', 2, 64)
+	d.ErrRate = "0.0%"
+	if d.Requests > 0 {
+		d.ErrRate = strconv.FormatFloat(100*float64(d.Errors)/float64(d.Requests), 'f', 1, 64) + "%"
+	}
+	p.Title = "Overview"
+	u.render(w, http.StatusOK, "overview", p, d)
+}
+
+// ---- APIs
+
+type apiRow struct {
+	ID, Code, Version, Description, Status, Policy, File string
+	Methods                                              []string
+	Credentials                                          []string
+}
+
+func rowOf(a *config.Api) apiRow {
+	r := apiRow{ID: a.ID(), Code: a.Code, Version: a.Version, Description: a.Description, Status: string(a.Status),
+		Methods: a.Methods, File: a.Source.File}
+	if a.Policies != nil {
+		r.Policy = a.Policies.RateLimit
+	}
+	if a.Auth != nil {
+		r.Credentials = a.Auth.Credentials
+	}
+	return r
+}
+
+type apisData struct {
+	Q    string
+	Rows []apiRow
+	All  int
+}
+
+func (u *UI) apis(w http.ResponseWriter, r *http.Request, p *page) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	lq := strings.ToLower(q)
+	d := apisData{Q: q, All: len(p.Snap.Repo.APIs)}
+	for _, a := range p.Snap.Repo.APIs {
+		row := rowOf(a)
+		hay := strings.ToLower(strings.Join([]string{row.ID, row.Description, row.Status, row.Policy, row.File, strings.Join(row.Methods, " ")}, " "))
+		if lq == "" || strings.Contains(hay, lq) {
+			d.Rows = append(d.Rows, row)
+		}
+	}
+	p.Title = "APIs"
+	u.render(w, http.StatusOK, "apis", p, d)
+}
+
+type stepRow struct {
+	config.Step
+	Target string
+}
+
+type versionRow struct {
+	gitops.Version
+	Prev string // the previous (older) version's hash; "" for the first
+}
+
+type apiData struct {
+	apiRow
+	API        *config.Api
+	Steps      []stepRow
+	Flow       flowDiagram
+	Versions   []versionRow
+	VersionErr string
+	Sign       string
+	Curl       string
+}
+
+// route finds the API of the {id} path value (code:version; version v1
+// when omitted).
+func route(snap *snapshot.Snapshot, id string) *snapshot.Route {
+	code, version, found := strings.Cut(id, ":")
+	if !found {
+		version = "v1"
+	}
+	return snap.Route(code, version)
+}
+
+func (u *UI) api(w http.ResponseWriter, r *http.Request, p *page) {
+	rt := route(p.Snap, r.PathValue("id"))
+	if rt == nil {
+		u.notFound(w, p, "No API "+r.PathValue("id")+" in the repository.")
+		return
+	}
+	a := rt.API
+	d := apiData{apiRow: rowOf(a), API: a, Flow: flowOf(a)}
+	for _, s := range a.Steps {
+		d.Steps = append(d.Steps, stepRow{Step: s, Target: target(s)})
+	}
+	vs, err := u.versions(a)
+	if err != nil {
+		d.VersionErr = err.Error()
+	}
+	for i, v := range vs {
+		row := versionRow{Version: v}
+		if i+1 < len(vs) {
+			row.Prev = vs[i+1].Hash
+		}
+		d.Versions = append(d.Versions, row)
+	}
+	d.Sign, d.Curl = curlOf(p.Snap, a)
+	p.Title = a.ID()
+	p.Nav = "apis"
+	u.render(w, http.StatusOK, "api", p, d)
+}
+
+var errNoGit = errors.New("the config repository is not a git checkout: it has no versions")
+
+func (u *UI) git() *gitops.Repo {
+	if u.src.Git == nil {
+		return nil
+	}
+	return u.src.Git()
+}
+
+// versions are the commits that changed the API's file, newest first.
+func (u *UI) versions(a *config.Api) ([]gitops.Version, error) {
+	g := u.git()
+	if g == nil {
+		return nil, errNoGit
+	}
+	vs, err := g.VersionsOfAPI(a.Code, a.Version)
+	if errors.Is(err, gitops.ErrNotFound) {
+		return nil, errors.New("the API is not committed yet")
+	}
+	return vs, err
+}
+
+func findVersion(vs []gitops.Version, id string) *gitops.Version {
+	if len(id) < 4 {
+		return nil
+	}
+	for i := range vs {
+		if strings.HasPrefix(vs[i].Hash, strings.ToLower(id)) {
+			return &vs[i]
+		}
+	}
+	return nil
+}
+
+// target is what a step calls, for the diagram and the table.
+func target(s config.Step) string {
+	switch {
+	case s.HTTP != nil:
+		m := s.HTTP.Method
+		if m == "" {
+			m = "GET"
+		}
+		if s.HTTP.Service != nil {
+			return m + " service " + s.HTTP.Service.Server + "/" + s.HTTP.Service.Name
+		}
+		return m + " " + s.HTTP.URL
+	case s.RPC != nil:
+		t := s.RPC.Target
+		if s.RPC.Service != nil {
+			t = "service " + s.RPC.Service.Server + "/" + s.RPC.Service.Name
+		}
+		return t + " " + s.RPC.Method
+	case s.Script != nil:
+		lang := s.Script.Lang
+		if lang == "" {
+			lang = "javascript"
+		}
+		return lang + " script"
+	}
+	return ""
+}
+
+// curlOf builds the `databus sign` line and a curl template for the API.
+func curlOf(snap *snapshot.Snapshot, a *config.Api) (sign, curl string) {
+	app := "<appId>"
+	if a.Auth != nil && len(a.Auth.Credentials) > 0 {
+		app = a.Auth.Credentials[0]
+	} else if len(snap.Repo.Credentials) > 0 {
+		app = snap.Repo.Credentials[0].AppID
+	}
+	method := "POST"
+	if len(a.Methods) > 0 {
+		method = a.Methods[0]
+	}
+	sign = fmt.Sprintf("databus sign %s:%s --app %s --body '{}'", a.Code, a.Version, shellQuote(app))
+	base := snap.Settings.APIPortal.BasePath
+	u := "http://<gateway>" + strings.TrimSuffix(base, "/") + "/" + url.PathEscape(a.Code) + "/" + url.PathEscape(a.Version)
+	var b strings.Builder
+	fmt.Fprintf(&b, "curl -sS -X %s %s", method, shellQuote(u))
+	for _, h := range []string{"ZT-App-Id: " + app, "ZT-Timestamp: <unix ms>", "ZT-Nonce: <nonce>", "ZT-Signature: <signature from databus sign>", "Content-Type: application/json"} {
+		fmt.Fprintf(&b, " \\\n  -H %s", shellQuote(h))
+	}
+	fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote("<body from databus sign (encrypted when the credential encrypts)>"))
+	return sign, b.String()
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+type versionData struct {
+	APIID   string
+	Version gitops.Version
+	Content string
+	Deleted bool
+}
+
+func (u *UI) versionsFor(w http.ResponseWriter, r *http.Request, p *page) (*config.Api, []gitops.Version, bool) {
+	rt := route(p.Snap, r.PathValue("id"))
+	if rt == nil {
+		u.notFound(w, p, "No API "+r.PathValue("id")+" in the repository.")
+		return nil, nil, false
+	}
+	vs, err := u.versions(rt.API)
+	if err != nil {
+		u.notFound(w, p, err.Error())
+		return nil, nil, false
+	}
+	return rt.API, vs, true
+}
+
+func (u *UI) version(w http.ResponseWriter, r *http.Request, p *page) {
+	a, vs, ok := u.versionsFor(w, r, p)
+	if !ok {
+		return
+	}
+	v := findVersion(vs, r.PathValue("hash"))
+	if v == nil {
+		u.notFound(w, p, fmt.Sprintf("%q is not a version of %s.", r.PathValue("hash"), a.ID()))
+		return
+	}
+	d := versionData{APIID: a.ID(), Version: *v, Deleted: v.Change == "deleted"}
+	if !d.Deleted {
+		data, err := u.git().FileAt(v.Hash, v.Path)
+		if err != nil {
+			u.render(w, http.StatusInternalServerError, "error", p, fmt.Sprintf("%s as of %s: %v", v.Path, v.Short, err))
+			return
+		}
+		d.Content = string(data)
+	}
+	p.Title = a.ID() + " @ " + v.Short
+	p.Nav = "apis"
+	u.render(w, http.StatusOK, "version", p, d)
+}
+
+type diffLine struct{ Class, Text string }
+
+type diffData struct {
+	APIID    string
+	From, To gitops.Version
+	Status   string
+	Lines    []diffLine
+	Changes  []change
+}
+
+type change struct {
+	Path, Kind, From, To string
+}
+
+func (u *UI) diff(w http.ResponseWriter, r *http.Request, p *page) {
+	a, vs, ok := u.versionsFor(w, r, p)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	from, to := findVersion(vs, q.Get("from")), findVersion(vs, q.Get("to"))
+	if from == nil || to == nil {
+		u.notFound(w, p, "from and to must be versions of "+a.ID()+".")
+		return
+	}
+	rd, err := u.git().Diff(from.Hash, to.Hash)
+	if err != nil {
+		u.render(w, http.StatusInternalServerError, "error", p, "compare: "+err.Error())
+		return
+	}
+	d := diffData{APIID: a.ID(), From: *from, To: *to, Status: "unchanged"}
+	for _, doc := range rd.Docs {
+		if doc.Kind != "Api" || doc.ID != a.ID() {
+			continue
+		}
+		d.Status = doc.Status
+		d.Lines = diffLines(doc.Unified)
+		for _, c := range doc.Changes {
+			ch := change{Path: c.Path, Kind: c.Kind}
+			if c.From != nil {
+				ch.From = compactJSON(c.From)
+			}
+			if c.To != nil {
+				ch.To = compactJSON(c.To)
+			}
+			d.Changes = append(d.Changes, ch)
+		}
+	}
+	p.Title = fmt.Sprintf("%s: %s → %s", a.ID(), from.Short, to.Short)
+	p.Nav = "apis"
+	u.render(w, http.StatusOK, "diff", p, d)
+}
+
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// diffLines classifies the lines of a unified diff.
+func diffLines(unified string) []diffLine {
+	if unified == "" {
+		return nil
+	}
+	var out []diffLine
+	for _, l := range strings.Split(strings.TrimSuffix(unified, "\n"), "\n") {
+		c := "diff-ctx"
+		switch {
+		case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
+			c = "diff-ctx diff-file"
+		case strings.HasPrefix(l, "@@"):
+			c = "diff-ctx diff-hunk"
+		case strings.HasPrefix(l, "+"):
+			c = "diff-add"
+		case strings.HasPrefix(l, "-"):
+			c = "diff-del"
+		}
+		out = append(out, diffLine{Class: c, Text: l})
+	}
+	return out
+}
+
+// ---- credentials and policies
+
+// SecretView is a secret reference and whether it resolves now — never its
+// value.
+type SecretView struct {
+	Ref      string
+	Resolved bool
+}
+
+// CredentialView is a credential as the pages show it, without secrets.
+type CredentialView struct {
+	*config.Credential
+	EncryptionKey, SignatureKey *SecretView
+	Usable                      bool
+	Problem                     string // names references, never values
+	UsedBy                      []string
+}
+
+// Secret tells whether ref resolves by resolving it; the value goes nowhere.
+func Secret(snap *snapshot.Snapshot, ref *config.SecretRef) *SecretView {
+	if ref == nil {
+		return nil
+	}
+	_, err := ref.Resolve(snap.Repo.Dir)
+	return &SecretView{Ref: ref.Ref, Resolved: err == nil}
+}
+
+// CredentialOf is c as the pages show it.
+func CredentialOf(snap *snapshot.Snapshot, c *config.Credential) CredentialView {
+	v := CredentialView{Credential: c, EncryptionKey: Secret(snap, c.EncryptionKey), SignatureKey: Secret(snap, c.SignatureKey)}
+	if res := snap.Credentials[c.AppID]; res != nil {
+		v.Problem = res.KeyProblem
+		v.Usable = res.KeyProblem == ""
+	} else {
+		v.Problem = "not loaded"
+	}
+	for _, a := range snap.Repo.APIs {
+		if a.Auth != nil {
+			for _, id := range a.Auth.Credentials {
+				if id == c.AppID {
+					v.UsedBy = append(v.UsedBy, a.ID())
+				}
+			}
+		}
+	}
+	return v
+}
+
+func (u *UI) credentials(w http.ResponseWriter, r *http.Request, p *page) {
+	var list []CredentialView
+	for _, c := range p.Snap.Repo.Credentials {
+		list = append(list, CredentialOf(p.Snap, c))
+	}
+	p.Title = "Credentials"
+	u.render(w, http.StatusOK, "credentials", p, list)
+}
+
+type policyRow struct {
+	*config.RateLimitPolicy
+	UsedBy []string
+}
+
+func (u *UI) policies(w http.ResponseWriter, r *http.Request, p *page) {
+	var list []policyRow
+	for _, pol := range p.Snap.Repo.Policies {
+		row := policyRow{RateLimitPolicy: pol}
+		for _, a := range p.Snap.Repo.APIs {
+			if a.Policies != nil && a.Policies.RateLimit == pol.Name {
+				row.UsedBy = append(row.UsedBy, a.ID())
+			}
+		}
+		list = append(list, row)
+	}
+	p.Title = "Policies"
+	u.render(w, http.StatusOK, "policies", p, list)
+}
+
+// ---- access log
+
+type accessLogData struct {
+	On                                        bool
+	TraceID, APICode, AppID, Status, From, To string
+	Error                                     string
+	Records                                   []*store.Record
+	Total, PageNo, Pages                      int
+	PrevURL, NextURL                          string
+}
+
+const logPageSize = 50
+
+func (u *UI) accessLog(w http.ResponseWriter, r *http.Request, p *page) {
+	q := r.URL.Query()
+	d := accessLogData{On: u.src.AccessLog != nil, TraceID: q.Get("traceId"), APICode: q.Get("apiCode"), AppID: q.Get("appId"),
+		Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), PageNo: 1}
+	p.Title = "Access log"
+	status := http.StatusOK
+	if n, err := strconv.Atoi(q.Get("pageNo")); err == nil && n > 0 {
+		d.PageNo = n
+	}
+	f, err := admin.AccessLogFilter(r)
+	switch {
+	case err != nil:
+		d.Error, status = err.Error(), http.StatusBadRequest
+	case d.On:
+		d.Records, d.Total, err = u.src.AccessLog.Page(f, d.PageNo, logPageSize)
+		if err != nil {
+			u.log.Error("admin pages: access log query failed", "error", err)
+			d.Error, status = "access log query failed: "+err.Error(), http.StatusInternalServerError
+		}
+	}
+	d.Pages = (d.Total + logPageSize - 1) / logPageSize
+	page := func(n int) string {
+		v := url.Values{}
+		for _, k := range []string{"traceId", "apiCode", "appId", "status", "from", "to"} {
+			if s := q.Get(k); s != "" {
+				v.Set(k, s)
+			}
+		}
+		v.Set("pageNo", strconv.Itoa(n))
+		return "/ui/access-log?" + v.Encode()
+	}
+	if d.PageNo > 1 {
+		d.PrevURL = page(d.PageNo - 1)
+	}
+	if d.PageNo < d.Pages {
+		d.NextURL = page(d.PageNo + 1)
+	}
+	u.render(w, status, "access-log", p, d)
+}
+
+type recordData struct {
+	*store.Record
+	Timeline timeline
+	Extra    string
+}
+
+func (u *UI) record(w http.ResponseWriter, r *http.Request, p *page) {
+	p.Nav = "access-log"
+	if u.src.AccessLog == nil {
+		u.notFound(w, p, "The access log is off (apiPortal.enableAudit in databus.yaml).")
+		return
+	}
+	rec, err := u.src.AccessLog.Get(r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		u.notFound(w, p, "No access-log record "+r.PathValue("id")+".")
+		return
+	}
+	if err != nil {
+		u.render(w, http.StatusInternalServerError, "error", p, "access log: "+err.Error())
+		return
+	}
+	d := recordData{Record: rec, Timeline: timelineOf(rec.StepResults)}
+	if len(rec.Extra) > 0 {
+		d.Extra = prettyJSON(rec.Extra)
+	}
+	p.Title = "Request " + rec.TraceID
+	u.render(w, http.StatusOK, "record", p, d)
+}
+
+func (u *UI) registry(w http.ResponseWriter, r *http.Request, p *page) {
+	p.Title = "Registry"
+	u.render(w, http.StatusOK, "registry", p, nil)
+}
+
+// formatMs prints a duration in milliseconds with enough digits to tell a
+// 40 µs step from a 400 µs one: two decimals under 10 ms, one above.
+func formatMs(f float64) string {
+	if f < 10 {
+		return strconv.FormatFloat(f, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64)
+}
