@@ -54,18 +54,13 @@ func (f *callFlags) client() (*client.Client, error) {
 		return nil, fmt.Errorf("--app is required")
 	}
 	cred := client.Credential{AppID: f.app, SignatureType: f.signType, EncryptionType: f.encType}
-	base := f.url
+	repo := f.repo()
+	base := f.baseURL(repo)
 	var repoCred *config.Credential
 	var repoDir string
-	if repo, _, err := config.Load(f.dir); err == nil {
+	if repo != nil {
 		repoDir = repo.Dir
 		repoCred = repo.Credential(f.app)
-		if base == "" {
-			base = "http://127.0.0.1:8080" + repo.Settings.APIPortal.BasePath
-		}
-	}
-	if base == "" {
-		base = "http://127.0.0.1:8080" + config.DefaultSettings().APIPortal.BasePath
 	}
 	if repoCred != nil {
 		if cred.SignatureType == "" {
@@ -93,6 +88,27 @@ func (f *callFlags) client() (*client.Client, error) {
 		}
 	}
 	return &client.Client{BaseURL: base, Credential: cred, TenantID: f.tenant, HTTP: &http.Client{Timeout: f.timeout}}, nil
+}
+
+// repo is the repository of --dir, or nil when it does not load.
+func (f *callFlags) repo() *config.Repository {
+	repo, _, err := config.Load(f.dir)
+	if err != nil {
+		return nil
+	}
+	return repo
+}
+
+// baseURL is --url, else the portal of repo (nil: the default base path)
+// on 127.0.0.1:8080.
+func (f *callFlags) baseURL(repo *config.Repository) string {
+	if f.url != "" {
+		return f.url
+	}
+	if repo != nil {
+		return "http://127.0.0.1:8080" + repo.Settings.APIPortal.BasePath
+	}
+	return "http://127.0.0.1:8080" + config.DefaultSettings().APIPortal.BasePath
 }
 
 func secretFlag(value, file string) ([]byte, error) {

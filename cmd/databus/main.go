@@ -44,25 +44,7 @@ func init() {
 	register(&command{name: "versions", usage: versionsUsage, summary: "list the git commits that changed an API (code or code:version)", run: runVersions})
 	register(&command{name: "diff", usage: diffUsage, summary: "semantic diff of APIs, credentials and policies between revisions", run: runDiff})
 	register(&command{name: "rollback", usage: rollbackUsage, summary: "restore an API's file as of REV", run: runRollback})
-	for _, c := range []struct{ name, usage, summary string }{
-		{"bench", "API --rate N --duration D", "signed-request load generator"},
-	} {
-		register(&command{name: c.name, usage: c.usage, summary: c.summary, run: notBuilt(c.name, c.usage, c.summary)})
-	}
-}
-
-// notBuilt is the placeholder of a command whose engine part is not in this
-// build yet.
-func notBuilt(name, usage, summary string) func([]string, io.Writer, io.Writer) int {
-	return func(args []string, stdout, stderr io.Writer) int {
-		fs := newFlagSet(name, usage, summary, stderr)
-		fs.String("dir", ".", "config repository")
-		if _, code, done := parseArgs(fs, args); done {
-			return code
-		}
-		fmt.Fprintf(stderr, "databus %s: not yet built in this version\n", name)
-		return exitUsage
-	}
+	register(&command{name: "bench", usage: benchUsage, summary: "signed-request load generator: requests/s, latency percentiles, errors by status", run: runBench})
 }
 
 func main() {

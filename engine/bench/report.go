@@ -1,0 +1,50 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+)
+
+// WriteText prints a result for a terminal.
+func WriteText(w io.Writer, r *Result) {
+	if r.Target != "" {
+		fmt.Fprintf(w, "target       %s\n", r.Target)
+	}
+	fmt.Fprintf(w, "mode         %s, concurrency %d, %s\n", r.Mode, r.Concurrency, FormatLatency(timeDuration(r.Elapsed)))
+	fmt.Fprintf(w, "requests     %d (%s/s), errors %d (%s)\n", r.Requests, strconv.FormatFloat(r.RPS, 'f', 1, 64), r.Errors, percent(r.Errors, r.Requests))
+	if r.Missed > 0 {
+		fmt.Fprintf(w, "missed       %d requests not started before the end (the target could not keep the rate)\n", r.Missed)
+	}
+	l := r.Latency
+	fmt.Fprintf(w, "latency      p50 %s  p90 %s  p99 %s  max %s  mean %s\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	fmt.Fprint(w, "status      ")
+	for _, k := range StatusKeys(r.Status) {
+		fmt.Fprintf(w, " %s: %d", k, r.Status[k])
+	}
+	fmt.Fprintln(w)
+	if len(r.Failures) > 0 {
+		reasons := make([]string, 0, len(r.Failures))
+		for k := range r.Failures {
+			reasons = append(reasons, k)
+		}
+		sort.Slice(reasons, func(i, j int) bool {
+			if r.Failures[reasons[i]] != r.Failures[reasons[j]] {
+				return r.Failures[reasons[i]] > r.Failures[reasons[j]]
+			}
+			return reasons[i] < reasons[j]
+		})
+		fmt.Fprintln(w, "failures")
+		for _, k := range reasons {
+			fmt.Fprintf(w, "  %8d  %s\n", r.Failures[k], k)
+		}
+	}
+}
+
+func percent(a, b int64) string {
+	if b == 0 {
+		return "0%"
+	}
+	return strconv.FormatFloat(100*float64(a)/float64(b), 'f', 2, 64) + "%"
+}
