@@ -141,4 +141,3 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
-
