@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The bench: Databus against a plain reverse proxy, side by side in one run.
+#
+# Starts on loopback: a small upstream; the baseline, httputil.ReverseProxy
+# with a tuned pool; Databus with a passthrough API (security and access log
+# off); Databus with the full chain (AES + HMAC + nonce + rate limit + access
+# log + jq + response encryption). Drives each in turn, interleaved, for
+# BENCH_ROUNDS rounds with `databus bench` (and wrk, when installed, for the
+# unsigned targets), then prints req/s, p50, p99 and peak RSS per target with
+# the ratios to the proxy, and writes bench.json next to the rounds.
+#
+#   bash ci/bench/run.sh                        # 3 rounds of 10s, concurrency 32
+#   BENCH_DURATION=5s BENCH_ROUNDS=1 bash ci/bench/run.sh
+#   BENCH_OUT=/tmp/bench bash ci/bench/run.sh   # where the rounds go (default bench-out/)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${BENCH_DURATION:-10s}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONC=${BENCH_CONCURRENCY:-32}
+OUT=${BENCH_OUT:-bench-out}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+echo "== building"
+go build -o "$WORK/databus" ./cmd/databus
+go build -o "$WORK/benchtool" ./ci/bench/benchtool
+port() { "$WORK/benchtool" freeport; }
+
+UP=$(port); PROXY=$(port)
+PASS=$(port); PASS_ADMIN=$(port)
+FULL=$(port); FULL_ADMIN=$(port)
+
+# The two gateways' repositories, pointed at this run's upstream.
+for t in passthrough full; do
+  cp -r "ci/bench/$t" "$WORK/$t"
+  sed -i "s#127.0.0.1:18091#127.0.0.1:$UP#" "$WORK/$t"/apis/*.yaml
+done
+
+"$WORK/benchtool" upstream -addr "127.0.0.1:$UP" & PIDS+=($!)
+"$WORK/benchtool" proxy -addr "127.0.0.1:$PROXY" -to "http://127.0.0.1:$UP" & PIDS+=($!); PROXY_PID=$!
+serve() { # dir listen admin
+  "$WORK/databus" serve --dir "$1" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
+    --storage "$WORK/$(basename "$1").db" --no-watch --log-level warn 2>>"$OUT/$(basename "$1").log" &
+}
+serve "$WORK/passthrough" "$PASS" "$PASS_ADMIN"; PIDS+=($!); PASS_PID=$!
+serve "$WORK/full" "$FULL" "$FULL_ADMIN"; PIDS+=($!); FULL_PID=$!
+"$WORK/benchtool" wait "http://127.0.0.1:$UP/" "http://127.0.0.1:$PROXY/" \
+  "http://127.0.0.1:$PASS_ADMIN/readyz" "http://127.0.0.1:$FULL_ADMIN/readyz"
+
+BASE=/admin-api/databus/api/portal
+BODY='{"orderNo":"A-1001","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-2","qty":1}]}'
+WRK=$(command -v wrk || true)
+if [ -n "$WRK" ]; then
+  cat >"$WORK/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+fi
+
+{
+  echo "rounds=$ROUNDS"; echo "duration=$DURATION"; echo "concurrency=$CONC"
+  echo "cpus=$(getconf _NPROCESSORS_ONLN)"; echo "go=$(go version | cut -d' ' -f3)"
+  echo "wrk=${WRK:-absent}"
+} >"$OUT/meta.txt"
+
+drive() { # round target api url [signing flags...]
+  local r=$1 t=$2 api=$3 url=$4; shift 4
+  "$WORK/databus" bench "$api" --url "$url" --max --concurrency "$CONC" --duration "$DURATION" \
+    --body "$BODY" --format json "$@" >"$OUT/r$r-$t.json"
+  printf '   %-12s databus bench %8.0f req/s\n' "$t" "$(grep -m1 '"rps"' "$OUT/r$r-$t.json" | tr -dc '0-9.')"
+}
+drive_wrk() { # round target api url
+  [ -n "$WRK" ] || return 0
+  "$WRK" -t2 -c"$CONC" -d"$DURATION" --latency -s "$WORK/post.lua" "$4/${3/://}" >"$OUT/r$1-$2.wrk"
+  printf '   %-12s wrk           %8s req/s\n' "$2" "$(awk '/Requests\/sec/ {print $2}' "$OUT/r$1-$2.wrk")"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  echo "== round $r of $ROUNDS"
+  drive "$r" proxy bench.pass:v1 "http://127.0.0.1:$PROXY$BASE" --unsigned
+  drive_wrk "$r" proxy bench.pass:v1 "http://127.0.0.1:$PROXY$BASE"
+  drive "$r" passthrough bench.pass:v1 "http://127.0.0.1:$PASS$BASE" --unsigned
+  drive_wrk "$r" passthrough bench.pass:v1 "http://127.0.0.1:$PASS$BASE"
+  drive "$r" full bench.full:v1 "http://127.0.0.1:$FULL$BASE" --dir "$WORK/full" --app bench-app
+done
+
+# Peak resident memory of each server over the whole run (VmHWM).
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+{
+  echo "proxy $(hwm "$PROXY_PID")"
+  echo "passthrough $(hwm "$PASS_PID")"
+  echo "full $(hwm "$FULL_PID")"
+} >"$OUT/rss.txt"
+
+echo
+"$WORK/benchtool" report "$OUT"
