@@ -12,6 +12,8 @@
 #   bash ci/bench/run.sh                        # 3 rounds of 10s, concurrency 32
 #   BENCH_DURATION=5s BENCH_ROUNDS=1 bash ci/bench/run.sh
 #   BENCH_OUT=/tmp/bench bash ci/bench/run.sh   # where the rounds go (default bench-out/)
+#   BENCH_PPROF=1 bash ci/bench/run.sh          # then one more profiled pass per gateway:
+#                                               # CPU and allocation profiles in the output folder
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -48,13 +50,14 @@ done
 "$WORK/benchtool" proxy -addr "127.0.0.1:$PROXY" -to "http://127.0.0.1:$UP" & PIDS+=($!); PROXY_PID=$!
 serve() { # dir listen admin
   "$WORK/databus" serve --dir "$1" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
-    --storage "$WORK/$(basename "$1").db" --no-watch --log-level warn 2>>"$OUT/$(basename "$1").log" &
+    --storage "$WORK/$(basename "$1").db" --no-watch --log-level warn ${BENCH_PPROF:+--pprof} 2>>"$OUT/$(basename "$1").log" &
 }
 serve "$WORK/passthrough" "$PASS" "$PASS_ADMIN"; PIDS+=($!); PASS_PID=$!
 serve "$WORK/full" "$FULL" "$FULL_ADMIN"; PIDS+=($!); FULL_PID=$!
 "$WORK/benchtool" wait "http://127.0.0.1:$UP/" "http://127.0.0.1:$PROXY/" \
   "http://127.0.0.1:$PASS_ADMIN/readyz" "http://127.0.0.1:$FULL_ADMIN/readyz"
 
+declare -A PID_OF=([proxy]=$PROXY_PID [passthrough]=$PASS_PID [full]=$FULL_PID)
 BASE=/admin-api/databus/api/portal
 BODY='{"orderNo":"A-1001","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-2","qty":1}]}'
 WRK=$(command -v wrk || true)
@@ -72,10 +75,15 @@ fi
   echo "wrk=${WRK:-absent}"
 } >"$OUT/meta.txt"
 
+# CPU seconds (user + system) a server process has used so far.
+TCK=$(getconf CLK_TCK)
+cpu() { awk -v tck="$TCK" '{printf "%.3f", ($14 + $15) / tck}' "/proc/$1/stat"; }
 drive() { # round target api url [signing flags...]
   local r=$1 t=$2 api=$3 url=$4; shift 4
+  local c0; c0=$(cpu "${PID_OF[$t]}")
   "$WORK/databus" bench "$api" --url "$url" --max --concurrency "$CONC" --duration "$DURATION" \
     --body "$BODY" --format json "$@" >"$OUT/r$r-$t.json"
+  echo "$(cpu "${PID_OF[$t]}") $c0" | awk '{printf "%.3f\n", $1 - $2}' >"$OUT/r$r-$t.cpu"
   printf '   %-12s databus bench %8.0f req/s\n' "$t" "$(grep -m1 '"rps"' "$OUT/r$r-$t.json" | tr -dc '0-9.')"
 }
 drive_wrk() { # round target api url
@@ -92,6 +100,22 @@ for r in $(seq 1 "$ROUNDS"); do
   drive_wrk "$r" passthrough bench.pass:v1 "http://127.0.0.1:$PASS$BASE"
   drive "$r" full bench.full:v1 "http://127.0.0.1:$FULL$BASE" --dir "$WORK/full" --app bench-app
 done
+
+if [ -n "${BENCH_PPROF:-}" ]; then
+  echo "== profiled pass"
+  secs=$(( $(echo "$DURATION" | tr -dc '0-9') )); [ "$secs" -gt 0 ] || secs=1
+  for t in passthrough full; do
+    admin=$PASS_ADMIN; port=$PASS; api=bench.pass:v1; flags=(--unsigned)
+    if [ "$t" = full ]; then admin=$FULL_ADMIN; port=$FULL; api=bench.full:v1; flags=(--dir "$WORK/full" --app bench-app); fi
+    "$WORK/benchtool" fetch "http://127.0.0.1:$admin/debug/pprof/profile?seconds=$secs" "$OUT/$t.cpu.pprof" &
+    fetcher=$!
+    "$WORK/databus" bench "$api" --url "http://127.0.0.1:$port$BASE" --max --concurrency "$CONC" \
+      --duration "$DURATION" --body "$BODY" "${flags[@]}" >/dev/null
+    wait "$fetcher"
+    "$WORK/benchtool" fetch "http://127.0.0.1:$admin/debug/pprof/allocs" "$OUT/$t.allocs.pprof"
+    echo "   $t: go tool pprof -top $OUT/$t.cpu.pprof"
+  done
+fi
 
 # Peak resident memory of each server over the whole run (VmHWM).
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }

@@ -27,6 +27,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	gitSync := fs.Bool("git-sync", false, "follow the remote branch: fetch, validate and fast-forward the checkout (gitSync in databus.yaml)")
 	gitSyncInterval := fs.Duration("git-sync-interval", 0, "override gitSync.interval")
 	storagePath := fs.String("storage", "", "override storage.path (the bbolt file)")
+	pprofOn := fs.Bool("pprof", false, "serve Go's CPU, heap and goroutine profiles at /debug/pprof/ on the admin listener (role operator)")
 	pos, code, done := parseArgs(fs, args)
 	if done {
 		return code
@@ -41,7 +42,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain,
-		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath})
+		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitInvalid

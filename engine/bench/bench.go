@@ -56,6 +56,10 @@ type Result struct {
 	Latency     Latency          `json:"latency"`          // of every request, failed ones included
 	BytesIn     int64            `json:"bytesIn"`          // response bodies read
 	Missed      int64            `json:"missed,omitempty"` // rate mode: requests not started before the end
+	// ClientCPU is the load generator's own CPU time per request (signing,
+	// encrypting, reading answers): on a machine it shares with the target,
+	// what the target did not get.
+	ClientCPU Duration `json:"clientCpuPerRequest"`
 }
 
 // Latency summarises the latency histogram.
@@ -153,6 +157,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	runCtx, cancel := context.WithTimeout(ctx, opts.Duration)
 	defer cancel()
+	cpu0 := processCPU()
 	workers := make([]*worker, opts.Concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -213,6 +218,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 
 	res := &Result{Mode: "max", Concurrency: opts.Concurrency, Elapsed: Duration(elapsed),
 		Status: map[string]int64{}, Failures: map[string]int64{}, Missed: missed}
@@ -234,6 +240,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if elapsed > 0 {
 		res.RPS = float64(res.Requests) / elapsed.Seconds()
+	}
+	if res.Requests > 0 {
+		res.ClientCPU = Duration(cpu / time.Duration(res.Requests))
 	}
 	us := func(v int64) Duration { return Duration(time.Duration(v) * time.Microsecond) }
 	res.Latency = Latency{

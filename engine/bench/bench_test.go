@@ -80,6 +80,9 @@ func TestRunMaxCounts(t *testing.T) {
 	if res.BytesIn == 0 {
 		t.Error("no response bytes counted")
 	}
+	if processCPU() > 0 && res.ClientCPU <= 0 {
+		t.Errorf("client CPU per request not measured: %v", res.ClientCPU)
+	}
 }
 
 // TestRunRate checks the open-loop schedule: exactly rate×duration

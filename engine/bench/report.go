@@ -17,6 +17,9 @@ func WriteText(w io.Writer, r *Result) {
 	if r.Missed > 0 {
 		fmt.Fprintf(w, "missed       %d requests not started before the end (the target could not keep the rate)\n", r.Missed)
 	}
+	if r.ClientCPU > 0 {
+		fmt.Fprintf(w, "client CPU   %s per request (this load generator's own share)\n", r.ClientCPU)
+	}
 	l := r.Latency
 	fmt.Fprintf(w, "latency      p50 %s  p90 %s  p99 %s  max %s  mean %s\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
 	fmt.Fprint(w, "status      ")

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -46,7 +47,15 @@ func (s *Server) Admin() http.Handler {
 	if s.acc != nil {
 		acc = s.acc
 	}
-	admin.New(adminView{s}, acc, s.log).Register(mux)
+	api := admin.New(adminView{s}, acc, s.log)
+	api.Register(mux)
+	if s.opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", api.Require(admin.RoleOperator, pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", api.Require(admin.RoleOperator, pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", api.Require(admin.RoleOperator, pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", api.Require(admin.RoleOperator, pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", api.Require(admin.RoleOperator, pprof.Trace))
+	}
 	ui.New(ui.Source{
 		Current: s.Current,
 		LastReload: func() *ui.Reload {

@@ -41,6 +41,9 @@ type Options struct {
 	// GitSyncInterval overrides gitSync.interval when set.
 	GitSync         bool
 	GitSyncInterval time.Duration
+	// Pprof serves Go's profiles at /debug/pprof/ on the admin listener
+	// (role operator; databus serve --pprof).
+	Pprof bool
 }
 
 // ReloadResult is the outcome of one reload attempt, kept for the admin view.

@@ -366,8 +366,21 @@ func traceID(r *http.Request) string {
 	if id := r.Header.Get(TraceHeader); id != "" && len(id) <= 128 && safeID(id) {
 		return id
 	}
+	return newTraceID(time.Now())
+}
+
+// newTraceID makes a 128-bit id, 32 hex digits as W3C trace ids are, that
+// starts with the time in milliseconds (as UUIDv7 does) and ends with 80
+// random bits. Ids made later sort later, so the access log's trace index
+// grows at its end instead of touching a random page per record.
+func newTraceID(now time.Time) string {
 	var b [16]byte
-	rand.Read(b[:])
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }
 

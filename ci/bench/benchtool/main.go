@@ -7,6 +7,7 @@
 //	benchtool proxy -addr 127.0.0.1:PORT -to http://127.0.0.1:UPSTREAM
 //	benchtool freeport
 //	benchtool wait URL [URL...]
+//	benchtool fetch URL FILE
 //	benchtool report DIR
 package main
 
@@ -54,6 +55,13 @@ func main() {
 			if err := wait(u, 30*time.Second); err != nil {
 				log.Fatal(err)
 			}
+		}
+	case "fetch":
+		if len(args) != 2 {
+			log.Fatal("usage: benchtool fetch URL FILE")
+		}
+		if err := fetch(args[0], args[1]); err != nil {
+			log.Fatal(err)
 		}
 	case "report":
 		if len(args) != 1 {
@@ -136,4 +144,25 @@ func wait(u string, limit time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// fetch saves the body of GET u in file (a profile from /debug/pprof).
+func fetch(u, file string) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

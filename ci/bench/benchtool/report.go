@@ -21,10 +21,13 @@ var targetOrder = []string{"proxy", "passthrough", "full"}
 
 // round is one measurement of one target by one load tool.
 type round struct {
-	RPS    float64 `json:"rps"`
-	P50    float64 `json:"p50Ms"`
-	P99    float64 `json:"p99Ms"`
-	Errors int64   `json:"errors"`
+	RPS       float64 `json:"rps"`
+	P50       float64 `json:"p50Ms"`
+	P99       float64 `json:"p99Ms"`
+	Errors    int64   `json:"errors"`
+	Requests  int64   `json:"requests,omitempty"`
+	ServerCPU float64 `json:"serverCpuUsPerRequest,omitempty"` // the target process's CPU per request
+	ClientCPU float64 `json:"clientCpuUsPerRequest,omitempty"` // the load generator's
 }
 
 // row is a target measured by one tool: the median of its rounds.
@@ -37,6 +40,8 @@ type row struct {
 	P99    float64  `json:"p99Ms"`
 	Errors int64    `json:"errors"`
 	RSSMiB *float64 `json:"peakRssMiB,omitempty"`
+	SrvCPU float64  `json:"serverCpuUsPerRequest,omitempty"`
+	CliCPU float64  `json:"clientCpuUsPerRequest,omitempty"`
 	Ratio  float64  `json:"rpsRatioToProxy"`
 	P99Gap float64  `json:"p99MinusProxyMs"`
 }
@@ -88,6 +93,12 @@ func report(dir string, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Name(), err)
 		}
+		// The server's CPU seconds over a databus bench round, from /proc.
+		if cpu, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(e.Name(), ".json")+".cpu")); err == nil && tool != "wrk" && r.Requests > 0 {
+			if secs, err := strconv.ParseFloat(strings.TrimSpace(string(cpu)), 64); err == nil {
+				r.ServerCPU = secs * 1e6 / float64(r.Requests)
+			}
+		}
 		key := tool + "/" + target
 		if rows[key] == nil {
 			rows[key] = &row{Target: target, Tool: tool}
@@ -101,6 +112,8 @@ func report(dir string, w io.Writer) error {
 		r.RPS = median(r.Rounds, func(x round) float64 { return x.RPS })
 		r.P50 = median(r.Rounds, func(x round) float64 { return x.P50 })
 		r.P99 = median(r.Rounds, func(x round) float64 { return x.P99 })
+		r.SrvCPU = median(r.Rounds, func(x round) float64 { return x.ServerCPU })
+		r.CliCPU = median(r.Rounds, func(x round) float64 { return x.ClientCPU })
 		for _, x := range r.Rounds {
 			r.Errors += x.Errors
 		}
@@ -171,13 +184,13 @@ func writeTable(w io.Writer, rep *benchReport) {
 		if r.Tool != tool {
 			tool = r.Tool
 			fmt.Fprintf(w, "\nload: %s\n", tool)
-			fmt.Fprintf(w, "%-12s %10s %9s %9s %10s %8s %9s %7s\n", "target", "req/s", "p50", "p99", "peak RSS", "÷ proxy", "p99 Δ", "errors")
+			fmt.Fprintf(w, "%-12s %10s %9s %9s %10s %8s %9s %7s %12s %12s\n", "target", "req/s", "p50", "p99", "peak RSS", "÷ proxy", "p99 Δ", "errors", "server CPU", "client CPU")
 		}
 		rssText := "-"
 		if r.RSSMiB != nil {
 			rssText = strconv.FormatFloat(*r.RSSMiB, 'f', 1, 64) + " MiB"
 		}
-		fmt.Fprintf(w, "%-12s %10.0f %9s %9s %10s %8.2f %9s %7d\n", r.Target, r.RPS, ms(r.P50), ms(r.P99), rssText, r.Ratio, signedMs(r.P99Gap), r.Errors)
+		fmt.Fprintf(w, "%-12s %10.0f %9s %9s %10s %8.2f %9s %7d %12s %12s\n", r.Target, r.RPS, ms(r.P50), ms(r.P99), rssText, r.Ratio, signedMs(r.P99Gap), r.Errors, perReq(r.SrvCPU), perReq(r.CliCPU))
 	}
 	if len(rep.Checks) > 0 {
 		fmt.Fprintln(w, "\ntargets")
@@ -189,6 +202,14 @@ func writeTable(w io.Writer, rep *benchReport) {
 			fmt.Fprintf(w, "  %-48s %8.2f  (goal %s)  %s\n", c.Name, c.Value, c.Goal, state)
 		}
 	}
+}
+
+// perReq prints CPU microseconds per request ("-" when not measured).
+func perReq(us float64) string {
+	if us <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(us, 'f', 0, 64) + " µs/req"
 }
 
 func ms(v float64) string { return bench.FormatLatency(time.Duration(v * float64(time.Millisecond))) }
@@ -221,7 +242,8 @@ func parseBench(b []byte) (round, error) {
 		return round{}, err
 	}
 	toMs := func(d bench.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	return round{RPS: res.RPS, P50: toMs(res.Latency.P50), P99: toMs(res.Latency.P99), Errors: res.Errors}, nil
+	return round{RPS: res.RPS, P50: toMs(res.Latency.P50), P99: toMs(res.Latency.P99), Errors: res.Errors,
+		Requests: res.Requests, ClientCPU: float64(res.ClientCPU) / float64(time.Microsecond)}, nil
 }
 
 var (

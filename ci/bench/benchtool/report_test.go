@@ -61,11 +61,18 @@ func TestReport(t *testing.T) {
 			pass = r
 		}
 	}
-	if proxy == nil || pass == nil || proxy.RPS != 5695.23 || pass.Ratio != pass.RPS/proxy.RPS {
+	if proxy == nil || pass == nil || proxy.RPS != 6526.96 || pass.Ratio != pass.RPS/proxy.RPS {
 		t.Fatalf("wrk rows: proxy %+v passthrough %+v", proxy, pass)
 	}
-	if proxy.P50 != 4.94 || proxy.P99 != 61.32 {
-		t.Errorf("wrk percentiles: p50 %v p99 %v, want 4.94 and 61.32", proxy.P50, proxy.P99)
+	if proxy.P50 != 4.54 || proxy.P99 != 15.07 {
+		t.Errorf("wrk percentiles: p50 %v p99 %v, want 4.54 and 15.07", proxy.P50, proxy.P99)
+	}
+	// Server CPU per request: the .cpu file's seconds over the round's
+	// requests.
+	for _, r := range rep.Rows {
+		if r.Tool == "databus bench" && (r.SrvCPU <= 0 || r.CliCPU <= 0) {
+			t.Errorf("%s: CPU per request not computed: server %v client %v", r.Target, r.SrvCPU, r.CliCPU)
+		}
 	}
 	if len(rep.Checks) != 5 || rep.Checks[0].Met != (pass.Ratio >= 0.95) {
 		t.Errorf("checks: %+v", rep.Checks)
