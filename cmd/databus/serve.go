@@ -27,6 +27,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	gitSync := fs.Bool("git-sync", false, "follow the remote branch: fetch, validate and fast-forward the checkout (gitSync in databus.yaml)")
 	gitSyncInterval := fs.Duration("git-sync-interval", 0, "override gitSync.interval")
 	storagePath := fs.String("storage", "", "override storage.path (the bbolt file)")
+	readHeaderTimeout := fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send a request's headers")
+	readTimeout := fs.Duration("read-timeout", 60*time.Second, "how long a client may take to send a whole request, body included")
 	pprofOn := fs.Bool("pprof", false, "serve Go's CPU, heap and goroutine profiles at /debug/pprof/ on the admin listener (role operator)")
 	pos, code, done := parseArgs(fs, args)
 	if done {
@@ -42,7 +44,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain,
-		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn})
+		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
+		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitInvalid

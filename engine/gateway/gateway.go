@@ -41,6 +41,13 @@ type Options struct {
 	// GitSyncInterval overrides gitSync.interval when set.
 	GitSync         bool
 	GitSyncInterval time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers, ReadTimeout
+	// the whole request with its body (slow clients holding connections
+	// open); defaults 10s and 60s. Answers have no write timeout, so that
+	// streamed bodies of any length go through; each step's timeout bounds
+	// the flow instead.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 	// Pprof serves Go's profiles at /debug/pprof/ on the admin listener
 	// (role operator; databus serve --pprof).
 	Pprof bool
@@ -319,16 +326,25 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on listeners the caller opened (tests use port 0).
 func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) error {
+	readHeader, read := s.opts.ReadHeaderTimeout, s.opts.ReadTimeout
+	if readHeader <= 0 {
+		readHeader = 10 * time.Second
+	}
+	if read <= 0 {
+		read = 60 * time.Second
+	}
 	portalSrv := &http.Server{
 		Handler:           s.portal,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeader,
+		ReadTimeout:       read,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20, // the portal answers 431 in the envelope above portal.MaxHeaderBytes
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	adminSrv := &http.Server{
 		Handler:           s.Admin(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeader,
+		ReadTimeout:       read,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
