@@ -97,6 +97,7 @@ func newSecureFixture(t testing.TB) *secureFixture {
 		"apis/echo.yaml":          api("sec.echo", "online", "[POST, GET]", echo),
 		"apis/restricted.yaml":    strings.Replace(api("sec.only", "online", "[POST]", echo), "policies:", "auth: {credentials: [app-aes]}\npolicies:", 1),
 		"apis/plain.yaml":         api("sec.plain", "online", "[POST]", ""),
+		"apis/typed.yaml":         strings.Replace(api("sec.typed", "online", "[POST]", scriptStep(`function main(c) { return {n: Object.keys(c.request.body).length} }`)), "steps:", "input: {type: object}\nsteps:", 1),
 		"apis/script.yaml":        api("sec.who", "online", "[POST]", scriptStep(`function main(c) { return {app: c.request.appId, tenant: c.request.tenantId, user: c.request.user} }`)),
 	})
 	repo, diags, err := config.Load(dir)
