@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,4 +301,101 @@ func copyDir(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRedisOutageUnderLoad kills the Redis server while workers call a
+// signed gateway (nonces in Redis), a fail-open one and a fail-closed one
+// (counters in Redis), then restarts it: every answer is one the rules
+// allow for its phase (before: 200; during: 503 for nonces and fail-closed,
+// 200 for fail-open; after: 200 again), and no call errs at the transport.
+func TestRedisOutageUnderLoad(t *testing.T) {
+	rs := testredis.Start(t)
+	secured := startServer(t, Options{Dir: must(sharedRepo(t, rs.Addr, true, true, 1_000_000)), NoWatch: true})
+	open := startServer(t, Options{Dir: must(sharedRepo(t, rs.Addr, false, true, 1_000_000)), NoWatch: true})
+	closed := startServer(t, Options{Dir: must(sharedRepo(t, rs.Addr, false, false, 1_000_000)), NoWatch: true})
+
+	type tally struct {
+		mu     sync.Mutex
+		counts map[string]int // "target status"
+		bad    []string
+	}
+	tl := &tally{counts: map[string]int{}}
+	var phase atomic.Value // "before", "outage", "after"
+	phase.Store("before")
+	allowed := map[string]map[string][]int{
+		"before": {"secured": {200}, "open": {200}, "closed": {200}},
+		// Calls that straddle a phase change, or run while the server is
+		// being killed, are not judged. "after" begins as
+		// the restart begins, so refusals stay allowed until Redis answers
+		// again (and once per dead connection the pool still holds).
+		"outage": {"secured": {503}, "open": {200}, "closed": {503}},
+		"after":  {"secured": {200, 503}, "open": {200}, "closed": {200, 503}},
+	}
+	call := func(name string, ts *testServer) int {
+		code := ts.Current().Repo.APIs[0].Code
+		if name == "secured" {
+			resp, err := signedClient(ts).Call(context.Background(), code, []byte(`{}`))
+			if err != nil {
+				return -1
+			}
+			return resp.Envelope.Code
+		}
+		env, err := ts.do("POST", code, strings.NewReader(`{}`))
+		if err != nil {
+			return -1
+		}
+		return env.Code
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	targets := map[string]*testServer{"secured": secured, "open": open, "closed": closed}
+	for name, ts := range targets {
+		for w := 0; w < 2; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ph := phase.Load().(string)
+					st := call(name, ts)
+					if phase.Load().(string) != ph {
+						continue // the call straddled a kill or a restart
+					}
+					tl.mu.Lock()
+					tl.counts[fmt.Sprintf("%s %s %d", ph, name, st)]++
+					if rules, judged := allowed[ph]; judged && !slices.Contains(rules[name], st) && len(tl.bad) < 10 {
+						tl.bad = append(tl.bad, fmt.Sprintf("%s: %s answered %d", ph, name, st))
+					}
+					tl.mu.Unlock()
+				}
+			}()
+		}
+	}
+	count := func(key string) int {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		return tl.counts[key]
+	}
+	waitFor(t, 10*time.Second, "calls before the outage", func() bool { return count("before closed 200") >= 20 })
+	phase.Store("killing") // calls in this phase are not judged
+	rs.Kill()
+	phase.Store("outage")
+	waitFor(t, 10*time.Second, "refusals during the outage", func() bool {
+		return count("outage secured 503") >= 20 && count("outage closed 503") >= 20 && count("outage open 200") >= 20
+	})
+	phase.Store("after") // from the moment the server may be back
+	rs.Restart()
+	waitFor(t, 15*time.Second, "recovery under load", func() bool {
+		return count("after secured 200") >= 20 && count("after closed 200") >= 20
+	})
+	close(stop)
+	wg.Wait()
+	if len(tl.bad) > 0 {
+		t.Errorf("answers outside the rules:\n  %s", strings.Join(tl.bad, "\n  "))
+	}
+	t.Logf("%v", tl.counts)
 }
