@@ -351,11 +351,11 @@ func TestHooksThroughThePortal(t *testing.T) {
 	pm := hs.received(t, "permission")[0]
 	want := map[string]any{
 		"src_role": "guest", "src_party_id": "10000", "role": "host", "party_id": "9999",
-		"initiator": map[string]any{"role": "guest", "party_id": "10000"},
-		"roles":     map[string]any{"guest": []any{"10000"}, "host": []any{"9999"}},
+		"initiator":      map[string]any{"role": "guest", "party_id": "10000"},
+		"roles":          map[string]any{"guest": []any{"10000"}, "host": []any{"9999"}},
 		"component_list": []any{"h.echo:v1"}, "dataset_list": []any{},
-		"run_time_conf":  map[string]any{"app_id": "app-a", "tenant_id": "", "method": "POST", "trace_id": "hk-ok"},
-		"dsl":            map[string]any{}, "component_parameters": map[string]any{},
+		"run_time_conf": map[string]any{"app_id": "app-a", "tenant_id": "", "method": "POST", "trace_id": "hk-ok"},
+		"dsl":           map[string]any{}, "component_parameters": map[string]any{},
 	}
 	if !reflect.DeepEqual(pm, want) {
 		t.Errorf("permission body\n got %v\nwant %v", pm, want)

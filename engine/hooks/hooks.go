@@ -202,9 +202,10 @@ func (c *Caller) do(ctx context.Context, res *Result, traceID string, body any) 
 		pu.RawQuery = q.Encode()
 		u = pu.String()
 	}
-	payload, err := json.Marshal(body)
+	payload, err := encode(body, ep.Service.Data)
 	if err != nil {
-		// The bodies of this package always marshal; this is a bug.
+		// The bodies of this package always marshal: a registered data
+		// value must have failed.
 		res.fail(OutcomeError, "the request could not be encoded", err)
 		return
 	}
@@ -262,6 +263,30 @@ func (c *Caller) do(ctx context.Context, res *Result, traceID string, body any) 
 		return
 	}
 	res.Outcome = OutcomeOK
+}
+
+// encode marshals body, adding the registered service's data fields beside
+// the hook's own, which win (FATE Flow merges them the same way).
+func encode(body any, data map[string]any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil || len(data) == 0 {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return b, nil // not an object: nothing to merge into
+	}
+	for k, v := range data {
+		if _, own := m[k]; own {
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = raw
+	}
+	return json.Marshal(m)
 }
 
 // fail marks res failed without an answer in the protocol. Err adds the

@@ -227,7 +227,7 @@ func TestCallOutcomes(t *testing.T) {
 	}
 }
 
-// TestServiceEntry: the registered method, headers and params go out.
+// TestServiceEntry: the registered method, headers, params and data go out.
 func TestServiceEntry(t *testing.T) {
 	srv := newHookServer(t, func(string, []byte) (int, string) { return 200, `{"code":0}` })
 	svc := services{}
@@ -236,14 +236,19 @@ func TestServiceEntry(t *testing.T) {
 	ep.Service.Method = "put"
 	ep.Service.Headers = map[string]string{"X-Hook-Key": "k1"}
 	ep.Service.Params = map[string]string{"tenant": "t 1"}
+	ep.Service.Data = map[string]any{"api_key": "k2", "party_id": "not this"}
 	svc[Permission] = ep
 	c := New(Options{Services: svc, Settings: settings(5 * time.Second)})
-	if res := c.Call(context.Background(), Permission, "", struct{}{}); !res.OK() || res.Method != "PUT" {
+	if res := c.Call(context.Background(), Permission, "", SignatureRequest{PartyID: "1", Body: []byte("x")}); !res.OK() || res.Method != "PUT" {
 		t.Fatalf("%+v", res)
 	}
 	r := srv.last(t)
 	if r.method != "PUT" || r.header.Get("X-Hook-Key") != "k1" || r.query.Get("tenant") != "t 1" || r.header.Get("X-Trace-Id") != "" {
 		t.Errorf("request %s %v %v", r.method, r.header, r.query)
+	}
+	// The registered data is added beside the hook's fields, which win.
+	if string(r.body) != `{"api_key":"k2","body":"x","party_id":"1"}` {
+		t.Errorf("body %s", r.body)
 	}
 }
 
