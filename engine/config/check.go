@@ -391,6 +391,21 @@ func (l *loader) checkHTTP(d *document, ptr string, h *HTTPCall) {
 			d.errorf(ptr+"/poll/interval", "poll interval %s is longer than its timeout %s", h.Poll.Interval.D(), h.Poll.Timeout.D())
 		}
 	}
+	l.checkSite(d, ptr, h)
+}
+
+// checkSite warns about a site step the signature hook cannot sign: the
+// step fails (502) until databus.yaml names the hooks server and party.
+func (l *loader) checkSite(d *document, ptr string, h *HTTPCall) {
+	if h.Site == "" {
+		return
+	}
+	switch hs := l.settings.Hooks; {
+	case hs.Server == "":
+		d.warnf(ptr+"/site", "site %q is signed by the signature hook of hooks.server, which databus.yaml leaves empty: this step fails until it is set", h.Site)
+	case hs.PartyID == "":
+		d.warnf(ptr+"/site", "site %q needs hooks.partyId in databus.yaml (sent as Src-Party-Id): this step fails until it is set", h.Site)
+	}
 }
 
 func methodOrDefault(m string) string {

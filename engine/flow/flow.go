@@ -23,6 +23,9 @@ type Env struct {
 	Client           *http.Client // shared, pooled upstream client
 	DefaultTimeout   time.Duration
 	MaxResponseBytes int64
+	// Hooks signs the requests of http steps that set site (the signature
+	// hook of DESIGN.md section 6); nil: such steps fail closed.
+	Hooks Signer
 }
 
 // Flow is a compiled API.

@@ -36,6 +36,7 @@ type httpStep struct {
 	force   bool
 	poll    *pollSpec
 	stream  bool
+	site    string // party id of the remote site: signed through env.Hooks
 }
 
 type namedTemplate struct {
@@ -94,6 +95,7 @@ func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 		}
 		s.poll = ps
 	}
+	s.site = h.Site
 	return s, nil
 }
 
@@ -234,6 +236,11 @@ func (s *httpStep) run(ctx context.Context, inv *Invocation, st *step, res *Step
 		return nil, nil, err
 	}
 	res.Request = map[string]any{"method": p.method, "url": p.url, "body": bodyText(p.body)}
+	if s.site != "" {
+		if err := s.signSite(ctx, inv, st, p, res); err != nil {
+			return nil, nil, err
+		}
+	}
 	if s.poll != nil {
 		return s.runPoll(ctx, inv, st, p, res)
 	}

@@ -19,8 +19,10 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/portal"
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -51,6 +53,10 @@ type Options struct {
 	// Pprof serves Go's profiles at /debug/pprof/ on the admin listener
 	// (role operator; databus serve --pprof).
 	Pprof bool
+	// Services is the service registry the hooks (and service steps)
+	// resolve through; nil: enabled hooks fail closed with "the service
+	// registry is not available".
+	Services registry.Resolver
 }
 
 // ReloadResult is the outcome of one reload attempt, kept for the admin view.
@@ -206,7 +212,9 @@ func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 		s.log.Error("reload refused: redis settings; the previous configuration keeps serving", "reason", reason, "error", err)
 		return res
 	}
-	snap, err := snapshot.Build(repo, snapshot.Deps{Env: s.envFor(repo.Settings), Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend, Git: gitRev})
+	env := s.envFor(repo.Settings)
+	hk := hooks.New(hooks.Options{Services: s.opts.Services, Client: env.Client, Settings: repo.Settings.Hooks, Metrics: s.metrics})
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: env, Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend, Git: gitRev, Hooks: hk})
 	if err != nil {
 		res.Error = err.Error()
 		s.log.Error("reload refused: compile failed; the previous configuration keeps serving", "reason", reason, "error", err)

@@ -34,6 +34,12 @@ type Metrics struct {
 	// StoreErrors counts failed calls to a shared store, by store (nonce,
 	// ratelimit) and backend (redis, memory).
 	StoreErrors *prometheus.CounterVec
+	// HookCalls counts callouts to the hook services, by hook
+	// (client_authentication, site_authentication, signature, permission)
+	// and outcome (ok, refused, timeout, not_registered, error).
+	HookCalls *prometheus.CounterVec
+	// HookDuration observes callout durations by hook.
+	HookDuration *prometheus.HistogramVec
 
 	ReloadSuccess   prometheus.Gauge
 	ReloadTimestamp prometheus.Gauge
@@ -76,6 +82,12 @@ func New() *Metrics {
 		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_store_errors_total", Help: "Failed calls to the nonce and rate-limit stores, by store and backend.",
 		}, []string{"store", "backend"}),
+		HookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_hook_calls_total", Help: "Callouts to the hook services, by hook and outcome.",
+		}, []string{"hook", "outcome"}),
+		HookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "databus_hook_duration_seconds", Help: "Duration of callouts to the hook services, by hook.", Buckets: latency,
+		}, []string{"hook"}),
 		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "databus_config_last_reload_success", Help: "1 when the last reload attempt succeeded, 0 when it failed (the previous configuration keeps serving).",
 		}),
@@ -99,6 +111,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
+		m.HookCalls, m.HookDuration,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -44,8 +44,9 @@ const (
 
 // serve runs the portal in DESIGN.md section 4's order: IP deny/allow →
 // credential → timestamp → nonce → body decryption → signature → tenant →
-// API and method → caller allowed → anonymous user → rate limit → flow. With
-// security.enabled false the credential-to-signature stages are skipped.
+// API and method → caller allowed → anonymous user → hooks (client and site
+// authentication, permission) → rate limit → flow. With security.enabled
+// false the credential-to-signature stages are skipped.
 func (h *Handler) serve(c *Call) *fault {
 	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
 	if !ok {
@@ -91,6 +92,9 @@ func (h *Handler) serve(c *Call) *fault {
 		return c.refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
 	}
 	if f := h.anonymous(c); f != nil {
+		return f
+	}
+	if f := h.hooks(c); f != nil {
 		return f
 	}
 	if f := h.rateLimit(c); f != nil {

@@ -96,11 +96,7 @@ func (h *Handler) finish(c *Call) {
 	if ip.IsValid() {
 		rec.ClientIP = ip.String()
 	}
-	if c.Cred != nil {
-		rec.AppID = c.Cred.AppID
-	} else {
-		rec.AppID = c.R.Header.Get("ZT-App-Id")
-	}
+	rec.AppID = c.AppID()
 	if c.Status >= 400 {
 		rec.ErrorMessage = c.Message
 		if rec.ErrorCode == "" {

@@ -113,8 +113,8 @@ type Call struct {
 	User          map[string]any // the anonymous user, or nil
 	Authorization string         // sent to upstream steps
 
-	// Chain records decisions of the chain (rate limit) for the access log,
-	// beside the flow's step results.
+	// Chain records decisions of the chain (hooks, rate limit) for the
+	// access log, beside the flow's step results.
 	Chain []flow.StepResult
 
 	// Steps are the flow's step results.
@@ -252,22 +252,16 @@ func (h *Handler) runFlow(c *Call) *fault {
 		Header:        r.Header,
 		Query:         r.URL.Query(),
 		Body:          c.Body,
-		ContentType:   r.Header.Get("Content-Type"),
+		ContentType:   c.contentType(),
 		APICode:       api.Code,
 		Version:       api.Version,
-		AppID:         r.Header.Get(security.HeaderAppID),
+		AppID:         c.AppID(),
 		TenantID:      c.TenantID,
 		ClientID:      r.Header.Get("X-Client-Id"),
 		IP:            c.ClientIP.String(),
 		User:          c.User,
 		Authorization: c.Authorization,
 		TraceID:       c.TraceID,
-	}
-	if c.Cred != nil {
-		req.AppID = c.Cred.AppID
-	}
-	if c.decrypted {
-		req.ContentType = contentTypeOf(c.Body)
 	}
 	res := c.Route.Flow.Run(r.Context(), req)
 	defer res.Close()

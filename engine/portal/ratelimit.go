@@ -119,29 +119,38 @@ func (f *storeFaults) report(h *Handler, store, backend string, err error) {
 	if h.metrics != nil {
 		h.metrics.StoreErrors.WithLabelValues(store, backend).Inc()
 	}
+	if due, suppressed := f.due(store); due {
+		h.log.Error("store unavailable", "store", store, "backend", backend, "error", err, "failuresNotLogged", suppressed)
+	}
+}
+
+// due marks store failing and reports whether the failure is to be logged
+// now, with how many were not logged since the last time.
+func (f *storeFaults) due(store string) (bool, int) {
 	s := f.state(store)
 	s.failing.Store(true)
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	now := time.Now()
 	if now.Sub(s.last) < f.interval {
 		s.suppressed++
-		f.mu.Unlock()
-		return
+		return false, 0
 	}
 	suppressed := s.suppressed
 	s.last, s.suppressed = now, 0
-	f.mu.Unlock()
-	h.log.Error("store unavailable", "store", store, "backend", backend, "error", err, "failuresNotLogged", suppressed)
+	return true, suppressed
 }
 
 func (f *storeFaults) ok(h *Handler, store string) {
+	if f.recovered(store) {
+		h.log.Info("store available again", "store", store)
+	}
+}
+
+// recovered marks store working and reports whether it was failing.
+func (f *storeFaults) recovered(store string) bool {
 	f.mu.Lock()
 	s := f.byStore[store]
 	f.mu.Unlock()
-	if s == nil || !s.failing.Load() {
-		return
-	}
-	if s.failing.CompareAndSwap(true, false) {
-		h.log.Info("store available again", "store", store)
-	}
+	return s != nil && s.failing.Load() && s.failing.CompareAndSwap(true, false)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/ratelimit"
 	"github.com/databus-gateway/databus/engine/security"
 )
@@ -46,6 +47,10 @@ type Snapshot struct {
 	Limits       ratelimit.Store
 	StoreBackend string // "memory" or "redis", for metrics and logs
 	FailOpen     bool   // let rate-limited requests through when the store fails
+
+	// Hooks makes the callouts of hooks (DESIGN.md section 6), with this
+	// Snapshot's hook settings; nil: every enabled hook fails closed.
+	Hooks *hooks.Caller
 
 	// Policies by name, compiled.
 	Policies map[string]*ratelimit.Policy
@@ -96,6 +101,9 @@ type Deps struct {
 	Limits       ratelimit.Store     // nil: the portal's own embedded store
 	StoreBackend string
 	Git          *gitops.Revision // the checkout's revision; nil outside git
+	// Hooks is the callout client built from this repository's hook
+	// settings; it also signs the http steps that set site.
+	Hooks *hooks.Caller
 }
 
 // Build compiles every API of repo into a new Snapshot.
@@ -117,7 +125,14 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		s.StoreBackend = "memory"
 	}
 	env := deps.Env
+	if env != nil && deps.Hooks != nil {
+		// The Env is shared across Snapshots; the signer is this one's.
+		e := *env
+		e.Hooks = deps.Hooks
+		env = &e
+	}
 	s.Env = env
+	s.Hooks = deps.Hooks
 	for _, t := range repo.Settings.Admin.Tokens {
 		v, err := t.Secret.Resolve(repo.Dir)
 		if err != nil {
