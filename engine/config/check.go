@@ -434,10 +434,7 @@ func (l *loader) checkRPC(d *document, ptr string, r *RPCCall) {
 	}
 	checkPositive(d, ptr+"/timeout", r.Timeout)
 	if r.DescriptorSet != "" {
-		p := filepath.Join(l.dir, filepath.FromSlash(r.DescriptorSet))
-		if st, err := os.Stat(p); err != nil || st.IsDir() {
-			d.errorf(ptr+"/descriptorSet", "descriptor set %s not found in the repository", r.DescriptorSet)
-		}
+		l.checkDescriptor(d, ptr, r)
 	}
 }
 
