@@ -110,9 +110,9 @@ type Reflection int
 
 // Reflection modes.
 const (
-	NoReflection Reflection = iota
-	ReflectionV1            // grpc.reflection.v1 and v1alpha, as reflection.Register does
-	ReflectionV1AlphaOnly   // only the older v1alpha
+	NoReflection          Reflection = iota
+	ReflectionV1                     // grpc.reflection.v1 and v1alpha, as reflection.Register does
+	ReflectionV1AlphaOnly            // only the older v1alpha
 )
 
 // Options configure Start.
