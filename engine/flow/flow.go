@@ -14,6 +14,8 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/schema"
 )
 
@@ -23,6 +25,12 @@ type Env struct {
 	Client           *http.Client // shared, pooled upstream client
 	DefaultTimeout   time.Duration
 	MaxResponseBytes int64
+	// RPC is the gRPC connection pool of rpc steps; nil: rpc steps fail
+	// with 500.
+	RPC *rpc.Pool
+	// Services resolves registry services (service: {server, name}) at
+	// call time; nil: such steps fail with 502.
+	Services registry.Resolver
 }
 
 // Flow is a compiled API.
@@ -120,7 +128,9 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 				return fail(where+".script", err)
 			}
 		case config.StepRPC:
-			st.runner = unsupported{"rpc steps are not available in this build"}
+			if st.runner, err = compileRPC(cs, env); err != nil {
+				return fail(where+".rpc", err)
+			}
 		}
 		f.steps = append(f.steps, st)
 	}
@@ -132,12 +142,6 @@ func compileOpt(src string) (*expr.Program, error) {
 		return nil, nil
 	}
 	return expr.Compile(src)
-}
-
-type unsupported struct{ msg string }
-
-func (u unsupported) run(context.Context, *Invocation, *step, *StepResult) (*Output, *rawResult, error) {
-	return nil, nil, &Error{Status: http.StatusNotImplemented, Message: u.msg}
 }
 
 // Result is the outcome of a run. Call Close when done with it.

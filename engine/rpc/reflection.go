@@ -113,9 +113,9 @@ func (p *Pool) reflect(ctx context.Context, k connKey, svc protoreflect.FullName
 	}
 	switch {
 	case status.Code(err) == codes.Unimplemented:
-		return nil, fmt.Errorf("%w: %s serves neither grpc.reflection.v1 nor v1alpha", ErrNoReflection, k.target)
+		return nil, &kindError{ErrNoReflection, fmt.Sprintf("%s serves no reflection service (neither grpc.reflection.v1 nor v1alpha)", k.target)}
 	case status.Code(err) == codes.NotFound:
-		return nil, fmt.Errorf("%w: the reflection service of %s does not know service %s", protoset.ErrNoService, k.target, svc)
+		return nil, &kindError{protoset.ErrNoService, fmt.Sprintf("the reflection service of %s does not know service %s", k.target, svc)}
 	case err != nil:
 		return nil, err
 	}
@@ -125,6 +125,15 @@ func (p *Pool) reflect(ctx context.Context, k connKey, svc protoreflect.FullName
 	}
 	return set, nil
 }
+
+// kindError reads on its own and matches its sentinel with errors.Is.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
 
 // reflectionStream is one reflection stream, of either version: ask is a
 // file request (by symbol or by file name), answered with serialized
