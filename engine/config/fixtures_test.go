@@ -119,6 +119,8 @@ var badFixtures = []badFixture{
 	{"api-rpc-descriptor-outside.bad.yaml", 16, 22, "steps[1].rpc.descriptorSet", "must be a path inside the repository"},
 	{"api-rpc-descriptor-not-a-set.bad.yaml", 16, 22, "steps[1].rpc.descriptorSet", "descriptor set databus.yaml: not a FileDescriptorSet"},
 	{"api-rpc-descriptor-no-imports.bad.yaml", 16, 22, "steps[1].rpc.descriptorSet", `could not resolve import "google/protobuf/timestamp.proto"`},
+	{"api-rpc-bad-metadata-key.bad.yaml", 18, 9, `steps[1].rpc.metadata["x/app"]`, "not a valid gRPC metadata key"},
+	{"api-rpc-reserved-metadata-key.bad.yaml", 18, 9, `steps[1].rpc.metadata["grpc-timeout"]`, "reserved by gRPC"},
 	{"api-rpc-service-missing.bad.yaml", 15, 15, "steps[1].rpc.method", "no service fixture.v1.Stock (it has fixture.v1.Inventory)"},
 	{"api-rpc-method-missing.bad.yaml", 15, 15, "steps[1].rpc.method", "service fixture.v1.Inventory has no method Release (it has Reserve)"},
 	{"api-rpc-server-streaming.bad.yaml", 15, 15, "steps[1].rpc.method", "fixture.v1.Ticker/Watch is a server-streaming method: rpc steps call unary methods only"},
