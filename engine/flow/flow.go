@@ -426,7 +426,9 @@ func (st *step) exec(ctx context.Context, inv *Invocation, res *StepResult) (*Ou
 		if ferr.Step == "" {
 			ferr.Step = st.id
 		}
-		if !st.cont || ctx.Err() != nil {
+		// A bad request (an rpc message the caller's values do not fit)
+		// is the caller's mistake, not a failed upstream: never continued.
+		if !st.cont || ctx.Err() != nil || ferr.Status == http.StatusBadRequest {
 			return nil, ferr
 		}
 		// onError: continue. The step's output is its error transform's

@@ -177,3 +177,23 @@ func TestJSONPathAt(t *testing.T) {
 		t.Errorf("byteOffset = %d, want 9", got)
 	}
 }
+
+// onError: continue covers failed calls, not a caller's values that do
+// not fit the message.
+func TestRPCStepBadRequestNotContinued(t *testing.T) {
+	srv := rpctest.Start(t, rpctest.Options{Reflection: rpctest.ReflectionV1})
+	f := compileRPCFlow(t, rpcEnv(t), `
+steps:
+  - {id: start, type: start}
+  - id: stock
+    type: rpc
+    rpc: {target: '{{up}}', method: test.v1.Stock/Get}
+    transforms: {error: '{failed: true}'}
+    onError: continue
+  - {id: end, type: end}
+`, srv.Addr, map[string][]byte{})
+	mustFail(t, run(t, f, jsonReq(`{"qty": "x"}`)), http.StatusBadRequest, `field qty: expected int32, got "x"`)
+	if n := len(srv.Calls()); n != 0 {
+		t.Errorf("server calls = %d", n)
+	}
+}
