@@ -197,3 +197,17 @@ steps:
 		t.Errorf("server calls = %d", n)
 	}
 }
+
+// A reply larger than MaxResponseBytes is refused by the client.
+func TestRPCStepResponseLimit(t *testing.T) {
+	srv := rpctest.Start(t, rpctest.Options{Reflection: rpctest.ReflectionV1})
+	env := rpcEnv(t)
+	env.MaxResponseBytes = 8
+	f := compileRPCFlow(t, env, `
+steps:
+  - {id: start, type: start}
+  - {id: stock, type: rpc, rpc: {target: '{{up}}', method: test.v1.Stock/Get}}
+  - {id: end, type: end}
+`, srv.Addr, map[string][]byte{})
+	mustFail(t, run(t, f, jsonReq(`{"sku": "A-very-long-sku"}`)), http.StatusBadGateway, `step "stock" failed: gRPC ResourceExhausted`)
+}
