@@ -145,7 +145,9 @@ func (s *rpcStep) run(ctx context.Context, inv *Invocation, st *step, res *StepR
 		res.Response = rpcRecord(raw, nil)
 		return nil, raw, s.callError(ctx, cctx, st, "", stat)
 	}
-	out, err := responseJSON.Marshal(reply.Message)
+	ropts := responseJSON
+	ropts.Resolver = m.Types
+	out, err := ropts.Marshal(reply.Message)
 	if err == nil {
 		var buf bytes.Buffer
 		if err = json.Compact(&buf, out); err == nil {

@@ -211,3 +211,17 @@ steps:
 `, srv.Addr, map[string][]byte{})
 	mustFail(t, run(t, f, jsonReq(`{"sku": "A-very-long-sku"}`)), http.StatusBadGateway, `step "stock" failed: gRPC ResourceExhausted`)
 }
+
+// google.protobuf.Any values resolve against the method's own types, both
+// ways.
+func TestRPCStepAny(t *testing.T) {
+	srv := rpctest.Start(t, rpctest.Options{Reflection: rpctest.ReflectionV1})
+	f := compileRPCFlow(t, rpcEnv(t), `
+steps:
+  - {id: start, type: start}
+  - {id: echo, type: rpc, rpc: {target: '{{up}}', method: test.v1.Stock/Echo}}
+  - {id: end, type: end}
+`, srv.Addr, map[string][]byte{})
+	body := `{"payload":{"@type":"type.googleapis.com/test.v1.Line","sku":"x","qty":2}}`
+	jsonEqual(t, mustOK(t, run(t, f, jsonReq(body))), body)
+}

@@ -95,7 +95,7 @@ func TestReflectionErrors(t *testing.T) {
 		text   string
 	}{
 		{"test.v1.Nope/Get", protoset.ErrNoService, "does not know service test.v1.Nope"},
-		{"test.v1.Stock/Nope", protoset.ErrNoMethod, "has no method Nope (it has Fail, Get, Slow, Watch)"},
+		{"test.v1.Stock/Nope", protoset.ErrNoMethod, "has no method Nope (it has Echo, Fail, Get, Slow, Watch)"},
 		{"test.v1.Stock/Watch", protoset.ErrStreaming, "server-streaming"},
 	}
 	for _, c := range cases {

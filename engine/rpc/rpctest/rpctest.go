@@ -37,9 +37,10 @@ const Service = "test.v1.Stock"
 // 7 × qty, checkedAt}, with header x-source: rpctest and trailer
 // x-served-by: stock; Fail answers the gRPC status named by code (e.g.
 // "NotFound") with message; Slow answers only when the call's deadline
-// passes; Watch streams.
+// passes; Watch streams; Echo answers its request.
 const SchemaV1 = `syntax = "proto3";
 package test.v1;
+import "google/protobuf/any.proto";
 import "google/protobuf/timestamp.proto";
 
 service Stock {
@@ -47,6 +48,11 @@ service Stock {
   rpc Fail(FailRequest) returns (GetReply);
   rpc Slow(GetRequest) returns (GetReply);
   rpc Watch(GetRequest) returns (stream GetReply);
+  rpc Echo(Envelope) returns (Envelope);
+}
+
+message Envelope {
+  google.protobuf.Any payload = 1;
 }
 
 message GetRequest {
@@ -72,6 +78,7 @@ message FailRequest {
 // SchemaV2 adds GetReply.warehouse, which Get then fills with "north".
 const SchemaV2 = `syntax = "proto3";
 package test.v1;
+import "google/protobuf/any.proto";
 import "google/protobuf/timestamp.proto";
 
 service Stock {
@@ -79,6 +86,11 @@ service Stock {
   rpc Fail(FailRequest) returns (GetReply);
   rpc Slow(GetRequest) returns (GetReply);
   rpc Watch(GetRequest) returns (stream GetReply);
+  rpc Echo(Envelope) returns (Envelope);
+}
+
+message Envelope {
+  google.protobuf.Any payload = 1;
 }
 
 message GetRequest {
@@ -275,6 +287,7 @@ func (s *Server) serviceDesc() *grpc.ServiceDesc {
 			unary("Get", "GetRequest", s.get),
 			unary("Fail", "FailRequest", s.fail),
 			unary("Slow", "GetRequest", s.slow),
+			unary("Echo", "Envelope", func(_ context.Context, req *dynamicpb.Message) (proto.Message, error) { return req, nil }),
 		},
 		Streams: []grpc.StreamDesc{{StreamName: "Watch", ServerStreams: true, Handler: func(_ any, st grpc.ServerStream) error {
 			req := s.message("GetRequest")
