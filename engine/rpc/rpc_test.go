@@ -176,3 +176,16 @@ func TestPoolClosed(t *testing.T) {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
 	}
 }
+
+// tls: true speaks TLS: a plaintext server does not answer it, and the
+// plaintext connection to the same target is a different one.
+func TestTLSIsItsOwnConnection(t *testing.T) {
+	srv := rpctest.Start(t, rpctest.Options{Reflection: rpctest.ReflectionV1})
+	p := newPool(t)
+	if _, err := p.Method(ctx(t), srv.Addr, true, "test.v1.Stock/Get"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("TLS to a plaintext server: %v, want Unavailable", err)
+	}
+	if _, err := p.Method(ctx(t), srv.Addr, false, "test.v1.Stock/Get"); err != nil {
+		t.Fatalf("plaintext: %v", err)
+	}
+}
