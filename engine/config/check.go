@@ -188,6 +188,9 @@ func CheckKeyTemplate(t string) error {
 
 var headerNameRE = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
 
+// metadataKeyRE is what gRPC allows in a metadata key (sent lower-cased).
+var metadataKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
 func (l *loader) checkPolicy(d *document, p *RateLimitPolicy) {
 	if err := CheckKeyTemplate(p.KeyTemplate); err != nil {
 		d.errorf("/keyTemplate", "%v", err)
@@ -445,14 +448,23 @@ func (l *loader) checkRPC(d *document, ptr string, r *RPCCall) {
 		}
 	}
 	for _, k := range sortedKeys(r.Metadata) {
-		checkTemplate(d, pointerJoin(ptr, "metadata", k), r.Metadata[k])
+		kptr := pointerJoin(ptr, "metadata", k)
+		checkTemplate(d, kptr, r.Metadata[k])
+		msg := ""
+		switch {
+		case !metadataKeyRE.MatchString(k):
+			msg = fmt.Sprintf("%q is not a valid gRPC metadata key: expected letters, digits, '-', '_' and '.'", k)
+		case strings.HasPrefix(strings.ToLower(k), "grpc-"):
+			msg = fmt.Sprintf("%q: metadata keys starting with grpc- are reserved by gRPC", k)
+		}
+		if msg != "" {
+			line, col := d.keyPos(kptr)
+			d.errorAtLine(line, col, d.path(kptr), msg)
+		}
 	}
 	checkPositive(d, ptr+"/timeout", r.Timeout)
 	if r.DescriptorSet != "" {
-		p := filepath.Join(l.dir, filepath.FromSlash(r.DescriptorSet))
-		if st, err := os.Stat(p); err != nil || st.IsDir() {
-			d.errorf(ptr+"/descriptorSet", "descriptor set %s not found in the repository", r.DescriptorSet)
-		}
+		l.checkDescriptor(d, ptr, r)
 	}
 }
 

@@ -120,6 +120,9 @@ type loader struct {
 	settings *Settings
 	setDoc   *document
 	diags    Diagnostics
+
+	protoMu sync.Mutex
+	protos  map[string]*protoFile // descriptor sets by repository-relative path
 }
 
 // Load reads, validates and checks the repository at dir. Every finding is
@@ -196,6 +199,13 @@ func Load(dir string) (*Repository, Diagnostics, error) {
 		all = append(all, r)
 	}
 	l.crossCheck(repo, all)
+	// Descriptor sets are read by the APIs that name them; their bytes
+	// count in the content hash, so a reload sees a changed set.
+	for _, rel := range l.protoPaths() {
+		if p := l.protos[rel]; p.data != nil {
+			hashFile(hash, rel, p.data)
+		}
+	}
 	repo.Hash = hex.EncodeToString(hash.Sum(nil))
 	l.diags.Sort()
 	return repo, l.diags, nil

@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/databus-gateway/databus/engine/rpc/protoset"
 	"github.com/databus-gateway/databus/engine/security"
 )
 
@@ -156,6 +157,11 @@ type RPCCall struct {
 	Metadata      map[string]string `yaml:"metadata,omitempty" json:"metadata,omitempty"`
 	TLS           bool              `yaml:"tls,omitempty" json:"tls,omitempty"`
 	DescriptorSet string            `yaml:"descriptorSet,omitempty" json:"descriptorSet,omitempty"`
+
+	// Descriptor is Method as found in DescriptorSet by the loader; nil
+	// without a descriptor set (the gateway asks the server's reflection
+	// service at call time). Not part of the file.
+	Descriptor *protoset.Method `yaml:"-" json:"-"`
 }
 
 // Script is the program of a script step.

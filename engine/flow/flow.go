@@ -14,6 +14,8 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/schema"
 )
 
@@ -26,6 +28,12 @@ type Env struct {
 	// Hooks signs the requests of http steps that set site (the signature
 	// hook of DESIGN.md section 6); nil: such steps fail closed.
 	Hooks Signer
+	// RPC is the gRPC connection pool of rpc steps; nil: rpc steps fail
+	// with 500.
+	RPC *rpc.Pool
+	// Services resolves registry services (service: {server, name}) at
+	// call time; nil: such steps fail with 502.
+	Services registry.Resolver
 }
 
 // Flow is a compiled API.
@@ -123,7 +131,9 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 				return fail(where+".script", err)
 			}
 		case config.StepRPC:
-			st.runner = unsupported{"rpc steps are not available in this build"}
+			if st.runner, err = compileRPC(cs, env); err != nil {
+				return fail(where+".rpc", err)
+			}
 		}
 		f.steps = append(f.steps, st)
 	}
@@ -135,12 +145,6 @@ func compileOpt(src string) (*expr.Program, error) {
 		return nil, nil
 	}
 	return expr.Compile(src)
-}
-
-type unsupported struct{ msg string }
-
-func (u unsupported) run(context.Context, *Invocation, *step, *StepResult) (*Output, *rawResult, error) {
-	return nil, nil, &Error{Status: http.StatusNotImplemented, Message: u.msg}
 }
 
 // Result is the outcome of a run. Call Close when done with it.
@@ -425,7 +429,9 @@ func (st *step) exec(ctx context.Context, inv *Invocation, res *StepResult) (*Ou
 		if ferr.Step == "" {
 			ferr.Step = st.id
 		}
-		if !st.cont || ctx.Err() != nil {
+		// A bad request (an rpc message the caller's values do not fit)
+		// is the caller's mistake, not a failed upstream: never continued.
+		if !st.cont || ctx.Err() != nil || ferr.Status == http.StatusBadRequest {
 			return nil, ferr
 		}
 		// onError: continue. The step's output is its error transform's

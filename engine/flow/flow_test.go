@@ -554,19 +554,6 @@ steps:
 	}
 }
 
-func TestRPCStepUnsupported(t *testing.T) {
-	f := compileFlow(t, testEnv(t), `
-steps:
-  - {id: start, type: start}
-  - {id: stock, type: rpc, rpc: {target: '127.0.0.1:1', method: inventory.v1.Inventory/Reserve}}
-  - {id: end, type: end}
-`, "")
-	e := mustFail(t, run(t, f, jsonReq(`{}`)), http.StatusNotImplemented, "rpc")
-	if e.Step != "stock" {
-		t.Errorf("step = %q", e.Step)
-	}
-}
-
 // Compile names the place of what does not compile; config.Load catches
 // these first, so the API values are built by hand.
 func TestCompileErrors(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/portal"
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -86,6 +87,7 @@ type Server struct {
 	env      *flow.Env
 	envKey   envKey
 	stores   storeSet
+	rpc      *rpc.Pool // gRPC connections of rpc steps, shared by every Env
 
 	portal       *portal.Handler
 	metrics      *metrics.Metrics
@@ -116,7 +118,7 @@ func New(opts Options) (*Server, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 15 * time.Second
 	}
-	s := &Server{opts: opts, log: opts.Logger}
+	s := &Server{opts: opts, log: opts.Logger, rpc: rpc.NewPool()}
 	s.metrics = metrics.New()
 	if g, err := gitops.Open(opts.Dir); err == nil {
 		s.git = g
@@ -182,6 +184,10 @@ func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 		s.metrics.Reloaded(res.OK, res.Changed, label, s.prevRevision, start)
 		if res.OK {
 			s.prevRevision = label
+			// Message types learnt by server reflection are asked for
+			// again after every reload, changed or not: the refresh
+			// endpoint and SIGHUP pick up a redeployed gRPC server.
+			s.rpc.Refresh()
 		}
 	}()
 	repo, diags, err := config.Load(s.opts.Dir)
@@ -280,7 +286,7 @@ func (s *Server) envFor(st *config.Settings) *flow.Env {
 	}
 	old := s.env
 	tr := newTransport(key)
-	s.env = &flow.Env{Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}, DefaultTimeout: key.timeout, MaxResponseBytes: key.maxResponse}
+	s.env = &flow.Env{Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}, DefaultTimeout: key.timeout, MaxResponseBytes: key.maxResponse, RPC: s.rpc, Services: s.opts.Services}
 	s.envKey = key
 	if key.pool {
 		s.log.Info("upstream connection pool enabled", "maxIdleConnsPerHost", key.maxIdle)
@@ -412,16 +418,19 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 		s.env.Client.CloseIdleConnections()
 	}
 	s.envMu.Unlock()
+	s.rpc.CloseConns()
 	s.log.Info("stopped")
 	return runErr
 }
 
 // Close releases what the server holds beyond Serve: it flushes the access
-// log, closes the bbolt file and the Redis client. Call it after Serve.
+// log, closes the bbolt file, the Redis client and the gRPC connections.
+// Call it after Serve.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.closeStorage()
 		s.closeStores()
+		s.rpc.Close()
 	})
 }
 
