@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -37,6 +38,13 @@ type AccessLog interface {
 	Append(r *store.Record)
 }
 
+// Registry is the service registry as the admin API shows it.
+type Registry interface {
+	Servers() ([]registry.Server, error)
+	Views() ([]registry.ServiceView, error)
+	Shared() bool
+}
+
 // Roles of admin tokens.
 const (
 	RoleViewer   = "viewer"
@@ -52,7 +60,12 @@ type API struct {
 	gw  Gateway
 	log *slog.Logger
 	acc AccessLog // nil: the access log is off
+	reg Registry  // nil: no registry endpoints
 }
+
+// SetRegistry adds the registry's read-only endpoints; call it before
+// Register.
+func (a *API) SetRegistry(r Registry) { a.reg = r }
 
 // New returns the admin API. acc may be nil.
 func New(gw Gateway, acc AccessLog, log *slog.Logger) *API {
@@ -87,6 +100,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	get("/version/get", a.versionGet)
 	get("/version/page", a.versionPage)
 	get("/version/compare", a.versionCompare)
+	if a.reg != nil {
+		get("/registry/servers", a.registryServers)
+		get("/registry/services", a.registryServices)
+	}
 	mux.HandleFunc("POST "+Prefix+"/cache/refresh", a.Require(RoleOperator, a.refresh))
 	mux.HandleFunc("POST "+Prefix+"/invoke", a.Require(RoleOperator, a.invoke))
 	allow[Prefix+"/cache/refresh"] = http.MethodPost

@@ -9,6 +9,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/admin"
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/ui"
 )
@@ -48,7 +49,15 @@ func (s *Server) Admin() http.Handler {
 		acc = s.acc
 	}
 	api := admin.New(adminView{s}, acc, s.log)
+	reg := s.Registry()
+	if reg != nil {
+		api.SetRegistry(reg)
+	}
 	api.Register(mux)
+	if reg != nil {
+		// The FATE Flow compatible registry (DESIGN.md section 6).
+		reg.Register(mux, func(h http.HandlerFunc) http.HandlerFunc { return api.Require(admin.RoleRegistry, h) })
+	}
 	if s.opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", api.Require(admin.RoleOperator, pprof.Index))
 		mux.HandleFunc("GET /debug/pprof/cmdline", api.Require(admin.RoleOperator, pprof.Cmdline))
@@ -68,6 +77,7 @@ func (s *Server) Admin() http.Handler {
 		Git:       func() *gitops.Repo { return s.git },
 		AccessLog: acc,
 		Traffic:   s.metrics.Traffic.LastHour,
+		Registry:  uiRegistry(reg),
 		Logger:    s.log,
 	}).Register(mux)
 	return mux
@@ -87,4 +97,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
+}
+
+// uiRegistry is reg for the pages (a nil interface when there is none).
+func uiRegistry(reg *registry.Registry) admin.Registry {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }

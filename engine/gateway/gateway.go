@@ -88,6 +88,9 @@ type Server struct {
 	envKey   envKey
 	stores   storeSet
 	rpc      *rpc.Pool // gRPC connections of rpc steps, shared by every Env
+	// reg is the service registry over the bbolt file (and Redis when
+	// configured); set once the storage is open.
+	reg atomic.Pointer[registry.Registry]
 
 	portal       *portal.Handler
 	metrics      *metrics.Metrics
@@ -140,6 +143,7 @@ func New(opts Options) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
+	s.openRegistry()
 	opts2 := portal.Options{Logger: s.log, Metrics: s.metrics}
 	if s.acc != nil {
 		opts2.AccessLog = s.acc
@@ -219,7 +223,7 @@ func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 		return res
 	}
 	env := s.envFor(repo.Settings)
-	hk := hooks.New(hooks.Options{Services: s.opts.Services, Client: env.Client, Settings: repo.Settings.Hooks, Metrics: s.metrics})
+	hk := hooks.New(hooks.Options{Services: s.services(), Client: env.Client, Settings: repo.Settings.Hooks, Metrics: s.metrics})
 	snap, err := snapshot.Build(repo, snapshot.Deps{Env: env, Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend, Git: gitRev, Hooks: hk})
 	if err != nil {
 		res.Error = err.Error()
@@ -286,7 +290,7 @@ func (s *Server) envFor(st *config.Settings) *flow.Env {
 	}
 	old := s.env
 	tr := newTransport(key)
-	s.env = &flow.Env{Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}, DefaultTimeout: key.timeout, MaxResponseBytes: key.maxResponse, RPC: s.rpc, Services: s.opts.Services}
+	s.env = &flow.Env{Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}, DefaultTimeout: key.timeout, MaxResponseBytes: key.maxResponse, RPC: s.rpc, Services: s.services()}
 	s.envKey = key
 	if key.pool {
 		s.log.Info("upstream connection pool enabled", "maxIdleConnsPerHost", key.maxIdle)

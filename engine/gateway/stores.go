@@ -12,6 +12,7 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/ratelimit"
 	"github.com/databus-gateway/databus/engine/redisstore"
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/security"
 )
 
@@ -23,6 +24,18 @@ type stores struct {
 	limits  ratelimit.Store
 	backend string
 	client  redis.UniversalClient // nil for the embedded stores
+	// registry is the shared copy of the service registry; nil without
+	// Redis (the registry then lives in the bbolt file alone).
+	registry *redisstore.Registry
+}
+
+// registryTables is st's shared registry copy as the registry takes it
+// (a nil interface without Redis).
+func (st *stores) registryTables() registry.Tables {
+	if st == nil || st.registry == nil {
+		return nil
+	}
+	return st.registry
 }
 
 type storeSet struct {
@@ -54,7 +67,8 @@ func (s *Server) storesFor(st *config.Settings, dir string) (*stores, error) {
 		return nil, err
 	}
 	timeout := r.Timeout.D()
-	next := &stores{nonces: redisstore.NewNonces(c, timeout), limits: ratelimit.NewRedis(c, timeout), backend: "redis", client: c}
+	next := &stores{nonces: redisstore.NewNonces(c, timeout), limits: ratelimit.NewRedis(c, timeout), backend: "redis", client: c,
+		registry: redisstore.NewRegistry(c, timeout)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	if err := c.Ping(ctx).Err(); err != nil {
 		s.log.Warn("redis does not answer yet: nonces are refused (503) and rate limits fail "+failMode(*r.FailOpen)+" until it does", "error", err)
@@ -78,6 +92,9 @@ func failMode(open bool) string {
 func (s *Server) swapStores(next *stores, key string) {
 	old := s.stores.cur
 	s.stores.cur, s.stores.curKey = next, key
+	if reg := s.reg.Load(); reg != nil && old != next {
+		reg.SetShared(next.registryTables())
+	}
 	if old != nil && old != next && old.client != nil {
 		c := old.client
 		time.AfterFunc(time.Minute, func() { c.Close() })

@@ -71,7 +71,7 @@ func Open(path string, timeout time.Duration) (*DB, error) {
 		return nil, fmt.Errorf("storage.path %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketLog, bucketTrace, bucketAPI, bucketMeta} {
+		for _, name := range [][]byte{bucketLog, bucketTrace, bucketAPI, bucketMeta, bucketRegistryServers, bucketRegistryServices} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

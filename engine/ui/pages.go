@@ -14,6 +14,7 @@ import (
 	"github.com/databus-gateway/databus/engine/admin"
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -605,9 +606,30 @@ func (u *UI) record(w http.ResponseWriter, r *http.Request, p *page) {
 	u.render(w, http.StatusOK, "record", p, d)
 }
 
+// registryData is the registry page: servers and services as registered
+// (third-party text: the template escapes it).
+type registryData struct {
+	Available bool
+	Shared    bool
+	Servers   []registry.Server
+	Services  []registry.ServiceView
+	Error     string
+}
+
 func (u *UI) registry(w http.ResponseWriter, r *http.Request, p *page) {
 	p.Title = "Registry"
-	u.render(w, http.StatusOK, "registry", p, nil)
+	d := registryData{}
+	if reg := u.src.Registry; reg != nil {
+		d.Available, d.Shared = true, reg.Shared()
+		var err error
+		if d.Servers, err = reg.Servers(); err == nil {
+			d.Services, err = reg.Views()
+		}
+		if err != nil {
+			d.Error = err.Error()
+		}
+	}
+	u.render(w, http.StatusOK, "registry", p, d)
 }
 
 // formatMs prints a duration in milliseconds with enough digits to tell a

@@ -66,6 +66,7 @@ type Source struct {
 	Git        func() *gitops.Repo // nil or returning nil: not a git checkout
 	AccessLog  admin.AccessLog     // nil: the access log is off
 	Traffic    func(now time.Time) []metrics.Minute
+	Registry   admin.Registry // nil: no registry in this gateway
 	Logger     *slog.Logger
 	Now        func() time.Time // nil: time.Now
 }

@@ -1,0 +1,241 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/store"
+)
+
+// newRegistry is a registry over a real bbolt file, served by the FATE
+// endpoints on a loopback server.
+func newRegistry(t *testing.T, path string) (*registry.Registry, string) {
+	t.Helper()
+	db, err := store.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reg := registry.New(db.Registry(), registry.Options{})
+	mux := http.NewServeMux()
+	reg.Register(mux, func(h http.HandlerFunc) http.HandlerFunc { return h })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return reg, srv.URL
+}
+
+type reply struct {
+	RetCode int             `json:"retcode"`
+	RetMsg  string          `json:"retmsg"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func post(t *testing.T, base, path, body string) reply {
+	t.Helper()
+	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r reply
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("%s: not a FATE reply: %v", path, err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: HTTP %d", path, resp.StatusCode)
+	}
+	return r
+}
+
+func TestTableNamesMatchTheStore(t *testing.T) {
+	if registry.TableServers != store.TableServers || registry.TableServices != store.TableServices {
+		t.Fatal("registry and store disagree on the table names")
+	}
+}
+
+// TestInputChecks sends every kind of wrong registration: each gets its
+// FATE return code and a message naming what is wrong, and nothing is
+// stored.
+func TestInputChecks(t *testing.T) {
+	reg, base := newRegistry(t, filepath.Join(t.TempDir(), "r.db"))
+	if r := post(t, base, "/v1/server/feat/register", `{"host":"127.0.0.1","port":9090}`); r.RetCode != 0 {
+		t.Fatalf("valid server: %+v", r)
+	}
+	tests := []struct {
+		path, body string
+		code       int
+		msg        string
+	}{
+		{"/v1/server/x/register", `{"port":80}`, 101, "missing: host"},
+		{"/v1/server/x/register", `{"host":"h"}`, 101, "missing: port"},
+		{"/v1/server/x/register", `{"host":"h","port":0}`, 100, "port 0"},
+		{"/v1/server/x/register", `{"host":"h","port":65536}`, 100, "port 65536"},
+		{"/v1/server/x/register", `{"host":"h","port":"eighty"}`, 100, "not a port number"},
+		{"/v1/server/x/register", `{"host":"http://h","port":80}`, 100, "not an IP address or host name"},
+		{"/v1/server/x/register", `{"host":"h/path","port":80}`, 100, "not an IP address or host name"},
+		{"/v1/server/x/register", `{"host":"h","port":80,"protocol":"ftp"}`, 100, `protocol "ftp"`},
+		{"/v1/server/x%20y/register", `{"host":"h","port":80}`, 100, "server name"},
+		{"/v1/server/x/register", `{"host":`, 100, "not the expected JSON"},
+		{"/v1/service/registry", `{"service_name":"s","uri":"/a"}`, 101, "missing: server_name"},
+		{"/v1/service/registry", `{"server_name":"feat","uri":"/a"}`, 101, "missing: service_name"},
+		{"/v1/service/registry", `{"server_name":"feat","service_name":"s"}`, 101, "missing: uri"},
+		{"/v1/service/registry", `{"server_name":"feat","service_name":"s","uri":"a"}`, 100, "must start with /"},
+		{"/v1/service/registry", `{"server_name":"feat","service_name":"s","uri":"/a","method":"TRACE"}`, 100, `method "TRACE"`},
+		{"/v1/service/registry", `{"server_name":"feat","service_name":"s","uri":"/a","protocol":"gopher"}`, 100, `protocol "gopher"`},
+		{"/v1/service/registry", `{"server_name":"nobody","service_name":"s","uri":"/a"}`, 100, "server NOBODY is not registered"},
+		{"/v1/service/registry", `{"server_name":"feat","service_name":"a/b","uri":"/a"}`, 100, "service name"},
+		{"/v1/service/query", `{}`, 101, "missing: service_name"},
+		{"/v1/service/delete", `{"server_name":"feat"}`, 101, "missing: service_name"},
+		{"/v1/service/delete", `{"server_name":"feat","service_name":"nope"}`, 100, "not registered"},
+		{"/v1/server/nobody/get", ``, 100, "NOBODY is not registered"},
+		{"/v1/server/nobody/delete", ``, 100, "NOBODY is not registered"},
+	}
+	for _, tt := range tests {
+		r := post(t, base, tt.path, tt.body)
+		if r.RetCode != tt.code || !strings.Contains(r.RetMsg, tt.msg) {
+			t.Errorf("%s %s: retcode %d %q, want %d containing %q", tt.path, tt.body, r.RetCode, r.RetMsg, tt.code, tt.msg)
+		}
+	}
+	servers, _ := reg.Servers()
+	services, _ := reg.Services("", "")
+	if len(servers) != 1 || len(services) != 0 {
+		t.Errorf("refused registrations were stored: servers %+v services %+v", servers, services)
+	}
+}
+
+// TestFateFlow registers, queries, moves and deletes through the FATE
+// shapes, then reopens the file: the registrations survive.
+func TestFateFlow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	reg, base := newRegistry(t, path)
+	post(t, base, "/v1/server/Features/register", `{"host":"127.0.0.1","port":"9090"}`)
+	r := post(t, base, "/v1/service/registry", `{"server_name":"features","service_name":"upload","uri":"/v1/upload","headers":{"X-K":"v"},"params":{"limit":10}}`)
+	if r.RetCode != 0 || r.RetMsg != "success" {
+		t.Fatalf("service registry: %+v", r)
+	}
+	// Case-insensitive server names, stored upper-case.
+	r = post(t, base, "/v1/server/FEATURES/get", "")
+	var srv registry.Server
+	json.Unmarshal(r.Data, &srv)
+	if r.RetCode != 0 || srv.Name != "FEATURES" || srv.Port != 9090 || srv.Protocol != "http" {
+		t.Fatalf("server get: %+v %s", srv, r.Data)
+	}
+	r = post(t, base, "/v1/server/get", "")
+	var all map[string]registry.Server
+	json.Unmarshal(r.Data, &all)
+	if len(all) != 1 || all["FEATURES"].Host != "127.0.0.1" {
+		t.Fatalf("server get all: %s", r.Data)
+	}
+	r = post(t, base, "/v1/service/query", `{"service_name":"upload"}`)
+	var q struct {
+		Info []registry.ServiceView `json:"service_info"`
+	}
+	json.Unmarshal(r.Data, &q)
+	if len(q.Info) != 1 || q.Info[0].URL != "http://127.0.0.1:9090/v1/upload" || q.Info[0].Method != "POST" || q.Info[0].Params["limit"] != "10" {
+		t.Fatalf("service query: %s", r.Data)
+	}
+	ep, err := reg.Resolve(context.Background(), "features", "upload")
+	if err != nil || ep.URL() != "http://127.0.0.1:9090/v1/upload" || ep.Service.Headers["X-K"] != "v" {
+		t.Fatalf("resolve: %+v %v", ep, err)
+	}
+	// Re-registering the server moves its services.
+	post(t, base, "/v1/server/features/register", `{"host":"10.0.0.7","port":8443,"protocol":"https"}`)
+	if ep, _ := reg.Resolve(context.Background(), "FEATURES", "upload"); ep.URL() != "https://10.0.0.7:8443/v1/upload" {
+		t.Fatalf("after the move: %s", ep.URL())
+	}
+	if _, err := reg.Resolve(context.Background(), "features", "download"); !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), `"download"`) {
+		t.Fatalf("missing service: %v", err)
+	}
+
+	// Delete the service, then the server.
+	if r := post(t, base, "/v1/service/delete", `{"server_name":"Features","service_name":"upload"}`); r.RetCode != 0 {
+		t.Fatalf("service delete: %+v", r)
+	}
+	if r := post(t, base, "/v1/service/query", `{"service_name":"upload"}`); r.RetCode != 0 || !strings.Contains(string(r.Data), `"service_info":[]`) {
+		t.Fatalf("query after delete: %+v %s", r, r.Data)
+	}
+	if r := post(t, base, "/v1/server/features/delete", ""); r.RetCode != 0 {
+		t.Fatalf("server delete: %+v", r)
+	}
+	if r := post(t, base, "/v1/server/get", ""); string(r.Data) != "{}" {
+		t.Fatalf("servers after delete: %s", r.Data)
+	}
+}
+
+// TestRestartKeepsRegistrations closes and reopens the bbolt file.
+func TestRestartKeepsRegistrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db, err := store.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(db.Registry(), registry.Options{})
+	if _, err := reg.RegisterServer("a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.RegisterService(registry.ServiceInput{ServerName: "A", ServiceName: "s", URI: "/s", Method: "get"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = store.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg = registry.New(db.Registry(), registry.Options{})
+	ep, err := reg.Resolve(context.Background(), "a", "s")
+	if err != nil || ep.URL() != "http://127.0.0.1:81/s" || ep.Service.Method != "GET" {
+		t.Fatalf("after reopening: %+v %v", ep, err)
+	}
+	// Deleting the server leaves the service, which no longer resolves.
+	if ok, err := reg.DeleteServer("A"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if _, err := reg.Resolve(context.Background(), "a", "s"); !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), `server "A"`) {
+		t.Fatalf("service of a deleted server: %v", err)
+	}
+}
+
+// failingTables is a shared copy whose every call fails, as Redis does
+// when it is down.
+type failingTables struct{}
+
+var errDown = errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+
+func (failingTables) Put(string, string, []byte) error         { return errDown }
+func (failingTables) Get(string, string) ([]byte, bool, error) { return nil, false, errDown }
+func (failingTables) All(string) (map[string][]byte, error)    { return nil, errDown }
+func (failingTables) Delete(string, string) (bool, error)      { return false, errDown }
+
+// TestSharedDown: with the shared copy failing, reads come from the local
+// copy and are counted; registrations are refused with 103.
+func TestSharedDown(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	errs := 0
+	reg := registry.New(db.Registry(), registry.Options{StoreError: func(error) { errs++ }})
+	reg.RegisterServer("a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")})
+	reg.RegisterService(registry.ServiceInput{ServerName: "a", ServiceName: "s", URI: "/s"})
+	reg.SetShared(failingTables{})
+	if _, err := reg.Resolve(context.Background(), "a", "s"); err != nil {
+		t.Fatalf("resolve with redis down: %v", err)
+	}
+	_, err = reg.RegisterServer("b", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("82")})
+	if code, ok := registry.IsError(err); !ok || code != registry.RetFailed || !strings.Contains(err.Error(), "redis") {
+		t.Fatalf("register with redis down: %v", err)
+	}
+	if errs < 3 {
+		t.Errorf("%d store errors counted, want one per failed call (sync, 2 reads, 1 write)", errs)
+	}
+}
