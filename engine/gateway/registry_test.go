@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/databus-gateway/databus/engine/ui"
+	"github.com/databus-gateway/databus/internal/testredis"
+)
+
+// fate posts a FATE registry call to the admin listener with token.
+func (ts *testServer) fate(t *testing.T, token, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ts.adminURL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: HTTP %d, not JSON: %s", path, resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}
+
+func (ts *testServer) adminGet(t *testing.T, token, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ts.adminURL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+		// The pages take the token from the sign-in cookie.
+		req.AddCookie(&http.Cookie{Name: ui.SessionCookie, Value: token})
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const registryTokens = `admin:
+  tokens:
+    - {name: ops, role: viewer, secret: {secretRef: 'env:DATABUS_TEST_VIEWER'}}
+    - {name: fate, role: registry, secret: {secretRef: 'env:DATABUS_TEST_REGISTRY'}}
+`
+
+// TestRegistryOnTheAdminListener registers through the FATE calls with each
+// kind of token, reads the registry through the admin REST API and the
+// page, and restarts the gateway on the same file: the registrations stay.
+func TestRegistryOnTheAdminListener(t *testing.T) {
+	t.Setenv("DATABUS_TEST_VIEWER", "viewer-token-0123456789")
+	t.Setenv("DATABUS_TEST_REGISTRY", "registry-token-0123456789")
+	dir := newRepo(t, map[string]string{"one.yaml": scriptAPI("t.one", "online", "one")})
+	writeFile(t, filepath.Join(dir, "databus.yaml"), testSettings+registryTokens)
+	storage := filepath.Join(t.TempDir(), "databus.db")
+	ts := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: storage})
+
+	body := `{"host":"127.0.0.1","port":9090}`
+	if st, _ := ts.fate(t, "", "/v1/server/feat/register", body); st != http.StatusUnauthorized {
+		t.Errorf("without a token: HTTP %d", st)
+	}
+	if st, _ := ts.fate(t, "viewer-token-0123456789", "/v1/server/feat/register", body); st != http.StatusForbidden {
+		t.Errorf("with a viewer token: HTTP %d", st)
+	}
+	st, out := ts.fate(t, "registry-token-0123456789", "/v1/server/feat/register", body)
+	if st != 200 || out["retcode"] != 0.0 || out["retmsg"] != "success" {
+		t.Fatalf("with the registry token: %d %v", st, out)
+	}
+	ts.fate(t, "registry-token-0123456789", "/v1/service/registry", `{"server_name":"FEAT","service_name":"<script>alert(1)</script>","uri":"/x"}`)
+	st, out = ts.fate(t, "registry-token-0123456789", "/v1/service/registry", `{"server_name":"FEAT","service_name":"query","uri":"/v1/query?a=<b>"}`)
+	if out["retcode"] != 0.0 {
+		t.Fatalf("service registry: %v", out)
+	}
+
+	st, list := ts.adminGet(t, "viewer-token-0123456789", "/databus/gateway/registry/services")
+	if st != 200 || !strings.Contains(list, `"url":"http://127.0.0.1:9090/v1/query?a=<b>"`) {
+		t.Fatalf("admin REST services: %d %s", st, list)
+	}
+	if st, list := ts.adminGet(t, "viewer-token-0123456789", "/databus/gateway/registry/servers"); st != 200 || !strings.Contains(list, `"server_name":"FEAT"`) {
+		t.Fatalf("admin REST servers: %d %s", st, list)
+	}
+	// The page lists them, escaped.
+	st, page := ts.adminGet(t, "viewer-token-0123456789", "/ui/registry")
+	if st != 200 || !strings.Contains(page, `id="servers"`) || !strings.Contains(page, "/v1/query?a=&lt;b&gt;") || strings.Contains(page, "<b>") || strings.Contains(page, `id="registry-empty"`) {
+		t.Fatalf("registry page: %d\n%s", st, page)
+	}
+
+	// Restart on the same file.
+	ts.stop()
+	ts.Close()
+	ts2 := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: storage})
+	ep, err := ts2.Registry().Resolve(context.Background(), "feat", "query")
+	if err != nil || ep.URL() != "http://127.0.0.1:9090/v1/query?a=<b>" {
+		t.Fatalf("after restart: %+v %v", ep, err)
+	}
+}
+
+// TestRegistrySharedByReplicas: two gateways on one Redis see each other's
+// registrations; with Redis down, reads come from each node's bbolt copy
+// (counted in /metrics) and registrations are refused with retcode 103;
+// once Redis is back both agree again.
+func TestRegistrySharedByReplicas(t *testing.T) {
+	rs := testredis.Start(t)
+	settings := fmt.Sprintf("apiPortal:\n  security: {enabled: false}\nredis:\n  addr: %s\n  timeout: 200ms\n", rs.Addr)
+	repo := func() string {
+		dir := newRepo(t, map[string]string{"one.yaml": scriptAPI("t.one", "online", "one")})
+		writeFile(t, filepath.Join(dir, "databus.yaml"), settings)
+		return dir
+	}
+	a := startServer(t, Options{Dir: repo(), NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "a.db")})
+	b := startServer(t, Options{Dir: repo(), NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "b.db")})
+
+	if _, out := a.fate(t, "", "/v1/server/shared/register", `{"host":"127.0.0.1","port":7001}`); out["retcode"] != 0.0 {
+		t.Fatalf("register on a: %v", out)
+	}
+	a.fate(t, "", "/v1/service/registry", `{"server_name":"shared","service_name":"s","uri":"/s"}`)
+	_, out := b.fate(t, "", "/v1/service/query", `{"service_name":"s"}`)
+	if !strings.Contains(fmt.Sprint(out["data"]), "http://127.0.0.1:7001/s") {
+		t.Fatalf("b does not see a's registration: %v", out)
+	}
+	// Moved through b, seen by a.
+	b.fate(t, "", "/v1/server/SHARED/register", `{"host":"127.0.0.1","port":7002}`)
+	if ep, err := a.Registry().Resolve(context.Background(), "shared", "s"); err != nil || ep.Server.Port != 7002 {
+		t.Fatalf("a after b moved the server: %+v %v", ep, err)
+	}
+
+	rs.Kill()
+	if ep, err := b.Registry().Resolve(context.Background(), "shared", "s"); err != nil || ep.Server.Port != 7002 {
+		t.Fatalf("b with redis down: %+v %v", ep, err)
+	}
+	_, out = a.fate(t, "", "/v1/server/other/register", `{"host":"127.0.0.1","port":7003}`)
+	if out["retcode"] != 103.0 || !strings.Contains(fmt.Sprint(out["retmsg"]), "redis") {
+		t.Fatalf("register with redis down: %v", out)
+	}
+	if _, body := b.metricsText(t); !strings.Contains(body, `databus_store_errors_total{backend="redis",store="registry"}`) {
+		t.Errorf("registry store errors not counted:\n%s", grep(body, "databus_store_errors_total"))
+	}
+
+	rs.Restart()
+	waitFor(t, pollTimeout, "registrations accepted again", func() bool {
+		_, out := a.fate(t, "", "/v1/server/other/register", `{"host":"127.0.0.1","port":7003}`)
+		return out["retcode"] == 0.0
+	})
+	// a's registration after the restart reaches b through redis.
+	if s, ok, err := b.Registry().Server("other"); err != nil || !ok || s.Port != 7003 {
+		t.Fatalf("b after redis came back: %+v %v %v", s, ok, err)
+	}
+}
