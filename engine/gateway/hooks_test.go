@@ -524,15 +524,63 @@ func TestHookTimeout(t *testing.T) {
 
 // TestHooksWithoutRegistry: hooks enabled, but the gateway has no service
 // registry: every request is refused, naming it.
-func TestHooksWithoutRegistry(t *testing.T) {
+// TestHooksNotRegistered: hooks are on but the gateway's registry holds no
+// hook service: every call is refused (fail closed) and says why.
+func TestHooksNotRegistered(t *testing.T) {
 	dir := hooksRepo(t, false, "  server: hooks\n  clientAuthentication: true\n  permission: true\n")
 	ts := startServer(t, Options{Dir: dir, NoWatch: true})
 	env := plainCall(t, ts, "GET", basePath+"/h.echo/v1", "nr-1", "", nil)
-	if env.Code != 503 || env.Message != "客户端认证服务暂不可用（the service registry is not available）" {
+	if env.Code != 503 || env.Message != "客户端认证服务暂不可用（service client_authentication is not registered on server HOOKS）" {
 		t.Fatalf("%d %q", env.Code, env.Message)
 	}
-	if rec := ts.hookRecordOf(t, "nr-1"); !reflect.DeepEqual(rec.hookSteps(), []string{"client_authentication:0:error"}) {
+	rec := ts.hookRecordOf(t, "nr-1")
+	if !reflect.DeepEqual(rec.hookSteps(), []string{"client_authentication:0:error"}) || rec.StepResults[0].Response["outcome"] != "not_registered" {
 		t.Errorf("hook results %+v", rec.StepResults)
+	}
+}
+
+// TestHooksThroughTheRegistry registers the hook service with the FATE
+// calls on the gateway's own registry: client authentication and
+// permission then allow and refuse, and re-registering the hook server on
+// another port moves the callouts with it.
+func TestHooksThroughTheRegistry(t *testing.T) {
+	hs := newHookService(t)
+	hs.set("client_authentication", func(b map[string]any) (int, string) {
+		if h, _ := b["headers"].(map[string]any); h["X-Client-Token"] == "good" {
+			return 200, `{"code":0}`
+		}
+		return 200, `{"code":401,"msg":"unknown client token"}`
+	})
+	hs.set("permission", allow)
+	dir := hooksRepo(t, false, "  server: hooks\n  partyId: \"9999\"\n  clientAuthentication: true\n  permission: true\n")
+	ts := startServer(t, Options{Dir: dir, NoWatch: true})
+	u, _ := url.Parse(hs.srv.URL)
+	host, port, _ := net.SplitHostPort(u.Host)
+	if _, out := ts.fate(t, "", "/v1/server/hooks/register", `{"host":"`+host+`","port":`+port+`}`); out["retcode"] != 0.0 {
+		t.Fatalf("register the hook server: %v", out)
+	}
+	for _, name := range []string{"client_authentication", "permission"} {
+		if _, out := ts.fate(t, "", "/v1/service/registry", `{"server_name":"hooks","service_name":"`+name+`","uri":"/fate/hooks/`+name+`"}`); out["retcode"] != 0.0 {
+			t.Fatalf("register %s: %v", name, out)
+		}
+	}
+	if env := plainCall(t, ts, "POST", basePath+"/h.echo/v1", "reg-1", `{"a":1}`, http.Header{"X-Client-Token": {"good"}}); env.Code != 200 {
+		t.Fatalf("allowed call: %d %q", env.Code, env.Message)
+	}
+	if env := plainCall(t, ts, "POST", basePath+"/h.echo/v1", "reg-2", `{"a":1}`, http.Header{"X-Client-Token": {"bad"}}); env.Code != 401 || !strings.Contains(env.Message, "unknown client token") {
+		t.Fatalf("refused call: %d %q", env.Code, env.Message)
+	}
+	if hs.count("client_authentication") != 2 || hs.count("permission") != 1 {
+		t.Errorf("hook calls: client %d permission %d", hs.count("client_authentication"), hs.count("permission"))
+	}
+	// The hook server moves: a second hook service on another port.
+	hs2 := newHookService(t)
+	hs2.set("client_authentication", func(map[string]any) (int, string) { return 200, `{"code":401,"msg":"refused by the new server"}` })
+	u2, _ := url.Parse(hs2.srv.URL)
+	_, port2, _ := net.SplitHostPort(u2.Host)
+	ts.fate(t, "", "/v1/server/HOOKS/register", `{"host":"127.0.0.1","port":`+port2+`}`)
+	if env := plainCall(t, ts, "POST", basePath+"/h.echo/v1", "reg-3", `{"a":1}`, http.Header{"X-Client-Token": {"good"}}); env.Code != 401 || !strings.Contains(env.Message, "refused by the new server") {
+		t.Fatalf("after the move: %d %q", env.Code, env.Message)
 	}
 }
 
