@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,4 +381,19 @@ func (l *load) stop(t *testing.T) {
 		t.Error("the load made no successful call")
 	}
 	t.Logf("load: %d successful calls", l.ok.Load())
+}
+
+// waitGoroutines waits until no more goroutines run than before (give or
+// take 2 of the runtime's), and fails with every stack when they do not.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
+	const slack = 2
+	var now int
+	waitFor(t, 10*time.Second, "goroutines back to the start", func() bool {
+		now = runtime.NumGoroutine()
+		return now <= before+slack
+	}, func() string {
+		buf := make([]byte, 1<<20)
+		return fmt.Sprintf("%d goroutines at start, %d now:\n%s", before, now, buf[:runtime.Stack(buf, true)])
+	})
 }

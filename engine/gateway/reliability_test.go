@@ -274,15 +274,7 @@ func TestUpstreamFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.Close()
-	const slack = 2
-	var now int
-	waitFor(t, 10*time.Second, "goroutines back to the start", func() bool {
-		now = runtime.NumGoroutine()
-		return now <= before+slack
-	}, func() string {
-		buf := make([]byte, 1<<20)
-		return fmt.Sprintf("%d goroutines at start, %d now:\n%s", before, now, buf[:runtime.Stack(buf, true)])
-	})
+	waitGoroutines(t, before)
 }
 
 // TestSlowClients holds connections open the slowloris way, with headers

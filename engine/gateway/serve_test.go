@@ -333,15 +333,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	if err := ts.stop(); err != nil {
 		t.Fatal(err)
 	}
-	const slack = 2
-	var now int
-	waitFor(t, 5*time.Second, "goroutines back to the start", func() bool {
-		now = runtime.NumGoroutine()
-		return now <= before+slack
-	}, func() string {
-		buf := make([]byte, 1<<20)
-		return fmt.Sprintf("%d goroutines at start, %d now:\n%s", before, now, buf[:runtime.Stack(buf, true)])
-	})
+	waitGoroutines(t, before)
 }
 
 func TestChangeBeforeServe(t *testing.T) {
