@@ -12,6 +12,7 @@
 #   bash ci/bench/run.sh                        # 3 rounds of 10s, concurrency 32
 #   BENCH_DURATION=5s BENCH_ROUNDS=1 bash ci/bench/run.sh
 #   BENCH_OUT=/tmp/bench bash ci/bench/run.sh   # where the rounds go (default bench-out/)
+#   BENCH_GATEWAY_ENV="GOGC=200" bash ci/bench/run.sh   # environment of the two gateways only
 #   BENCH_PPROF=1 bash ci/bench/run.sh          # then one more profiled pass per gateway:
 #                                               # CPU and allocation profiles in the output folder
 set -euo pipefail
@@ -49,7 +50,7 @@ done
 "$WORK/benchtool" upstream -addr "127.0.0.1:$UP" & PIDS+=($!)
 "$WORK/benchtool" proxy -addr "127.0.0.1:$PROXY" -to "http://127.0.0.1:$UP" & PIDS+=($!); PROXY_PID=$!
 serve() { # dir listen admin
-  "$WORK/databus" serve --dir "$1" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
+  env ${BENCH_GATEWAY_ENV:-} "$WORK/databus" serve --dir "$1" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
     --storage "$WORK/$(basename "$1").db" --no-watch --log-level warn ${BENCH_PPROF:+--pprof} 2>>"$OUT/$(basename "$1").log" &
 }
 serve "$WORK/passthrough" "$PASS" "$PASS_ADMIN"; PIDS+=($!); PASS_PID=$!

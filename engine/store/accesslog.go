@@ -96,6 +96,9 @@ type AccessLog struct {
 	buf  bytes.Buffer
 	enc  *json.Encoder
 	ends []int
+	// comp holds the batch's compressed values, compEnds where each ends.
+	comp     []byte
+	compEnds []int
 }
 
 type item struct {
@@ -301,14 +304,24 @@ func (l *AccessLog) write(batch []item) {
 		l.ends = append(l.ends, l.buf.Len())
 	}
 	data := l.buf.Bytes()
+	// The stored values: each record's JSON (without the encoder's '\n'),
+	// compressed.
+	l.comp = l.comp[:0]
+	l.compEnds = l.compEnds[:0]
+	from := 0
+	for i := range batch {
+		l.comp = compress(l.comp, data[from:l.ends[i]-1])
+		l.compEnds = append(l.compEnds, len(l.comp))
+		from = l.ends[i]
+	}
 	start := time.Now()
 	err := l.db.bolt.Update(func(tx *bbolt.Tx) error {
 		t := tablesOf(tx)
 		t.log.FillPercent = 0.9 // keys arrive almost in order
 		added, from := 0, 0
 		for i, it := range batch {
-			v := data[from : l.ends[i]-1] // without the encoder's '\n'
-			from = l.ends[i]
+			v := l.comp[from:l.compEnds[i]]
+			from = l.compEnds[i]
 			k := it.key[:]
 			if old := t.log.Get(k); old != nil { // an id given twice: replace
 				if err := t.unindex(k, old); err != nil {
@@ -509,6 +522,10 @@ func (t tables) index(k []byte, traceID, apiCode string) error {
 // unindex removes the index entries of the record k whose value is v.
 func (t tables) unindex(k, v []byte) error {
 	var p probe
+	v, err := plain(v)
+	if err != nil {
+		return nil // unreadable: it cannot have been indexed by anything we can name
+	}
 	if err := json.Unmarshal(v, &p); err != nil {
 		return nil // unreadable: it cannot have been indexed by anything we can name
 	}

@@ -107,6 +107,10 @@ func checkConsistent(t testing.TB, db *DB) {
 		if err := tb.log.ForEach(func(k, v []byte) error {
 			n++
 			var p probe
+			v, err := plain(v)
+			if err != nil {
+				return fmt.Errorf("record %x: %w", k, err)
+			}
 			if err := json.Unmarshal(v, &p); err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}

@@ -123,7 +123,8 @@ func (l *AccessLog) Page(f Filter, pageNo, pageSize int) (list []*Record, total 
 			}
 			if needProbe {
 				var p probe
-				if json.Unmarshal(v, &p) != nil || !f.matches(&p) {
+				pv, err := plain(v)
+				if err != nil || json.Unmarshal(pv, &p) != nil || !f.matches(&p) {
 					return true
 				}
 			}
@@ -148,7 +149,11 @@ func (l *AccessLog) Page(f Filter, pageNo, pageSize int) (list []*Record, total 
 // its id and the reason, so one bad value cannot break paging.
 func decodeRecord(k, v []byte) *Record {
 	r := &Record{}
-	if err := json.Unmarshal(v, r); err != nil {
+	v, err := plain(v)
+	if err == nil {
+		err = json.Unmarshal(v, r)
+	}
+	if err != nil {
 		var kk key
 		copy(kk[:], k)
 		return &Record{ID: kk.String(), Status: StatusUnknown, ErrorMessage: "stored record unreadable: " + err.Error()}
