@@ -118,12 +118,19 @@ if [ -n "${BENCH_PPROF:-}" ]; then
   done
 fi
 
-# Peak resident memory of each server over the whole run (VmHWM).
+# Peak resident memory of each server over the whole run (VmHWM), and at
+# the end how much of it is the process's own memory (RssAnon) and how much
+# mapped file pages (RssFile: for Databus, the bbolt file's pages, which the
+# kernel can reclaim).
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_of() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 {
-  echo "proxy $(hwm "$PROXY_PID")"
-  echo "passthrough $(hwm "$PASS_PID")"
-  echo "full $(hwm "$FULL_PID")"
+  for t in proxy passthrough full; do
+    pid=${PID_OF[$t]}
+    echo "$t $(hwm "$pid")"
+    echo "$t.anon $(rss_of "$pid" RssAnon)"
+    echo "$t.file $(rss_of "$pid" RssFile)"
+  done
 } >"$OUT/rss.txt"
 
 echo

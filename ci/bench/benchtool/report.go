@@ -40,6 +40,10 @@ type row struct {
 	P99    float64  `json:"p99Ms"`
 	Errors int64    `json:"errors"`
 	RSSMiB *float64 `json:"peakRssMiB,omitempty"`
+	// At the end of the run: the process's own memory and the file pages
+	// it maps (for Databus, the bbolt file's).
+	AnonMiB *float64 `json:"endRssAnonMiB,omitempty"`
+	FileMiB *float64 `json:"endRssFileMiB,omitempty"`
 	SrvCPU float64  `json:"serverCpuUsPerRequest,omitempty"`
 	CliCPU float64  `json:"clientCpuUsPerRequest,omitempty"`
 	Ratio  float64  `json:"rpsRatioToProxy"`
@@ -117,12 +121,9 @@ func report(dir string, w io.Writer) error {
 		for _, x := range r.Rounds {
 			r.Errors += x.Errors
 		}
-		if v, ok := rss[r.Target]; ok {
-			if kib, err := strconv.ParseFloat(v, 64); err == nil {
-				mib := kib / 1024
-				r.RSSMiB = &mib
-			}
-		}
+		r.RSSMiB = mibOf(rss, r.Target)
+		r.AnonMiB = mibOf(rss, r.Target+".anon")
+		r.FileMiB = mibOf(rss, r.Target+".file")
 	}
 	for _, tool := range []string{"databus bench", "wrk"} {
 		base := rows[tool+"/proxy"]
@@ -192,6 +193,17 @@ func writeTable(w io.Writer, rep *benchReport) {
 		}
 		fmt.Fprintf(w, "%-12s %10.0f %9s %9s %10s %8.2f %9s %7d %12s %12s\n", r.Target, r.RPS, ms(r.P50), ms(r.P99), rssText, r.Ratio, signedMs(r.P99Gap), r.Errors, perReq(r.SrvCPU), perReq(r.CliCPU))
 	}
+	memory := false
+	for _, r := range rep.Rows {
+		if r.Tool != "databus bench" || r.AnonMiB == nil || r.FileMiB == nil {
+			continue
+		}
+		if !memory {
+			fmt.Fprintln(w, "\nmemory at the end: the process's own (RssAnon) + mapped file pages (RssFile; for Databus the bbolt file's, reclaimable)")
+			memory = true
+		}
+		fmt.Fprintf(w, "  %-12s %7.1f MiB + %7.1f MiB\n", r.Target, *r.AnonMiB, *r.FileMiB)
+	}
 	if len(rep.Checks) > 0 {
 		fmt.Fprintln(w, "\ntargets")
 		for _, c := range rep.Checks {
@@ -202,6 +214,20 @@ func writeTable(w io.Writer, rep *benchReport) {
 			fmt.Fprintf(w, "  %-48s %8.2f  (goal %s)  %s\n", c.Name, c.Value, c.Goal, state)
 		}
 	}
+}
+
+// mibOf reads a KiB figure of rss.txt as MiB (nil when absent).
+func mibOf(rss map[string]string, key string) *float64 {
+	v, ok := rss[key]
+	if !ok {
+		return nil
+	}
+	kib, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return nil
+	}
+	mib := kib / 1024
+	return &mib
 }
 
 // perReq prints CPU microseconds per request ("-" when not measured).
