@@ -44,10 +44,10 @@ type row struct {
 	// it maps (for Databus, the bbolt file's).
 	AnonMiB *float64 `json:"endRssAnonMiB,omitempty"`
 	FileMiB *float64 `json:"endRssFileMiB,omitempty"`
-	SrvCPU float64  `json:"serverCpuUsPerRequest,omitempty"`
-	CliCPU float64  `json:"clientCpuUsPerRequest,omitempty"`
-	Ratio  float64  `json:"rpsRatioToProxy"`
-	P99Gap float64  `json:"p99MinusProxyMs"`
+	SrvCPU  float64  `json:"serverCpuUsPerRequest,omitempty"`
+	CliCPU  float64  `json:"clientCpuUsPerRequest,omitempty"`
+	Ratio   float64  `json:"rpsRatioToProxy"`
+	P99Gap  float64  `json:"p99MinusProxyMs"`
 }
 
 // check is one target of the issue, met or not.
