@@ -15,6 +15,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/engine/registry"
 )
 
 // Defaults of an http step.
@@ -37,6 +38,11 @@ type httpStep struct {
 	poll    *pollSpec
 	stream  bool
 	site    string // party id of the remote site: signed through env.Hooks
+	// service is the registry service the step calls (instead of url),
+	// resolved at each call; methodSet: the step names its method, else
+	// the service's registered one applies.
+	service   *config.ServiceRef
+	methodSet bool
 }
 
 type namedTemplate struct {
@@ -51,10 +57,7 @@ type pollSpec struct {
 
 func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 	h := cs.HTTP
-	if h.Service != nil {
-		return nil, errors.New("service steps need the registry, which is not available in this build")
-	}
-	s := &httpStep{env: env, method: h.Method, timeout: h.Timeout.D(), stream: h.Stream}
+	s := &httpStep{env: env, method: h.Method, methodSet: h.Method != "", timeout: h.Timeout.D(), stream: h.Stream, service: h.Service}
 	if s.method == "" {
 		s.method = http.MethodGet
 	}
@@ -158,16 +161,40 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 		return t.Render(ctx, doc, doc)
 	}
 	p := &prepared{method: s.method, header: make(http.Header, len(s.headers)+2)}
-	u, err := render(s.url)
-	if err != nil {
-		return nil, phaseErr(st, "http.url", err)
+	var u string
+	var ep *registry.Endpoint
+	if s.service != nil {
+		e, err := s.resolve(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		ep, u = &e, e.URL()
+		if !s.methodSet {
+			p.method = strings.ToUpper(e.Service.Method)
+			if p.method == "" {
+				p.method = http.MethodPost
+			}
+		}
+		for k, v := range e.Service.Headers {
+			p.header.Set(k, v) // the step's own headers, set below, win
+		}
+	} else {
+		var err error
+		if u, err = render(s.url); err != nil {
+			return nil, phaseErr(st, "http.url", err)
+		}
 	}
-	if len(s.query) > 0 {
+	if len(s.query) > 0 || (ep != nil && len(ep.Service.Params) > 0) {
 		parsed, err := url.Parse(u)
 		if err != nil {
 			return nil, phaseErr(st, "http.url", err)
 		}
 		q := parsed.Query()
+		if ep != nil {
+			for k, v := range ep.Service.Params {
+				q.Set(k, v) // the step's own query, set below, wins
+			}
+		}
 		for _, nt := range s.query {
 			v, err := render(nt.t)
 			if err != nil {
@@ -205,7 +232,7 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 		} else {
 			p.contentType = "application/json"
 		}
-	case hasBody(s.method):
+	case hasBody(p.method):
 		// No request transform: the caller's body passes through as it is,
 		// unless the API's request transform replaced it with a value.
 		body := inv.Body()
@@ -469,4 +496,17 @@ func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *pr
 
 func (s *httpStep) pollTimeout(st *step) *Error {
 	return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q timed out: poll.until not reached within %s", st.id, s.poll.timeout), Step: st.id}
+}
+
+// resolve finds the step's registry service now: re-registering a server
+// moves its services, so nothing is cached between calls.
+func (s *httpStep) resolve(ctx context.Context, st *step) (registry.Endpoint, error) {
+	if s.env.Services == nil {
+		return registry.Endpoint{}, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: the service registry is not available", st.id), Step: st.id}
+	}
+	ep, err := s.env.Services.Resolve(ctx, s.service.Server, s.service.Name)
+	if err != nil {
+		return registry.Endpoint{}, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: %v", st.id, err), Step: st.id, Err: err}
+	}
+	return ep, nil
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -158,5 +161,58 @@ func TestRegistrySharedByReplicas(t *testing.T) {
 	// a's registration after the restart reaches b through redis.
 	if s, ok, err := b.Registry().Server("other"); err != nil || !ok || s.Port != 7003 {
 		t.Fatalf("b after redis came back: %+v %v %v", s, ok, err)
+	}
+}
+
+// TestServiceStepThroughTheRegistry: an http step calls a service
+// registered with the FATE calls; the server re-registered on another port
+// takes the next call; a service deleted answers 502 naming it.
+func TestServiceStepThroughTheRegistry(t *testing.T) {
+	answer := func(from string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, `{"from":%q,"path":%q}`, from, r.URL.Path)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	first, second := answer("first"), answer("second")
+	dir := newRepo(t, map[string]string{"svc.yaml": `apiVersion: databus/v1
+kind: Api
+code: t.svc
+version: v1
+status: online
+methods: [GET]
+steps:
+  - {id: start, type: start}
+  - id: q
+    type: http
+    http: {service: {server: features, name: query}}
+  - {id: end, type: end}
+`})
+	ts := startServer(t, Options{Dir: dir, NoWatch: true})
+	register := func(srv *httptest.Server) {
+		u, _ := url.Parse(srv.URL)
+		host, port, _ := net.SplitHostPort(u.Host)
+		if _, out := ts.fate(t, "", "/v1/server/features/register", `{"host":"`+host+`","port":`+port+`}`); out["retcode"] != 0.0 {
+			t.Fatalf("register: %v", out)
+		}
+	}
+	env, err := ts.call("t.svc")
+	if err != nil || env.Code != 502 || !strings.Contains(env.Message, `service "query" of server "FEATURES"`) {
+		t.Fatalf("before registering: %+v %v", env, err)
+	}
+	register(first)
+	ts.fate(t, "", "/v1/service/registry", `{"server_name":"features","service_name":"query","uri":"/v1/query","method":"GET"}`)
+	if env, err := ts.call("t.svc"); err != nil || env.Code != 200 || !strings.Contains(string(env.Response), `"first"`) || !strings.Contains(string(env.Response), `/v1/query`) {
+		t.Fatalf("through the registry: %+v %v", env, err)
+	}
+	register(second)
+	if env, err := ts.call("t.svc"); err != nil || env.Code != 200 || !strings.Contains(string(env.Response), `"second"`) {
+		t.Fatalf("after the move: %+v %v", env, err)
+	}
+	ts.fate(t, "", "/v1/service/delete", `{"server_name":"features","service_name":"query"}`)
+	if env, _ := ts.call("t.svc"); env.Code != 502 || !strings.Contains(env.Message, "not registered") {
+		t.Fatalf("after delete: %+v", env)
 	}
 }
