@@ -569,7 +569,6 @@ func TestCompileErrors(t *testing.T) {
 		{"url", config.Api{Steps: []config.Step{httpStep(&config.HTTPCall{URL: "http://x/${.a"})}}, "steps[0].http"},
 		{"header", config.Api{Steps: []config.Step{httpStep(&config.HTTPCall{URL: "http://x/", Headers: map[string]string{"X-A": "${)}"}})}}, "X-A"},
 		{"poll", config.Api{Steps: []config.Step{httpStep(&config.HTTPCall{URL: "http://x/", Poll: &config.Poll{Until: "("}})}}, "poll.until"},
-		{"service", config.Api{Steps: []config.Step{httpStep(&config.HTTPCall{Service: &config.ServiceRef{Server: "a", Name: "b"}})}}, "registry"},
 		{"script syntax", config.Api{Steps: []config.Step{{ID: "s", Type: config.StepScript, Script: &config.Script{Source: "function main( {"}}}}, "steps[0].script"},
 		{"input schema", config.Api{Input: map[string]any{"type": 5}}, "input"},
 	}
