@@ -205,6 +205,9 @@ func (a *Api) applyDefaults() {
 		}
 		if s.HTTP != nil && s.HTTP.Method == "" && s.HTTP.URL != "" {
 			s.HTTP.Method = "GET"
+			if s.HTTP.Multipart != nil {
+				s.HTTP.Method = "POST"
+			}
 		}
 		if s.Script != nil {
 			if s.Script.Lang == "" {
@@ -300,6 +303,9 @@ func (l *loader) checkStep(d *document, ptr string, s *Step) {
 	switch {
 	case s.Type == StepHTTP && s.HTTP != nil:
 		l.checkHTTP(d, ptr+"/http", s.HTTP)
+		if s.HTTP.Multipart != nil && s.Transforms != nil && s.Transforms.Request != "" {
+			d.errorf(ptr+"/http/multipart", "multipart and transforms.request both build the request body: keep one")
+		}
 	case s.Type == StepRPC && s.RPC != nil:
 		l.checkRPC(d, ptr+"/rpc", s.RPC)
 	case s.Type == StepScript && s.Script != nil:
@@ -395,6 +401,15 @@ func (l *loader) checkHTTP(d *document, ptr string, h *HTTPCall) {
 		}
 	}
 	l.checkSite(d, ptr, h)
+	if m := h.Multipart; m != nil {
+		checkJQ(d, ptr+"/multipart/content", m.Content)
+		for _, k := range sortedKeys(m.Fields) {
+			checkTemplate(d, pointerJoin(ptr, "multipart", "fields", k), m.Fields[k])
+		}
+		if method := strings.ToUpper(h.Method); method != "" && method != "POST" && method != "PUT" && method != "PATCH" {
+			d.errorf(ptr+"/multipart", "a multipart body needs method POST, PUT or PATCH, not %s", method)
+		}
+	}
 }
 
 // checkSite warns about a site step the signature hook cannot sign: the

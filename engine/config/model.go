@@ -131,6 +131,18 @@ type HTTPCall struct {
 	Poll    *Poll             `yaml:"poll,omitempty" json:"poll,omitempty"`
 	Stream  bool              `yaml:"stream,omitempty" json:"stream,omitempty"`
 	Site    string            `yaml:"site,omitempty" json:"site,omitempty"`
+	// Multipart sends the body as multipart/form-data: one file whose
+	// content a jq program builds, plus form fields.
+	Multipart *Multipart `yaml:"multipart,omitempty" json:"multipart,omitempty"`
+}
+
+// Multipart is the multipart/form-data body of an http step.
+type Multipart struct {
+	Field       string            `yaml:"field,omitempty" json:"field,omitempty"`
+	Filename    string            `yaml:"filename,omitempty" json:"filename,omitempty"`
+	ContentType string            `yaml:"contentType,omitempty" json:"contentType,omitempty"`
+	Content     string            `yaml:"content" json:"content"`
+	Fields      map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
 }
 
 // Retry repeats failed attempts of an http step.

@@ -43,6 +43,7 @@ type httpStep struct {
 	// the service's registered one applies.
 	service   *config.ServiceRef
 	methodSet bool
+	multipart *multipartSpec
 }
 
 type namedTemplate struct {
@@ -70,6 +71,14 @@ func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 	}
 	if s.headers, err = templates(h.Headers); err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
+	}
+	if h.Multipart != nil {
+		if s.multipart, err = compileMultipart(h.Multipart); err != nil {
+			return nil, fmt.Errorf("multipart.%w", err)
+		}
+		if !s.methodSet {
+			s.method = http.MethodPost
+		}
 	}
 	if s.query, err = templates(h.Query); err != nil {
 		return nil, fmt.Errorf("query: %w", err)
@@ -122,7 +131,7 @@ func templates(m map[string]string) ([]namedTemplate, error) {
 // needsDoc reports whether building the request needs the invocation
 // document (any interpolation); a plain passthrough step does not.
 func (s *httpStep) needsDoc() bool {
-	if !s.url.IsLiteral() {
+	if !s.url.IsLiteral() || s.multipart != nil {
 		return true
 	}
 	for _, h := range append(s.headers, s.query...) {
@@ -220,6 +229,11 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 		p.header.Set("X-Trace-Id", inv.Req.TraceID)
 	}
 	switch {
+	case s.multipart != nil:
+		var err error
+		if p.body, p.contentType, err = s.multipart.build(ctx, doc, render); err != nil {
+			return nil, phaseErr(st, "http.multipart", err)
+		}
 	case st.reqT != nil:
 		v, err := st.reqT.Run(ctx, doc, doc)
 		if err != nil && !errors.Is(err, expr.ErrNoOutput) {
