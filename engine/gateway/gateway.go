@@ -390,6 +390,11 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 			s.runSync(watchCtx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.syncRegistry(watchCtx, registrySyncEvery)
+	}()
 	errc := make(chan error, 2)
 	go func() { errc <- serveErr(portalSrv.Serve(portalLn)) }()
 	go func() { errc <- serveErr(adminSrv.Serve(adminLn)) }()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/registry"
 )
@@ -40,4 +41,24 @@ func (o ownRegistry) Resolve(ctx context.Context, server, name string) (registry
 		return registry.Endpoint{}, errors.New("the service registry is not open yet")
 	}
 	return reg.Resolve(ctx, server, name)
+}
+
+// registrySyncEvery is how often the local copy of a shared registry is
+// brought in line with Redis (deletions made through other replicas).
+const registrySyncEvery = 30 * time.Second
+
+// syncRegistry syncs the registry with Redis every interval until ctx ends.
+func (s *Server) syncRegistry(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if reg := s.reg.Load(); reg != nil {
+				reg.Sync() // failures are counted and logged by the registry
+			}
+		}
+	}
 }

@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/databus-gateway/databus/engine/redisstore"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/store"
+	"github.com/databus-gateway/databus/internal/testredis"
 )
 
 // newRegistry is a registry over a real bbolt file, served by the FATE
@@ -237,5 +241,47 @@ func TestSharedDown(t *testing.T) {
 	}
 	if errs < 3 {
 		t.Errorf("%d store errors counted, want one per failed call (sync, 2 reads, 1 write)", errs)
+	}
+}
+
+// TestRedisRestartedEmpty: a Redis that comes back without its data is
+// seeded from the local copy on the first read that misses, so a service
+// registered before keeps resolving; a service deleted through Redis while
+// Redis keeps its data is gone from the local copy after the next sync.
+func TestRedisRestartedEmpty(t *testing.T) {
+	rs := testredis.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := registry.New(db.Registry(), registry.Options{})
+	reg.SetShared(redisstore.NewRegistry(c, time.Second))
+	if _, err := reg.RegisterServer("a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kept", "gone"} {
+		if _, err := reg.RegisterService(registry.ServiceInput{ServerName: "a", ServiceName: name, URI: "/" + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Deleted through Redis directly, as another replica would.
+	redisstore.NewRegistry(c, time.Second).Delete(registry.TableServices, "A/gone")
+	if err := reg.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Resolve(context.Background(), "a", "gone"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("deleted by another replica: %v", err)
+	}
+
+	rs.Restart() // empty: no persistence
+	if ep, err := reg.Resolve(context.Background(), "a", "kept"); err != nil || ep.URL() != "http://127.0.0.1:81/kept" {
+		t.Fatalf("after redis restarted empty: %+v %v", ep, err)
+	}
+	n, err := c.HLen(context.Background(), redisstore.RegistryKeyPrefix+registry.TableServices).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("redis was not seeded: %d services, %v", n, err)
 	}
 }

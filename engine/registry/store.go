@@ -112,25 +112,52 @@ func (r *Registry) SetShared(t Tables) {
 // Shared reports whether a shared copy is configured.
 func (r *Registry) Shared() bool { return r.shared.Load() != nil }
 
-// Sync copies the shared tables into the local copy, so that a restart or
-// a Redis outage serves what the other replicas registered.
+// Sync brings the local copy in line with the shared one, so that a
+// restart or a Redis outage serves what the other replicas registered. A
+// shared copy that came back empty (a Redis restarted without persistence)
+// while the local one is not is seeded from the local one instead: the
+// registrations are not lost with Redis's memory.
 func (r *Registry) Sync() error {
 	sh := r.shared.Load()
 	if sh == nil {
 		return nil
 	}
 	for _, table := range []string{TableServers, TableServices} {
-		all, err := sh.t.All(table)
-		if err != nil {
-			r.sharedFailed(err)
-			return err
-		}
-		r.sharedOK()
-		if err := r.local.Replace(table, all); err != nil {
+		if _, err := r.syncTable(sh, table); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// syncTable is Sync for one table; it returns the entries now in force.
+func (r *Registry) syncTable(sh *sharedTables, table string) (map[string][]byte, error) {
+	all, err := sh.t.All(table)
+	if err != nil {
+		r.sharedFailed(err)
+		return nil, err
+	}
+	r.sharedOK()
+	if len(all) == 0 {
+		local, err := r.local.All(table)
+		if err != nil {
+			return nil, err
+		}
+		if len(local) > 0 {
+			for k, v := range local {
+				if err := sh.t.Put(table, k, v); err != nil {
+					r.sharedFailed(err)
+					return nil, err
+				}
+			}
+			r.opts.Logger.Warn("registry: redis holds no "+table+"; seeded it from this node's copy", "entries", len(local))
+			return local, nil
+		}
+	}
+	if err := r.local.Replace(table, all); err != nil {
+		return nil, err
+	}
+	return all, nil
 }
 
 // sharedFailed counts and logs (throttled) a failed call to the shared copy.
@@ -167,7 +194,21 @@ func (r *Registry) get(table, key string) ([]byte, bool, error) {
 		v, ok, err := sh.t.Get(table, key)
 		if err == nil {
 			r.sharedOK()
-			r.mirror(table, key, v, ok)
+			if ok {
+				r.mirror(table, key, v)
+				return v, true, nil
+			}
+			// Missing from Redis but kept here: deleted through another
+			// replica, or lost by a Redis that restarted empty. Syncing the
+			// table tells which (and seeds Redis in the second case).
+			if _, lok, lerr := r.local.Get(table, key); lerr != nil || !lok {
+				return nil, false, lerr
+			}
+			all, err := r.syncTable(sh, table)
+			if err != nil {
+				return r.local.Get(table, key)
+			}
+			v, ok := all[key]
 			return v, ok, nil
 		}
 		r.sharedFailed(err)
@@ -175,28 +216,19 @@ func (r *Registry) get(table, key string) ([]byte, bool, error) {
 	return r.local.Get(table, key)
 }
 
-// mirror brings the local copy of key in line with the shared one.
-func (r *Registry) mirror(table, key string, v []byte, ok bool) {
-	lv, lok, err := r.local.Get(table, key)
-	if err != nil || (lok == ok && string(lv) == string(v)) {
+// mirror copies a shared entry into the local copy when they differ.
+func (r *Registry) mirror(table, key string, v []byte) {
+	if lv, lok, err := r.local.Get(table, key); err == nil && lok && string(lv) == string(v) {
 		return
 	}
-	if ok {
-		r.local.Put(table, key, v)
-	} else {
-		r.local.Delete(table, key)
-	}
+	r.local.Put(table, key, v)
 }
 
 func (r *Registry) all(table string) (map[string][]byte, error) {
 	if sh := r.shared.Load(); sh != nil {
-		m, err := sh.t.All(table)
-		if err == nil {
-			r.sharedOK()
-			r.local.Replace(table, m)
+		if m, err := r.syncTable(sh, table); err == nil {
 			return m, nil
 		}
-		r.sharedFailed(err)
 	}
 	return r.local.All(table)
 }
@@ -205,6 +237,11 @@ func (r *Registry) all(table string) (map[string][]byte, error) {
 // or none does), then the local one.
 func (r *Registry) put(table, key string, value []byte) error {
 	if sh := r.shared.Load(); sh != nil {
+		// A Redis that restarted empty is seeded before the first write
+		// makes it look populated.
+		if _, err := r.syncTable(sh, table); err != nil {
+			return failed("the shared registry (redis) did not take it: %v", err)
+		}
 		if err := sh.t.Put(table, key, value); err != nil {
 			r.sharedFailed(err)
 			return failed("the shared registry (redis) did not take it: %v", err)
@@ -220,6 +257,9 @@ func (r *Registry) put(table, key string, value []byte) error {
 func (r *Registry) del(table, key string) (bool, error) {
 	found := false
 	if sh := r.shared.Load(); sh != nil {
+		if _, err := r.syncTable(sh, table); err != nil {
+			return false, failed("the shared registry (redis) did not take it: %v", err)
+		}
 		ok, err := sh.t.Delete(table, key)
 		if err != nil {
 			r.sharedFailed(err)
