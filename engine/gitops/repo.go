@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -17,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/revision"
 )
 
 // Errors a caller acts on; every error this package returns for these faults
@@ -135,24 +135,9 @@ func cleanPath(p string) (string, error) {
 	return c, nil
 }
 
-// Revision describes the commit a working tree is on.
-type Revision struct {
-	Hash   string `json:"hash"`   // full hash of HEAD; "" before the first commit
-	Short  string `json:"short"`  // abbreviated hash (7 characters)
-	Branch string `json:"branch"` // "" when HEAD is detached
-	// Dirty is true when a config file (databus.yaml or a YAML file under
-	// apis/, credentials/, policies/) differs from HEAD in the working tree:
-	// modified, added (even untracked or ignored: the loader reads it) or
-	// deleted. Other files never make the tree dirty.
-	Dirty      bool      `json:"dirty"`
-	DirtyFiles []string  `json:"dirtyFiles,omitempty"` // config-relative, sorted
-	Time       time.Time `json:"time"`                 // author time, as git log shows it
-	Author     string    `json:"author"`
-	Message    string    `json:"message"` // full message, trailing newlines dropped
-}
-
-// Subject returns the first line of the commit message.
-func (v Revision) Subject() string { return subject(v.Message) }
+// Revision describes the commit a working tree is on (engine/revision
+// holds the type, so the request path need not link go-git).
+type Revision = revision.Revision
 
 // Revision describes HEAD and whether the config files in the working tree
 // differ from it.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
-	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/ratelimit"
+	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/security"
 )
 
@@ -22,8 +22,8 @@ import (
 type Snapshot struct {
 	Repo     *config.Repository
 	Settings *config.Settings
-	Revision string           // the repository's content hash
-	Git      *gitops.Revision // the git revision of the checkout; nil when it is not one
+	Revision string             // the repository's content hash
+	Git      *revision.Revision // the git revision of the checkout; nil when it is not one
 	LoadedAt time.Time
 
 	// Portal settings parsed once.
@@ -100,7 +100,7 @@ type Deps struct {
 	Nonces       security.NonceStore // nil: the portal's own embedded store
 	Limits       ratelimit.Store     // nil: the portal's own embedded store
 	StoreBackend string
-	Git          *gitops.Revision // the checkout's revision; nil outside git
+	Git          *revision.Revision // the checkout's revision; nil outside git
 	// Hooks is the callout client built from this repository's hook
 	// settings; it also signs the http steps that set site.
 	Hooks *hooks.Caller
