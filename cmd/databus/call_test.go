@@ -40,6 +40,9 @@ func startGateway(t *testing.T, dir string) string {
 func writeRepo(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
+	if _, ok := files["databus.yaml"]; !ok {
+		files["databus.yaml"] = "apiVersion: databus/v1\nkind: Settings\n"
+	}
 	for rel, body := range files {
 		p := filepath.Join(dir, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)

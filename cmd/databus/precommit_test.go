@@ -45,6 +45,7 @@ func TestPreCommitHook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	write("databus.yaml", "apiVersion: databus/v1\nkind: Settings\n")
 	write("policies/p.yaml", "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\n")
 	write("apis/a.yaml", "apiVersion: databus/v1\nkind: Api\ncode: a\nversion: v1\nstatus: online\nmethods: [GET]\npolicies: {rateLimit: p}\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n")
 	git("add", "-A")

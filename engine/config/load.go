@@ -149,12 +149,17 @@ func Load(dir string) (*Repository, Diagnostics, error) {
 	repo := &Repository{Dir: abs}
 	hash := sha256.New()
 
-	// Settings first: other checks read them.
+	// Settings first: other checks read them. A folder without
+	// databus.yaml is not a repository: validating one (a CI step pointed
+	// at the wrong folder) or reloading after the file was deleted must not
+	// pass on the built-in defaults.
 	l.settings = DefaultSettings()
 	if data, err := os.ReadFile(filepath.Join(abs, SettingsFile)); err == nil {
 		hashFile(hash, SettingsFile, data)
 		l.loadSettings(data)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if errors.Is(err, fs.ErrNotExist) {
+		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Line: 1, Column: 1, Severity: SevError, Message: missingSettings(dir, abs)})
+	} else {
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Severity: SevError, Message: "cannot read: " + err.Error()})
 	}
 	repo.Settings = l.settings
@@ -209,6 +214,18 @@ func Load(dir string) (*Repository, Diagnostics, error) {
 	repo.Hash = hex.EncodeToString(hash.Sum(nil))
 	l.diags.Sort()
 	return repo, l.diags, nil
+}
+
+// missingSettings says why a folder without databus.yaml is refused, and
+// where the repository probably is when a sub-folder holds one.
+func missingSettings(dir, abs string) string {
+	msg := fmt.Sprintf("%s is not a Databus config repository: expected %s (apiVersion: databus/v1, kind: Settings) at its top, beside %s/, %s/ and %s/",
+		dir, SettingsFile, APIsDir, CredentialsDir, PoliciesDir)
+	if found, _ := filepath.Glob(filepath.Join(abs, "*", SettingsFile)); len(found) > 0 {
+		rel, _ := filepath.Rel(abs, filepath.Dir(found[0]))
+		msg += fmt.Sprintf("; %s/%s exists: point the command at %s", filepath.ToSlash(rel), SettingsFile, filepath.ToSlash(filepath.Join(dir, rel)))
+	}
+	return msg
 }
 
 func hashFile(h interface{ Write([]byte) (int, error) }, name string, data []byte) {

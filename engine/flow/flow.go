@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,59 +81,104 @@ func (r *rawResult) value() (map[string]any, error) {
 	return map[string]any{"status": r.status, "headers": h, "body": body}, nil
 }
 
-// Compile builds a flow from a validated API definition.
+// CompileError is a fault Compile finds in an API that the loader's checks
+// let through (a script whose top level throws, say). It names the file and
+// the JSON pointer of the field at fault, and, inside a script, the line and
+// column in the script's source, so that the gate can position it like any
+// other finding.
+type CompileError struct {
+	File    string // repository-relative, as the API's Source
+	Pointer string // JSON pointer of the field, e.g. /steps/2/script/source
+	// ScriptLine and ScriptColumn place the fault inside a script's source
+	// (1-based); 0 when it has no place there.
+	ScriptLine, ScriptColumn int
+	Err                      error
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.File, pointerPath(e.Pointer), e.Err)
+}
+
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// pointerPath turns /steps/2/script into steps[2].script.
+func pointerPath(ptr string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// Compile builds a flow from a validated API definition. Its errors are
+// *CompileError.
 func Compile(api *config.Api, env *Env) (*Flow, error) {
 	f := &Flow{API: api}
 	var err error
-	fail := func(where string, e error) (*Flow, error) {
-		return nil, fmt.Errorf("%s: %s: %w", api.Source.File, where, e)
+	fail := func(ptr string, e error) (*Flow, error) {
+		ce := &CompileError{File: api.Source.File, Pointer: ptr, Err: e}
+		var se *scriptError
+		if errors.As(e, &se) {
+			ce.ScriptLine, ce.ScriptColumn = se.line, se.column
+		}
+		return nil, ce
 	}
 	if api.Input != nil {
 		if f.input, err = schema.CompileUser(api.Input); err != nil {
-			return fail("input", err)
+			return fail("/input", err)
 		}
 	}
 	if t := api.Transforms; t != nil {
 		if f.reqT, err = compileOpt(t.Request); err != nil {
-			return fail("transforms.request", err)
+			return fail("/transforms/request", err)
 		}
 		if f.respT, err = compileOpt(t.Response); err != nil {
-			return fail("transforms.response", err)
+			return fail("/transforms/response", err)
 		}
 		if f.errT, err = compileOpt(t.Error); err != nil {
-			return fail("transforms.error", err)
+			return fail("/transforms/error", err)
 		}
 	}
 	for i := range api.Steps {
 		cs := &api.Steps[i]
-		where := fmt.Sprintf("steps[%d]", i)
+		ptr := fmt.Sprintf("/steps/%d", i)
 		st := &step{id: cs.ID, typ: cs.Type, cont: cs.OnError == "continue"}
 		if st.when, err = compileOpt(cs.When); err != nil {
-			return fail(where+".when", err)
+			return fail(ptr+"/when", err)
 		}
 		if t := cs.Transforms; t != nil {
 			if st.reqT, err = compileOpt(t.Request); err != nil {
-				return fail(where+".transforms.request", err)
+				return fail(ptr+"/transforms/request", err)
 			}
 			if st.respT, err = compileOpt(t.Response); err != nil {
-				return fail(where+".transforms.response", err)
+				return fail(ptr+"/transforms/response", err)
 			}
 			if st.errT, err = compileOpt(t.Error); err != nil {
-				return fail(where+".transforms.error", err)
+				return fail(ptr+"/transforms/error", err)
 			}
 		}
 		switch cs.Type {
 		case config.StepHTTP:
 			if st.runner, err = compileHTTP(cs, env); err != nil {
-				return fail(where+".http", err)
+				return fail(ptr+"/http", err)
 			}
 		case config.StepScript:
 			if st.runner, err = compileScript(cs); err != nil {
-				return fail(where+".script", err)
+				return fail(ptr+"/script/source", err)
 			}
 		case config.StepRPC:
 			if st.runner, err = compileRPC(cs, env); err != nil {
-				return fail(where+".rpc", err)
+				return fail(ptr+"/rpc", err)
 			}
 		}
 		f.steps = append(f.steps, st)

@@ -39,6 +39,9 @@ status: online
 methods: [GET, POST, PUT]
 `
 
+// settingsFile is the databus.yaml of the test repositories.
+const settingsFile = "apiVersion: databus/v1\nkind: Settings\n"
+
 // compileFlow writes an API definition (apiHeader + body, with every
 // {{up}} replaced by upstream) into a temporary repository, loads it with
 // config.Load, fails the test on any load error, and compiles it.
@@ -50,6 +53,9 @@ func compileFlow(tb testing.TB, env *Env, body string, upstream string) *Flow {
 	}
 	src := apiHeader + strings.ReplaceAll(body, "{{up}}", upstream)
 	if err := os.WriteFile(filepath.Join(dir, "apis", "test.yaml"), []byte(src), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "databus.yaml"), []byte(settingsFile), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	repo, diags, err := config.Load(dir)

@@ -27,6 +27,7 @@ func rpcEnv(tb testing.TB) *Env {
 func compileRPCFlow(tb testing.TB, env *Env, body, addr string, files map[string][]byte) *Flow {
 	tb.Helper()
 	dir := tb.TempDir()
+	files["databus.yaml"] = []byte(settingsFile)
 	files["apis/test.yaml"] = []byte(apiHeader + strings.ReplaceAll(body, "{{up}}", addr))
 	for name, data := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))

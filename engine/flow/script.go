@@ -46,9 +46,41 @@ func compileScript(cs *config.Step) (*scriptStep, error) {
 	timer := time.AfterFunc(time.Second, func() { rt.Interrupt("top level took longer than 1s") })
 	defer timer.Stop()
 	if _, err := s.load(rt); err != nil {
-		return nil, err
+		return nil, topLevelError(cs.ID, err)
 	}
 	return s, nil
+}
+
+// scriptError is a fault of a script's top level, with its place in the
+// source when goja knows it.
+type scriptError struct {
+	line, column int
+	err          error
+}
+
+func (e *scriptError) Error() string { return e.err.Error() }
+func (e *scriptError) Unwrap() error { return e.err }
+
+// topLevelError places a top-level fault at the innermost frame of the
+// script itself (named after its step), and words it without goja's stack.
+func topLevelError(name string, err error) error {
+	se := &scriptError{err: err}
+	var ex *goja.Exception
+	if errors.As(err, &ex) {
+		se.err = fmt.Errorf("script top level throws: %s", ex.Value().String())
+		for _, f := range ex.Stack() {
+			if f.SrcName() == name {
+				p := f.Position()
+				se.line, se.column = p.Line, p.Column
+				break
+			}
+		}
+	}
+	var ie *goja.InterruptedError
+	if errors.As(err, &ie) {
+		se.err = fmt.Errorf("script top level did not finish within 1s")
+	}
+	return se
 }
 
 // load runs the top level in rt and returns main.

@@ -290,6 +290,7 @@ func TestLoad(t *testing.T) {
 // loaded: the committed-secret warning and the key-length check see them.
 func TestLoadReferencedFiles(t *testing.T) {
 	b := gitopstest.New(t, "")
+	b.Write("databus.yaml", "apiVersion: databus/v1\nkind: Settings\n")
 	b.Write("credentials/demo.yaml", `
 apiVersion: databus/v1
 kind: Credential
