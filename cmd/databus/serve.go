@@ -62,7 +62,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				srv.Reload("SIGHUP")
+				srv.Refresh(ctx, "SIGHUP")
 			}
 		}
 	}()

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // Place turns a finding of a later build stage (a flow that does not
@@ -29,4 +32,48 @@ func (r *Repository) Place(file, ptr string, scriptLine, scriptColumn int, sev S
 		out.Line, out.Column = d.pos(ptr)
 	}
 	return out
+}
+
+// Fault is a finding of a build stage after Load (compiling a flow, a
+// policy, the resources a gateway acquires): the file and the JSON pointer
+// of the field at fault and, inside a script, the place in its source.
+// Repository.Place positions it.
+type Fault struct {
+	File    string // repository-relative
+	Pointer string // JSON pointer of the field, e.g. /steps/2/script/source
+	// ScriptLine and ScriptColumn place the fault inside a script's source
+	// (1-based); 0 when it has no place there.
+	ScriptLine, ScriptColumn int
+	Err                      error
+}
+
+func (e *Fault) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.File, PointerPath(e.Pointer), e.Err)
+}
+
+func (e *Fault) Unwrap() error { return e.Err }
+
+// Diagnostic places the fault in repo as an error.
+func (e *Fault) Diagnostic(repo *Repository) Diagnostic {
+	return repo.Place(e.File, e.Pointer, e.ScriptLine, e.ScriptColumn, SevError, e.Err.Error())
+}
+
+// PointerPath turns a JSON pointer such as /steps/2/script into the display
+// path steps[2].script.
+func PointerPath(ptr string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~"))
+	}
+	return b.String()
 }

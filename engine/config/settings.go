@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Settings is databus.yaml: the gateway's reloadable settings. Listen
 // addresses are boot-time flags and are not part of it.
@@ -231,4 +234,46 @@ func DefaultSettings() *Settings {
 	s := &Settings{}
 	s.applyDefaults()
 	return s
+}
+
+// Boot is what a gateway reads from databus.yaml only at start: changing
+// one of these needs a restart. A reload that changes one is refused
+// ("restart to apply"), so that what the admin view shows is what runs.
+// Listen addresses are boot settings too, given as flags.
+type Boot struct {
+	StoragePath     string
+	AccessLogMode   string
+	AccessLogQueue  int
+	AccessLogExport string
+}
+
+// Boot returns the boot settings of s.
+func (s *Settings) Boot() Boot {
+	al := s.Storage.AccessLog
+	return Boot{StoragePath: s.Storage.Path, AccessLogMode: al.Mode, AccessLogQueue: al.QueueSize, AccessLogExport: al.Export}
+}
+
+// BootChange is one boot setting that differs between two Boots.
+type BootChange struct {
+	Key      string // display path, e.g. storage.path
+	Pointer  string // JSON pointer in databus.yaml
+	From, To string
+}
+
+// Changes lists the boot settings that differ from b in next, in a fixed
+// order. storagePathFixed leaves storage.path out (a flag overrides it).
+func (b Boot) Changes(next Boot, storagePathFixed bool) []BootChange {
+	var out []BootChange
+	add := func(key, ptr, from, to string) {
+		if from != to {
+			out = append(out, BootChange{Key: key, Pointer: ptr, From: from, To: to})
+		}
+	}
+	if !storagePathFixed {
+		add("storage.path", "/storage/path", b.StoragePath, next.StoragePath)
+	}
+	add("storage.accessLog.mode", "/storage/accessLog/mode", b.AccessLogMode, next.AccessLogMode)
+	add("storage.accessLog.queueSize", "/storage/accessLog/queueSize", strconv.Itoa(b.AccessLogQueue), strconv.Itoa(next.AccessLogQueue))
+	add("storage.accessLog.export", "/storage/accessLog/export", b.AccessLogExport, next.AccessLogExport)
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -81,52 +80,13 @@ func (r *rawResult) value() (map[string]any, error) {
 	return map[string]any{"status": r.status, "headers": h, "body": body}, nil
 }
 
-// CompileError is a fault Compile finds in an API that the loader's checks
-// let through (a script whose top level throws, say). It names the file and
-// the JSON pointer of the field at fault, and, inside a script, the line and
-// column in the script's source, so that the gate can position it like any
-// other finding.
-type CompileError struct {
-	File    string // repository-relative, as the API's Source
-	Pointer string // JSON pointer of the field, e.g. /steps/2/script/source
-	// ScriptLine and ScriptColumn place the fault inside a script's source
-	// (1-based); 0 when it has no place there.
-	ScriptLine, ScriptColumn int
-	Err                      error
-}
-
-func (e *CompileError) Error() string {
-	return fmt.Sprintf("%s: %s: %v", e.File, pointerPath(e.Pointer), e.Err)
-}
-
-func (e *CompileError) Unwrap() error { return e.Err }
-
-// pointerPath turns /steps/2/script into steps[2].script.
-func pointerPath(ptr string) string {
-	var b strings.Builder
-	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
-		if tok == "" {
-			continue
-		}
-		if _, err := strconv.Atoi(tok); err == nil {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
-	}
-	return b.String()
-}
-
 // Compile builds a flow from a validated API definition. Its errors are
-// *CompileError.
+// *config.Fault, placed at the field at fault.
 func Compile(api *config.Api, env *Env) (*Flow, error) {
 	f := &Flow{API: api}
 	var err error
 	fail := func(ptr string, e error) (*Flow, error) {
-		ce := &CompileError{File: api.Source.File, Pointer: ptr, Err: e}
+		ce := &config.Fault{File: api.Source.File, Pointer: ptr, Err: e}
 		var se *scriptError
 		if errors.As(e, &se) {
 			ce.ScriptLine, ce.ScriptColumn = se.line, se.column

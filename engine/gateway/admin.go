@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -87,7 +88,7 @@ func (s *Server) Admin() http.Handler {
 type adminView struct{ s *Server }
 
 func (v adminView) Current() *snapshot.Snapshot { return v.s.Current() }
-func (v adminView) Reload(reason string) any    { return v.s.Refresh(reason) }
+func (v adminView) Reload(reason string) any    { return v.s.Refresh(context.Background(), reason) }
 func (v adminView) Git() *gitops.Repo           { return v.s.git }
 func (v adminView) LastReload() any             { return v.s.LastReload() }
 

@@ -17,13 +17,13 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
-	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/gate"
 	"github.com/databus-gateway/databus/engine/gitops"
-	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/metrics"
+	"github.com/databus-gateway/databus/engine/pool"
 	"github.com/databus-gateway/databus/engine/portal"
 	"github.com/databus-gateway/databus/engine/registry"
-	"github.com/databus-gateway/databus/engine/rpc"
+	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -70,7 +70,7 @@ type ReloadResult struct {
 	Errors   []config.Diagnostic `json:"errors,omitempty"`
 	Error    string              `json:"error,omitempty"`
 	Duration time.Duration       `json:"durationNs"`
-	Git      *gitops.Revision    `json:"git,omitempty"` // the git revision served after the attempt
+	Git      *revision.Revision  `json:"git,omitempty"` // the git revision served after the attempt
 }
 
 // Server is one running gateway.
@@ -78,16 +78,17 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	current atomic.Pointer[snapshot.Snapshot]
-	last    atomic.Pointer[ReloadResult]
-	ready   atomic.Bool
+	// snap is the Snapshot serving; requests acquire it, so that the
+	// resources of a replaced one are released when its last request ends.
+	snap  snapshot.Holder
+	pool  *pool.Pool // resources that outlive Snapshots (engine/gate)
+	last  atomic.Pointer[ReloadResult]
+	ready atomic.Bool
+	// running holds the boot settings read at start; nil until New has
+	// built the first Snapshot.
+	running *gate.Running
 
 	reloadMu sync.Mutex // one reload at a time
-	envMu    sync.Mutex
-	env      *flow.Env
-	envKey   envKey
-	stores   storeSet
-	rpc      *rpc.Pool // gRPC connections of rpc steps, shared by every Env
 	// reg is the service registry over the bbolt file (and Redis when
 	// configured); set once the storage is open.
 	reg atomic.Pointer[registry.Registry]
@@ -109,8 +110,8 @@ type Server struct {
 // ErrInvalidRepository is returned by New when the repository does not load.
 var ErrInvalidRepository = errors.New("the config repository is invalid")
 
-// New loads the repository; it fails when the repository is invalid, since
-// there is nothing to serve yet.
+// New builds the first Snapshot through the gate and opens the storage; it
+// fails when the repository is invalid, since there is nothing to serve yet.
 func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -121,7 +122,7 @@ func New(opts Options) (*Server, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 15 * time.Second
 	}
-	s := &Server{opts: opts, log: opts.Logger, rpc: rpc.NewPool()}
+	s := &Server{opts: opts, log: opts.Logger, pool: pool.New()}
 	s.metrics = metrics.New()
 	if g, err := gitops.Open(opts.Dir); err == nil {
 		s.git = g
@@ -131,7 +132,7 @@ func New(opts Options) (*Server, error) {
 	if opts.GitSync && s.git == nil {
 		return nil, fmt.Errorf("--git-sync: %s is not a git checkout", opts.Dir)
 	}
-	res := s.Reload("start")
+	res := s.Reload(context.Background(), "start")
 	if !res.OK {
 		if res.Error != "" {
 			return nil, fmt.Errorf("%w: %s", ErrInvalidRepository, res.Error)
@@ -139,21 +140,23 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("%w:\n%s", ErrInvalidRepository, config.Diagnostics(res.Errors).Error())
 	}
 	snap := s.Current()
+	s.running = &gate.Running{Boot: snap.Settings.Boot(), StoragePathFixed: opts.StoragePath != ""}
 	if err := s.openStorage(snap.Settings, snap.Repo.Dir); err != nil {
-		s.closeStores()
+		s.snap.Close()
 		return nil, err
 	}
-	s.openRegistry()
+	s.openRegistry(snap)
 	opts2 := portal.Options{Logger: s.log, Metrics: s.metrics}
 	if s.acc != nil {
 		opts2.AccessLog = s.acc
 	}
-	s.portal = portal.New(s.Current, opts2)
+	s.portal = portal.New(s.snap.Acquire, opts2)
 	return s, nil
 }
 
-// Current returns the Snapshot being served.
-func (s *Server) Current() *snapshot.Snapshot { return s.current.Load() }
+// Current returns the Snapshot being served (for reading; requests
+// acquire it through the portal).
+func (s *Server) Current() *snapshot.Snapshot { return s.snap.Load() }
 
 // LastReload returns the outcome of the latest reload attempt.
 func (s *Server) LastReload() *ReloadResult { return s.last.Load() }
@@ -161,13 +164,31 @@ func (s *Server) LastReload() *ReloadResult { return s.last.Load() }
 // Portal returns the portal handler.
 func (s *Server) Portal() http.Handler { return s.portal }
 
-// Reload loads the repository again and swaps it in when it is valid and
-// differs from the one serving. A failed reload keeps the old Snapshot.
-func (s *Server) Reload(reason string) ReloadResult { return s.reload(reason, true) }
+// Pool returns the resources the Snapshots hold (tests check that a
+// refused reload left it as it was).
+func (s *Server) Pool() *pool.Pool { return s.pool }
+
+// Reload builds the repository through the gate and swaps the result in
+// when it is valid and differs from the one serving. A refused reload
+// changes nothing: the old Snapshot and its resources keep serving. The
+// git revision is read on every attempt, so a commit of the content
+// already served updates the revision without compiling anything.
+func (s *Server) Reload(ctx context.Context, reason string) ReloadResult {
+	return s.reload(ctx, reason, true)
+}
+
+// Refresh is SIGHUP and the refresh endpoint: in git-sync mode it fetches
+// (bounded by ctx) first, then reloads.
+func (s *Server) Refresh(ctx context.Context, reason string) ReloadResult {
+	if s.opts.GitSync {
+		s.syncOnce(ctx)
+	}
+	return s.Reload(ctx, reason)
+}
 
 // reload is Reload; with record false, an attempt that finds the content
 // unchanged leaves LastReload as it was.
-func (s *Server) reload(reason string, record bool) (res ReloadResult) {
+func (s *Server) reload(ctx context.Context, reason string, record bool) (res ReloadResult) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
@@ -175,10 +196,10 @@ func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 	defer func() {
 		res.Duration = time.Since(start)
 		label := s.prevRevision
-		if cur := s.current.Load(); cur != nil {
+		if cur := s.Current(); cur != nil {
 			res.Git = cur.Git
 			if res.OK {
-				label = revisionLabel(cur)
+				label = revision.Label(cur.Git, cur.Revision)
 			}
 		}
 		if record || !res.OK || res.Changed {
@@ -191,17 +212,22 @@ func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 			// Message types learnt by server reflection are asked for
 			// again after every reload, changed or not: the refresh
 			// endpoint and SIGHUP pick up a redeployed gRPC server.
-			s.rpc.Refresh()
+			if cur := s.Current(); cur != nil && cur.Env != nil && cur.Env.RPC != nil {
+				cur.Env.RPC.Refresh()
+			}
 		}
 	}()
-	repo, diags, err := config.Load(s.opts.Dir)
-	if err != nil {
-		res.Error = err.Error()
-		s.log.Error("reload failed: repository unreadable", "reason", reason, "error", err)
+	prev := s.Current()
+	gitRev := s.gitRevision()
+	b := gate.Build(ctx, s.opts.Dir, gate.Options{Mode: gate.Live, Pool: s.pool, Running: s.running,
+		AdminListen: s.opts.AdminListen, Prev: prev, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log})
+	if b.Err != nil {
+		res.Error = b.Err.Error()
+		s.log.Error("reload failed: repository unreadable; the previous configuration keeps serving", "reason", reason, "error", b.Err)
 		return res
 	}
-	if diags.HasErrors() {
-		res.Errors = diags.Errors()
+	if b.Diagnostics.HasErrors() {
+		res.Errors = b.Diagnostics.Errors()
 		s.log.Error("reload refused: the repository is invalid; the previous configuration keeps serving",
 			"reason", reason, "errors", len(res.Errors), "first", res.Errors[0].String())
 		for _, d := range res.Errors {
@@ -209,127 +235,43 @@ func (s *Server) reload(reason string, record bool) (res ReloadResult) {
 		}
 		return res
 	}
-	cur := s.current.Load()
-	gitRev := s.gitRevision()
-	if cur != nil && cur.Revision == repo.Hash && sameGit(cur.Git, gitRev) {
-		res.OK, res.Revision = true, cur.Revision
-		s.log.Debug("reload skipped: content unchanged", "reason", reason)
-		return res
+	next := b.Snapshot
+	if b.Unchanged {
+		res.OK, res.Revision = true, prev.Revision
+		if revision.Same(prev.Git, gitRev) {
+			s.log.Debug("reload skipped: content unchanged", "reason", reason)
+			return res
+		}
+		// Same content, another commit (or no longer dirty): a new label,
+		// the compiled flows and resources shared.
+		next = prev.WithRevision(gitRev)
 	}
-	st, err := s.storesFor(repo.Settings, repo.Dir)
-	if err != nil {
-		res.Error = err.Error()
-		s.log.Error("reload refused: redis settings; the previous configuration keeps serving", "reason", reason, "error", err)
-		return res
-	}
-	env := s.envFor(repo.Settings)
-	hk := hooks.New(hooks.Options{Services: s.services(), Client: env.Client, Settings: repo.Settings.Hooks, Metrics: s.metrics})
-	snap, err := snapshot.Build(repo, snapshot.Deps{Env: env, Nonces: st.nonces, Limits: st.limits, StoreBackend: st.backend, Git: gitRev, Hooks: hk})
-	if err != nil {
-		res.Error = err.Error()
-		s.log.Error("reload refused: compile failed; the previous configuration keeps serving", "reason", reason, "error", err)
-		return res
-	}
-	s.current.Store(snap)
-	if s.acc != nil {
-		al := snap.Settings.Storage.AccessLog
-		s.acc.SetRetention(al.RetentionDays, al.MaxRecords)
-	}
-	res.OK, res.Changed, res.Revision = true, true, snap.Revision
-	s.log.Info("configuration loaded", "reason", reason, "revision", revisionLabel(snap),
-		"apis", len(repo.APIs), "credentials", len(repo.Credentials), "policies", len(repo.Policies),
-		"warnings", len(diags), "took", time.Since(start).Round(time.Microsecond))
+	s.commit(next)
+	res.OK, res.Changed, res.Revision = true, true, next.Revision
+	s.log.Info("configuration loaded", "reason", reason, "revision", revision.Label(next.Git, next.Revision),
+		"apis", len(b.Repo.APIs), "credentials", len(b.Repo.Credentials), "policies", len(b.Repo.Policies),
+		"warnings", len(b.Diagnostics), "compiled", !b.Unchanged, "took", time.Since(start).Round(time.Microsecond))
 	return res
 }
 
-// revisionLabel names what a Snapshot serves: the git commit (with -dirty
-// when config files differ from it), or the content hash outside git.
-func revisionLabel(snap *snapshot.Snapshot) string {
-	if snap == nil {
-		return ""
+// commit serves next: the one point where a reload changes the running
+// gateway. The replaced Snapshot's resources are released when its last
+// in-flight request ends.
+func (s *Server) commit(next *snapshot.Snapshot) {
+	old := s.snap.Swap(next)
+	if reg := s.reg.Load(); reg != nil && (old == nil || old.Shared != next.Shared) {
+		reg.SetShared(next.Shared)
 	}
-	if snap.Git != nil && snap.Git.Hash != "" {
-		if snap.Git.Dirty {
-			return snap.Git.Short + "-dirty"
-		}
-		return snap.Git.Short
-	}
-	return "content:" + short(snap.Revision)
-}
-
-func sameGit(a, b *gitops.Revision) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Hash == b.Hash && a.Dirty == b.Dirty && a.Branch == b.Branch
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
-}
-
-type envKey struct {
-	pool        bool
-	maxIdle     int
-	timeout     time.Duration
-	maxResponse int64
-}
-
-// envFor returns the flow environment for settings: the same one (and so
-// the same connection pool) while the webClient settings do not change.
-func (s *Server) envFor(st *config.Settings) *flow.Env {
-	wc := st.Gateway.WebClient
-	key := envKey{*wc.ConnectionPoolEnabled, wc.MaxIdleConnsPerHost, wc.Timeout.D(), wc.MaxResponseBytes}
-	s.envMu.Lock()
-	defer s.envMu.Unlock()
-	if s.env != nil && s.envKey == key {
-		return s.env
-	}
-	old := s.env
-	tr := newTransport(key)
-	s.env = &flow.Env{Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}, DefaultTimeout: key.timeout, MaxResponseBytes: key.maxResponse, RPC: s.rpc, Services: s.services()}
-	s.envKey = key
-	if key.pool {
-		s.log.Info("upstream connection pool enabled", "maxIdleConnsPerHost", key.maxIdle)
-	} else {
-		s.log.Info("upstream connection pool disabled: every upstream call opens a new connection (gateway.webClient.connectionPoolEnabled: false)")
-	}
-	if old != nil {
-		// In-flight requests of the old Snapshot may still use it; idle
-		// connections are closed once they had time to finish.
-		time.AfterFunc(time.Minute, old.Client.CloseIdleConnections)
-	}
-	return s.env
-}
-
-func newTransport(k envKey) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 nil, // upstreams are addressed directly, never through the environment's proxy
-		DialContext:           d.DialContext,
-		MaxIdleConns:          4 * k.maxIdle,
-		MaxIdleConnsPerHost:   k.maxIdle,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableKeepAlives:     !k.pool,
-		ForceAttemptHTTP2:     true,
+	if s.acc != nil {
+		al := next.Settings.Storage.AccessLog
+		s.acc.SetRetention(al.RetentionDays, al.MaxRecords)
 	}
 }
-
-// noRedirect hands 3xx answers to the flow instead of following them.
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Run serves the portal and the admin listener until ctx ends, then shuts
 // down gracefully: readiness turns false, in-flight requests finish within
 // DrainTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	if err := s.checkAdminBind(); err != nil {
-		return err
-	}
 	portalLn, err := net.Listen("tcp", s.opts.Listen)
 	if err != nil {
 		return fmt.Errorf("portal listener: %w", err)
@@ -377,10 +319,10 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w.run(watchCtx, func() { s.Reload("file change") })
+				w.run(watchCtx, func() { s.Reload(watchCtx, "file change") })
 			}()
 			// A change made between New and now raised no event.
-			s.reload("watch start", false)
+			s.reload(watchCtx, "watch start", false)
 		}
 	}
 	if s.opts.GitSync {
@@ -422,24 +364,26 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	wg.Wait()
 	// Nothing of the server outlives Serve: drop the upstream keep-alive
 	// connections (a later Serve dials again).
-	s.envMu.Lock()
-	if s.env != nil {
-		s.env.Client.CloseIdleConnections()
+	if cur := s.Current(); cur != nil && cur.Env != nil {
+		if cur.Env.Client != nil {
+			cur.Env.Client.CloseIdleConnections()
+		}
+		if cur.Env.RPC != nil {
+			cur.Env.RPC.CloseConns()
+		}
 	}
-	s.envMu.Unlock()
-	s.rpc.CloseConns()
 	s.log.Info("stopped")
 	return runErr
 }
 
 // Close releases what the server holds beyond Serve: it flushes the access
-// log, closes the bbolt file, the Redis client and the gRPC connections.
-// Call it after Serve.
+// log, closes the bbolt file, and retires the Snapshot, whose lease closes
+// the Redis client, the upstream transport and the gRPC connections. Call
+// it after Serve.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.closeStorage()
-		s.closeStores()
-		s.rpc.Close()
+		s.snap.Close()
 	})
 }
 
@@ -451,24 +395,4 @@ func serveErr(err error) error {
 		return nil
 	}
 	return err
-}
-
-// checkAdminBind refuses an admin listener reachable from other hosts when
-// no admin token protects it.
-func (s *Server) checkAdminBind() error {
-	if len(s.Current().Settings.Admin.Tokens) > 0 {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(s.opts.AdminListen)
-	if err != nil {
-		return fmt.Errorf("admin listener %q: %w", s.opts.AdminListen, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	s.log.Warn("refusing a non-loopback admin listener without admin.tokens", "adminListen", s.opts.AdminListen)
-	return fmt.Errorf("admin listener %s: without admin.tokens in databus.yaml the admin listener binds to loopback only (e.g. --admin-listen 127.0.0.1:8081)", s.opts.AdminListen)
 }

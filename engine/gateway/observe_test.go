@@ -5,6 +5,7 @@ package gateway
 // /metrics parsed as Prometheus text.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -297,7 +298,7 @@ func TestAuditOff(t *testing.T) {
 	// Turning it on by reload makes the next call recorded (a barrier:
 	// the earlier calls would have been written before it).
 	writeFile(t, filepath.Join(dir, "databus.yaml"), testSettings+"  enableAudit: true\n")
-	if res := ts.Reload("test"); !res.OK || !res.Changed {
+	if res := ts.Reload(context.Background(), "test"); !res.OK || !res.Changed {
 		t.Fatalf("reload: %+v", res)
 	}
 	ts.portalSend(t, "GET", basePath+"/t.echo/v1", "on-1", nil, "")
@@ -466,7 +467,7 @@ func TestMetrics(t *testing.T) {
 
 	// A failed reload, then a good one.
 	writeFile(t, filepath.Join(dir, "apis", "one.yaml"), scriptAPI("t.one", "online", "one")+"bogus: 1\n")
-	if res := ts.Reload("test"); res.OK {
+	if res := ts.Reload(context.Background(), "test"); res.OK {
 		t.Fatalf("invalid reload succeeded: %+v", res)
 	}
 	mf := ts.metricFamilies(t)
@@ -486,7 +487,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	writeFile(t, filepath.Join(dir, "apis", "one.yaml"), scriptAPI("t.one", "online", "two"))
-	if res := ts.Reload("test"); !res.OK || !res.Changed {
+	if res := ts.Reload(context.Background(), "test"); !res.OK || !res.Changed {
 		t.Fatalf("reload: %+v", res)
 	}
 

@@ -6,16 +6,15 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
 // openRegistry builds the service registry over the bbolt file, sharing it
 // through Redis when the current settings configure Redis.
-func (s *Server) openRegistry() {
+func (s *Server) openRegistry(snap *snapshot.Snapshot) {
 	storeErrors := s.metrics.StoreErrors.WithLabelValues("registry", "redis")
 	reg := registry.New(s.db.Registry(), registry.Options{Logger: s.log, StoreError: func(error) { storeErrors.Inc() }})
-	s.stores.mu.Lock()
-	defer s.stores.mu.Unlock()
-	reg.SetShared(s.stores.cur.registryTables())
+	reg.SetShared(snap.Shared)
 	s.reg.Store(reg)
 }
 

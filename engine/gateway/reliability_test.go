@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -60,7 +61,7 @@ func TestReloadStorm(t *testing.T) {
 			writeFile(t, edit, content)
 		}
 		if i%4 == 0 {
-			res := ts.Reload("storm")
+			res := ts.Reload(context.Background(), "storm")
 			if res.OK == bad {
 				t.Fatalf("change %d (invalid: %v): reload OK = %v, errors %v %s", i, bad, res.OK, res.Errors, res.Error)
 			}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -347,7 +348,7 @@ func TestReloadUnchangedContent(t *testing.T) {
 	}
 
 	// Reload called directly.
-	r2 := ts.Reload("test")
+	r2 := ts.Reload(context.Background(), "test")
 	if !r2.OK || r2.Changed || r2.Reason != "test" || ts.Current() != snap {
 		t.Errorf("Reload(test) on unchanged content: %+v", r2)
 	}
@@ -357,10 +358,10 @@ func TestReloadUnchangedContent(t *testing.T) {
 	// A change picked up by Reload before the watcher's debounce fires is
 	// then a no-op for the watcher.
 	writeFile(t, path, scriptAPI("t.one", "online", "two"))
-	r3 := ts.Reload("test")
+	r3 := ts.Reload(context.Background(), "test")
 	if !r3.OK || !r3.Changed {
 		// The file may have been read half written: try once more.
-		r3 = ts.Reload("test")
+		r3 = ts.Reload(context.Background(), "test")
 	}
 	if !r3.OK || !r3.Changed {
 		t.Fatalf("Reload(test) after an edit: %+v", r3)
@@ -389,10 +390,10 @@ func TestReloadSerialized(t *testing.T) {
 		slow, fast := fmt.Sprintf("slow%d", round), fmt.Sprintf("fast%d", round)
 		replaceFile(t, path, slowCompileAPI("t.one", slow))
 		slowc := make(chan ReloadResult, 1)
-		go func() { slowc <- ts.Reload("test") }()
+		go func() { slowc <- ts.Reload(context.Background(), "test") }()
 		time.Sleep(10 * time.Millisecond) // a head start for the slow reload; the outcome must not depend on it
 		replaceFile(t, path, scriptAPI("t.one", "online", fast))
-		fastRes := ts.Reload("test")
+		fastRes := ts.Reload(context.Background(), "test")
 		if slowRes := <-slowc; !slowRes.OK || !fastRes.OK {
 			t.Fatalf("round %d: reloads %+v %+v", round, slowRes, fastRes)
 		}

@@ -6,6 +6,7 @@ package gateway
 // repository.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -288,7 +289,7 @@ func TestRPCReflectionRefreshedOnReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	jsonIs(t, ts.post(t, "t.reflected", `{}`, http.StatusOK).Response, v1)
-	if res := ts.Reload("test"); !res.OK || res.Changed {
+	if res := ts.Reload(context.Background(), "test"); !res.OK || res.Changed {
 		t.Fatalf("reload: %+v", res)
 	}
 	jsonIs(t, ts.post(t, "t.reflected", `{}`, http.StatusOK).Response, v2)
@@ -296,7 +297,7 @@ func TestRPCReflectionRefreshedOnReload(t *testing.T) {
 	// The descriptor set is the repository's: it changes with the file.
 	jsonIs(t, ts.post(t, "t.pinned", `{}`, http.StatusOK).Response, v1)
 	writeRepo(t, dir, map[string]string{"protos/stock.pb": string(rpctest.DescriptorSet(t, rpctest.SchemaV2))})
-	if res := ts.Reload("test"); !res.OK || !res.Changed {
+	if res := ts.Reload(context.Background(), "test"); !res.OK || !res.Changed {
 		t.Fatalf("reload after the descriptor set changed: %+v", res)
 	}
 	jsonIs(t, ts.post(t, "t.pinned", `{}`, http.StatusOK).Response, v2)
@@ -316,7 +317,7 @@ func TestRPCStreamingRefused(t *testing.T) {
 		"protos/stock.pb": string(rpctest.DescriptorSet(t, rpctest.SchemaV1)),
 		"apis/watch.yaml": rpcAPI("t.watch", srv.Addr, "test.v1.Stock/Watch", ", descriptorSet: protos/stock.pb", ""),
 	})
-	res := ts.Reload("test")
+	res := ts.Reload(context.Background(), "test")
 	if res.OK || len(res.Errors) != 1 {
 		t.Fatalf("reload: %+v", res)
 	}

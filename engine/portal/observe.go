@@ -56,7 +56,9 @@ func (h *Handler) finish(c *Call) {
 	if snap == nil {
 		// Refused before the Snapshot was taken (headers too large): the
 		// settings of the one serving now apply.
-		snap = h.current()
+		if snap = h.current(); snap != nil {
+			defer snap.Release()
+		}
 	}
 	if h.acc == nil || snap == nil || !*snap.Settings.APIPortal.EnableAudit {
 		return

@@ -30,7 +30,8 @@ import (
 // TraceHeader carries the trace id in both directions.
 const TraceHeader = "X-Trace-Id"
 
-// Handler serves the portal from whatever Snapshot current returns.
+// Handler serves the portal from whatever Snapshot current returns; it
+// calls the Snapshot's Release when the request is done.
 type Handler struct {
 	current func() *snapshot.Snapshot
 	log     *slog.Logger
@@ -138,6 +139,9 @@ type fault struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &Call{W: w, R: r, TraceID: traceID(r), started: time.Now()}
 	w.Header()[TraceHeader] = []string{c.TraceID}
+	// The Snapshot is held until the record is written: its resources
+	// (Redis client, transports) are released only after its last request.
+	defer func() { c.Snap.Release() }()
 	defer h.finish(c)
 	defer func() {
 		if p := recover(); p != nil {

@@ -26,8 +26,19 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 // NewClient builds a client from the settings. Every call is bounded by the
 // settings' timeout and never retried inside the client: a Redis outage
-// must cost a request milliseconds, not seconds.
+// must cost a request milliseconds, not seconds. It dials nothing yet.
 func NewClient(s config.RedisSettings, repoDir string) (redis.UniversalClient, error) {
+	o, err := ClientOptions(s, repoDir)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewUniversalClient(o), nil
+}
+
+// ClientOptions resolves the settings (the password's secret reference
+// included) into go-redis options, without building a client: a dry build
+// checks with it what a serving one would refuse.
+func ClientOptions(s config.RedisSettings, repoDir string) (*redis.UniversalOptions, error) {
 	addrs := s.Addrs
 	if s.Addr != "" {
 		addrs = []string{s.Addr}
@@ -61,7 +72,7 @@ func NewClient(s config.RedisSettings, repoDir string) (redis.UniversalClient, e
 	if s.TLS {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return redis.NewUniversalClient(o), nil
+	return o, nil
 }
 
 // Nonces is the NonceStore shared by every replica: SET key 1 NX PX ttl.

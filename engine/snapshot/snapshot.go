@@ -13,7 +13,9 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/hooks"
+	"github.com/databus-gateway/databus/engine/pool"
 	"github.com/databus-gateway/databus/engine/ratelimit"
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/security"
 )
@@ -47,6 +49,8 @@ type Snapshot struct {
 	Limits       ratelimit.Store
 	StoreBackend string // "memory" or "redis", for metrics and logs
 	FailOpen     bool   // let rate-limited requests through when the store fails
+	// Shared is the Redis copy of the service registry; nil without Redis.
+	Shared registry.Tables
 
 	// Hooks makes the callouts of hooks (DESIGN.md section 6), with this
 	// Snapshot's hook settings; nil: every enabled hook fails closed.
@@ -61,6 +65,7 @@ type Snapshot struct {
 	JWTProblem string
 
 	routes map[routeKey]*Route
+	life   *life
 }
 
 type routeKey struct{ code, version string }
@@ -104,9 +109,17 @@ type Deps struct {
 	// Hooks is the callout client built from this repository's hook
 	// settings; it also signs the http steps that set site.
 	Hooks *hooks.Caller
+	// Shared is the Redis copy of the service registry for these redis
+	// settings; nil without Redis.
+	Shared registry.Tables
+	// Lease holds the pool references of the resources above; the
+	// Snapshot releases it when it is retired and its last request ends.
+	Lease *pool.Lease
 }
 
-// Build compiles every API of repo into a new Snapshot.
+// Build compiles every API of repo into a new Snapshot. Its errors are
+// *config.Fault, placed at the field at fault. Build has no side effects:
+// the resources in deps were acquired by the caller (engine/gate).
 func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	s := &Snapshot{
 		Repo:         repo,
@@ -116,10 +129,12 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		Nonces:       deps.Nonces,
 		Limits:       deps.Limits,
 		StoreBackend: deps.StoreBackend,
+		Shared:       deps.Shared,
 		Git:          deps.Git,
 		FailOpen:     *repo.Settings.Redis.FailOpen,
 		Policies:     make(map[string]*ratelimit.Policy, len(repo.Policies)),
 		routes:       make(map[routeKey]*Route, len(repo.APIs)),
+		life:         &life{lease: deps.Lease},
 	}
 	if s.StoreBackend == "" {
 		s.StoreBackend = "memory"
@@ -147,7 +162,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	for _, p := range repo.Policies {
 		cp, err := ratelimit.Compile(p)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Source.File, err)
+			return nil, &config.Fault{File: p.Source.File, Pointer: "/keyTemplate", Err: err}
 		}
 		s.Policies[p.Name] = cp
 	}
@@ -155,13 +170,13 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	s.BasePaths = append([]string{p.BasePath}, p.LegacyBasePaths...)
 	var err error
 	if s.AllowedIPs, err = prefixes(p.AllowedIPs); err != nil {
-		return nil, fmt.Errorf("apiPortal.allowedIps: %w", err)
+		return nil, &config.Fault{File: config.SettingsFile, Pointer: "/apiPortal/allowedIps", Err: err}
 	}
 	if s.DeniedIPs, err = prefixes(p.DeniedIPs); err != nil {
-		return nil, fmt.Errorf("apiPortal.deniedIps: %w", err)
+		return nil, &config.Fault{File: config.SettingsFile, Pointer: "/apiPortal/deniedIps", Err: err}
 	}
 	if s.TrustedProxies, err = prefixes(p.TrustedProxies); err != nil {
-		return nil, fmt.Errorf("apiPortal.trustedProxies: %w", err)
+		return nil, &config.Fault{File: config.SettingsFile, Pointer: "/apiPortal/trustedProxies", Err: err}
 	}
 	s.Credentials = make(map[string]*Credential, len(repo.Credentials))
 	for _, c := range repo.Credentials {
@@ -185,7 +200,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		if a.Policies != nil && a.Policies.RateLimit != "" {
 			r.Policy = s.Policies[a.Policies.RateLimit]
 			if r.Policy == nil {
-				return nil, fmt.Errorf("%s: rate-limit policy %q not found", a.Source.File, a.Policies.RateLimit)
+				return nil, &config.Fault{File: a.Source.File, Pointer: "/policies/rateLimit", Err: fmt.Errorf("rate-limit policy %q not found", a.Policies.RateLimit)}
 			}
 		}
 		if a.Auth != nil && a.Auth.Credentials != nil {
