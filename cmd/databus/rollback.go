@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/gate"
 	"github.com/databus-gateway/databus/engine/gitops"
 )
 
@@ -35,7 +37,7 @@ func runRollback(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus rollback: %v\n", err)
 		return exitUsage
 	}
-	res, err := repo.Rollback(pos[0], *to, *commit)
+	res, err := repo.Rollback(context.Background(), pos[0], *to, *commit, gateCheck)
 	if err != nil && !errors.Is(err, gitops.ErrInvalid) || res == nil {
 		fmt.Fprintf(stderr, "databus rollback: %v\n", err)
 		return exitUsage
@@ -77,4 +79,11 @@ func shortHash(h string) string {
 		return h[:7]
 	}
 	return h
+}
+
+// gateCheck is the gate's dry build, as gitops takes it: rollback checks
+// the trees it writes and commits exactly as validate and serve would.
+func gateCheck(ctx context.Context, dir string) (config.Diagnostics, error) {
+	_, diags, err := gate.Check(ctx, dir)
+	return diags, err
 }

@@ -1,18 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/gate"
 )
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", "[DIR] [--format text|json|github] [--strict]",
-		"check a config repository against the schemas and rules; exit 0 ok, 1 invalid, 2 usage or unreadable path", stderr)
+	fs := newFlagSet("validate", "[DIR] [--format text|json|github] [--strict] [--admin-listen ADDR]",
+		"check a config repository through the gate serve uses (schemas, rules, compiled flows); exit 0 ok, 1 invalid, 2 usage or unreadable path", stderr)
 	dir := fs.String("dir", ".", "config repository (or give it as the argument)")
 	format := fs.String("format", "text", "output: text (file:line:col: severity: path: message), json, or github (workflow annotations)")
 	strict := fs.Bool("strict", false, "treat warnings as errors")
+	adminListen := fs.String("admin-listen", "", "check the repository for a gateway whose admin listener binds here (off loopback it needs admin.tokens), as serve does")
 	pos, code, done := parseArgs(fs, args)
 	if done {
 		return code
@@ -32,7 +35,9 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	repo, diags, err := config.Load(*dir)
+	// The gate's dry build: what serve would refuse, validate refuses.
+	r := gate.Build(context.Background(), *dir, gate.Options{Mode: gate.Dry, AdminListen: *adminListen})
+	repo, diags, err := r.Repo, r.Diagnostics, r.Err
 	if err != nil {
 		fmt.Fprintf(stderr, "databus validate: %v\n", err)
 		return exitUsage

@@ -1,6 +1,7 @@
 package gitops
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/gate"
 	"github.com/databus-gateway/databus/engine/gitops/gitopstest"
 )
 
@@ -90,4 +93,10 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// gateCheck is the gate's dry build, as databus rollback passes it.
+func gateCheck(ctx context.Context, dir string) (config.Diagnostics, error) {
+	_, diags, err := gate.Check(ctx, dir)
+	return diags, err
 }

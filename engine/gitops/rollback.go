@@ -1,6 +1,7 @@
 package gitops
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,18 +48,21 @@ const (
 // Rollback restores the file of api (code:version, or a code with a single
 // version) as it was at toRev, in the working tree, at the path it had then.
 // Other working-tree files defining the same API are removed. The whole
-// repository is then validated with config.Load: when that finds errors,
-// every file is put back as it was and the error wraps ErrInvalid (the
-// result's Diagnostics say why). Uncommitted edits of the API's file are
+// repository is then checked through the gate (check): when that finds
+// errors, every file is put back as it was and the error wraps ErrInvalid
+// (the result's Diagnostics say why). Uncommitted edits of the API's file are
 // replaced, as git checkout REV -- FILE replaces them.
 //
 // With commit, a commit "Roll back <code:version> to <short rev>" is made on
 // the current branch (or detached HEAD) holding only that change: other
-// staged or unstaged changes stay out of it and stay as they are. The
+// staged or unstaged changes stay out of it and stay as they are. The tree
+// it commits (HEAD's plus exactly the change, which also removes the files
+// that define the API in HEAD under another path) passes the gate first,
+// so HEAD stays valid whatever the working tree holds. The
 // author is git config's user.name and user.email (repository, global,
 // system), else databus <databus@localhost>. Hooks do not run, nothing is
 // signed, and nothing is pushed.
-func (r *Repo) Rollback(api, toRev string, commit bool) (*RollbackResult, error) {
+func (r *Repo) Rollback(ctx context.Context, api, toRev string, commit bool, check Check) (*RollbackResult, error) {
 	code, version := ParseAPIRef(api)
 	if code == "" {
 		return nil, fmt.Errorf("%w: API %q: expected code or code:version", ErrNotFound, api)
@@ -127,12 +131,31 @@ func (r *Repo) Rollback(api, toRev string, commit bool) (*RollbackResult, error)
 			return nil, err
 		}
 	}
-	_, diags, err := config.Load(r.dir)
+	diags, err := check(ctx, r.dir)
 	if err != nil {
 		ws.restore()
 		return nil, err
 	}
 	res.Diagnostics = diags
+	var commitRemoved []string
+	if commit && !diags.HasErrors() {
+		// The commit's tree is HEAD's plus the change, not the working
+		// tree: it passes the gate on its own.
+		commitRemoved, err = r.headAPIFiles(cm.head, code, f.version, f.path, res.Removed)
+		if err != nil {
+			ws.restore()
+			return nil, err
+		}
+		cdiags, err := r.checkEdited(ctx, cm.head, f.path, content, commitRemoved, check)
+		if err != nil {
+			ws.restore()
+			return nil, err
+		}
+		if cdiags.HasErrors() {
+			diags = cdiags
+			res.Diagnostics = cdiags
+		}
+	}
 	if diags.HasErrors() {
 		if rerr := ws.restore(); rerr != nil {
 			return res, fmt.Errorf("%w: rolling back %s to %s: %v; and putting the files back failed: %v", ErrInvalid, id, short(res.From), diags.Errors(), rerr)
@@ -142,7 +165,7 @@ func (r *Repo) Rollback(api, toRev string, commit bool) (*RollbackResult, error)
 	}
 	if commit {
 		edits := []treeEdit{{path: r.full(f.path), hash: entry.Hash, mode: entry.Mode}}
-		for _, p := range res.Removed {
+		for _, p := range commitRemoved {
 			edits = append(edits, treeEdit{path: r.full(p), remove: true})
 		}
 		msg := fmt.Sprintf("Roll back %s to %s\n\nRestores %s as of %s.\n", id, short(res.From), f.path, res.From)
@@ -155,6 +178,59 @@ func (r *Repo) Rollback(api, toRev string, commit bool) (*RollbackResult, error)
 		}
 	}
 	return res, nil
+}
+
+// headAPIFiles lists the files to remove in a rollback commit: those the
+// working tree loses (removed) and those that define code:version in
+// HEAD's tree under another path than keep.
+func (r *Repo) headAPIFiles(head *object.Commit, code, version, keep string, removed []string) ([]string, error) {
+	files, err := r.apiFilesIn(head, code, version, nil)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{keep: true}
+	out := []string{}
+	for _, p := range removed {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, f := range files {
+		if !seen[f.path] {
+			seen[f.path] = true
+			out = append(out, f.path)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// checkEdited runs check on the config folder of commit c with the file at
+// path set to content and the files in remove deleted: the tree a rollback
+// commit would hold.
+func (r *Repo) checkEdited(ctx context.Context, c *object.Commit, path string, content []byte, remove []string, check Check) (config.Diagnostics, error) {
+	tmp, err := os.MkdirTemp("", "databus-commit-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := r.materialize(c, tmp); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(tmp, filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		return nil, err
+	}
+	for _, rel := range remove {
+		if err := os.Remove(filepath.Join(tmp, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return check(ctx, tmp)
 }
 
 // worktreeAPIFiles lists the working-tree files of apis/ that define

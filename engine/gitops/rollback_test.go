@@ -1,6 +1,7 @@
 package gitops
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -65,7 +66,7 @@ func gitStatus(t *testing.T, g *git.Repository) map[string]string {
 func TestRollbackWorktree(t *testing.T) {
 	s := gitopstest.Sample(t, "")
 	r := open(t, s.Dir)
-	res, err := r.Rollback("order.create:v1", "v0.9", false)
+	res, err := r.Rollback(context.Background(), "order.create:v1", "v0.9", false, gateCheck)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestRollbackCommit(t *testing.T) {
 			}
 			s.Write("policies/standard.yaml", gitopstest.StandardV1)
 			r := open(t, s.Dir)
-			res, err := r.Rollback("order.create", s.C1[:8], true)
+			res, err := r.Rollback(context.Background(), "order.create", s.C1[:8], true, gateCheck)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +173,7 @@ func TestRollbackCommit(t *testing.T) {
 			}
 
 			// Rolling back to the same revision again has nothing to commit.
-			res2, err := r.Rollback("order.create:v1", s.C1, true)
+			res2, err := r.Rollback(context.Background(), "order.create:v1", s.C1, true, gateCheck)
 			if err != nil || res2.Committed != "" || res2.Removed != nil {
 				t.Errorf("second rollback: %+v, %v", res2, err)
 			}
@@ -188,7 +189,7 @@ func TestRollbackDefaultAuthor(t *testing.T) {
 	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 	s := gitopstest.Sample(t, "")
 	r := open(t, s.Dir)
-	res, err := r.Rollback("order.create:v1", "HEAD~3", true)
+	res, err := r.Rollback(context.Background(), "order.create:v1", "HEAD~3", true, gateCheck)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestRollbackDetached(t *testing.T) {
 	s := gitopstest.Sample(t, "")
 	s.Checkout(s.C3)
 	r := open(t, s.Dir)
-	res, err := r.Rollback("order.create:v1", s.C1, true)
+	res, err := r.Rollback(context.Background(), "order.create:v1", s.C1, true, gateCheck)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestRollbackInvalid(t *testing.T) {
 	s.Write("README.md", "local edit\n")
 	before := snapshot(t, s.Root)
 	for _, commit := range []bool{false, true} {
-		res, err := r.Rollback("stock.reserve:v1", s.C2, commit)
+		res, err := r.Rollback(context.Background(), "stock.reserve:v1", s.C2, commit, gateCheck)
 		if !errors.Is(err, ErrInvalid) {
 			t.Fatalf("commit=%v: %v, want ErrInvalid", commit, err)
 		}
@@ -243,7 +244,7 @@ func TestRollbackInvalid(t *testing.T) {
 
 	// The invalid version of order.create (branch broken) moves it back
 	// to the path it had, which must also be put back.
-	res, err := r.Rollback("order.create:v1", "broken", false)
+	res, err := r.Rollback(context.Background(), "order.create:v1", "broken", false, gateCheck)
 	if !errors.Is(err, ErrInvalid) || res.File != "apis/orders/create.yaml" {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -257,7 +258,7 @@ func TestRollbackInvalid(t *testing.T) {
 	}
 	s.Write("credentials/bad.yaml", "appId: [\n") // the working tree is invalid already
 	before = snapshot(t, s.Root)
-	res, err = r.Rollback("order.create:v1", "v1.0", false)
+	res, err = r.Rollback(context.Background(), "order.create:v1", "v1.0", false, gateCheck)
 	if !errors.Is(err, ErrInvalid) || res.File != "apis/orders/create.yaml" || !reflect.DeepEqual(res.Removed, []string{"apis/order.yaml"}) {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -281,7 +282,7 @@ func TestRollbackErrors(t *testing.T) {
 	}
 	before := snapshot(t, s.Root)
 	for _, tt := range tests {
-		if _, err := r.Rollback(tt.api, tt.rev, true); !errors.Is(err, tt.want) {
+		if _, err := r.Rollback(context.Background(), tt.api, tt.rev, true, gateCheck); !errors.Is(err, tt.want) {
 			t.Errorf("Rollback(%q, %q): %v, want %v", tt.api, tt.rev, err, tt.want)
 		}
 	}
