@@ -101,6 +101,10 @@ type Server struct {
 	syncMu   sync.Mutex
 	lastSync atomic.Pointer[SyncResult]
 
+	// watchObserver, when set before Serve (tests), is told how the file
+	// watcher classified each event.
+	watchObserver func(path string, relevant bool)
+
 	closeOnce  sync.Once
 	db         *store.DB
 	acc        *store.AccessLog
@@ -312,14 +316,21 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	defer stopWatch()
 	var wg sync.WaitGroup
 	if !s.opts.NoWatch {
-		w, err := newWatcher(s.opts.Dir, s.opts.Debounce, s.log)
+		w, err := newWatcher(s.opts.Dir, s.gitDir(), s.opts.Debounce, s.log)
 		if err != nil {
 			s.log.Warn("file watching unavailable; reload with SIGHUP or the refresh endpoint", "error", err)
 		} else {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w.run(watchCtx, func() { s.Reload(watchCtx, "file change") })
+				w.observe = s.watchObserver
+				w.run(watchCtx, func(files bool) {
+					if files {
+						s.Reload(watchCtx, "file change")
+					} else {
+						s.reload(watchCtx, "git change", false)
+					}
+				})
 			}()
 			// A change made between New and now raised no event.
 			s.reload(watchCtx, "watch start", false)

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
@@ -86,4 +88,17 @@ func short(rev string) string {
 		return rev[:12]
 	}
 	return rev
+}
+
+// gitDir is the checkout's .git folder when it is one (not a worktree's
+// .git file), for the watcher; "" otherwise.
+func (s *Server) gitDir() string {
+	if s.git == nil {
+		return ""
+	}
+	d := filepath.Join(s.git.Root(), ".git")
+	if st, err := os.Stat(d); err == nil && st.IsDir() {
+		return d
+	}
+	return ""
 }

@@ -104,6 +104,33 @@ type testServer struct {
 	done      chan error // receives Serve's result
 	stopOnce  sync.Once
 	stopErr   error
+
+	watchMu sync.Mutex
+	watched map[string]bool // path -> how the watcher classified its last event
+}
+
+// classified reports whether the watcher has seen an event for path and
+// classified it as relevant or not.
+func (ts *testServer) classified(path string) (relevant, seen bool) {
+	ts.watchMu.Lock()
+	defer ts.watchMu.Unlock()
+	relevant, seen = ts.watched[path]
+	return relevant, seen
+}
+
+// waitIgnored waits until the watcher has seen an event for each path and
+// ignored it: the proof that a change did not schedule a reload.
+func (ts *testServer) waitIgnored(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		waitFor(t, 5*time.Second, "the watcher saw "+p, func() bool {
+			_, seen := ts.classified(p)
+			return seen
+		})
+		if relevant, _ := ts.classified(p); relevant {
+			t.Errorf("%s counted as a config change", p)
+		}
+	}
 }
 
 // startServer loads dir, serves it, and waits until /readyz answers 200
@@ -144,6 +171,12 @@ func serveServer(t *testing.T, s *Server) *testServer {
 		client:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second},
 		cancel:    cancel,
 		done:      make(chan error, 1),
+		watched:   map[string]bool{},
+	}
+	s.watchObserver = func(path string, relevant bool) {
+		ts.watchMu.Lock()
+		ts.watched[path] = relevant
+		ts.watchMu.Unlock()
 	}
 	go func() { ts.done <- s.Serve(ctx, portalLn, adminLn) }()
 	t.Cleanup(func() {

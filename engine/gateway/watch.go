@@ -20,15 +20,23 @@ import (
 // of which a watch on the file itself would lose. After every burst the
 // watch set is rebuilt from scratch, so new sub-folders are picked up and
 // folders that a symlink swap replaced are watched at their new target.
+//
+// With gitDir set, HEAD and the branch refs are watched too: a commit, a
+// checkout or a fast-forward that leaves the config files as they are
+// still changes the revision served, and the reload that follows updates
+// it without compiling anything.
 type watcher struct {
 	dir      string
+	gitDir   string // the checkout's .git folder; "" outside git
 	debounce time.Duration
 	log      *slog.Logger
 	fs       *fsnotify.Watcher
 	watched  map[string]bool
+	// observe, when set (tests), is told how each event was classified.
+	observe func(path string, relevant bool)
 }
 
-func newWatcher(dir string, debounce time.Duration, log *slog.Logger) (*watcher, error) {
+func newWatcher(dir, gitDir string, debounce time.Duration, log *slog.Logger) (*watcher, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -37,7 +45,7 @@ func newWatcher(dir string, debounce time.Duration, log *slog.Logger) (*watcher,
 	if err != nil {
 		return nil, err
 	}
-	w := &watcher{dir: abs, debounce: debounce, log: log, fs: fw, watched: map[string]bool{}}
+	w := &watcher{dir: abs, gitDir: gitDir, debounce: debounce, log: log, fs: fw, watched: map[string]bool{}}
 	w.resync()
 	return w, nil
 }
@@ -48,6 +56,10 @@ func (w *watcher) dirs() []string {
 	out := []string{w.dir}
 	for _, kind := range []string{config.APIsDir, config.CredentialsDir, config.PoliciesDir} {
 		out = appendDirs(out, filepath.Join(w.dir, kind), 0)
+	}
+	if w.gitDir != "" {
+		out = append(out, w.gitDir)
+		out = appendDirs(out, filepath.Join(w.gitDir, "refs", "heads"), 0)
 	}
 	return out
 }
@@ -94,6 +106,10 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 	if ev.Op == fsnotify.Chmod {
 		return false
 	}
+	if w.isGit(ev.Name) {
+		rel, _ := filepath.Rel(w.gitDir, ev.Name)
+		return gitRefChange(filepath.ToSlash(rel))
+	}
 	rel, err := filepath.Rel(w.dir, ev.Name)
 	if err != nil {
 		return false
@@ -119,11 +135,32 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 	return filepath.Ext(base) == "" || config.IsConfigFile(rel)
 }
 
-func (w *watcher) run(ctx context.Context, reload func()) {
+// isGit reports whether path lies in the .git folder.
+func (w *watcher) isGit(path string) bool {
+	if w.gitDir == "" {
+		return false
+	}
+	rel, err := filepath.Rel(w.gitDir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// gitRefChange reports whether a path in the .git folder names what HEAD
+// points at: HEAD itself, packed refs, or a branch (lock files are not).
+func gitRefChange(rel string) bool {
+	if strings.HasSuffix(rel, ".lock") {
+		return false
+	}
+	return rel == "HEAD" || rel == "packed-refs" || strings.HasPrefix(rel, "refs/heads/")
+}
+
+// run calls reload after each burst of relevant changes; files is false
+// when the burst only moved git refs (the content is probably the same).
+func (w *watcher) run(ctx context.Context, reload func(files bool)) {
 	defer w.fs.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pending := false
+	files := false      // the pending burst changed more than git refs
 	var since time.Time // first event of the pending burst
 	// schedule debounces, but never postpones a reload past maxWait after
 	// the burst began, so a steady trickle of changes cannot starve it.
@@ -148,8 +185,15 @@ func (w *watcher) run(ctx context.Context, reload func()) {
 			if !ok {
 				return
 			}
-			if !w.relevant(ev) {
+			relevant := w.relevant(ev)
+			if w.observe != nil {
+				w.observe(ev.Name, relevant)
+			}
+			if !relevant {
 				continue
+			}
+			if !w.isGit(ev.Name) {
+				files = true
 			}
 			w.log.Debug("config change", "path", ev.Name, "op", ev.Op.String())
 			schedule()
@@ -159,6 +203,7 @@ func (w *watcher) run(ctx context.Context, reload func()) {
 			}
 			// An overflow loses events: reload to be sure.
 			w.log.Warn("file watcher error; reloading to be safe", "error", err)
+			files = true
 			schedule()
 		case <-timer.C:
 			if !pending {
@@ -166,7 +211,8 @@ func (w *watcher) run(ctx context.Context, reload func()) {
 			}
 			pending = false
 			w.resync()
-			reload()
+			reload(files)
+			files = false
 		}
 	}
 }
