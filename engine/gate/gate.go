@@ -215,7 +215,7 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		// refuses what serving would.
 		deps.StoreBackend = "redis"
 		if _, err := redisstore.ClientOptions(r, repo.Dir); err != nil {
-			return deps, &config.Fault{File: config.SettingsFile, Pointer: redisPointer(err), Err: err}
+			return deps, redisFault(err)
 		}
 	}
 	if o.Mode == Live {
@@ -253,11 +253,12 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 	return deps, nil
 }
 
-func redisPointer(err error) string {
-	if strings.HasPrefix(err.Error(), "redis.password") {
-		return "/redis/password"
+// redisFault places a refusal of the redis settings at the key it names.
+func redisFault(err error) *config.Fault {
+	if msg, ok := strings.CutPrefix(err.Error(), "redis.password: "); ok {
+		return &config.Fault{File: config.SettingsFile, Pointer: "/redis/password", Err: errors.New(msg)}
 	}
-	return "/redis"
+	return &config.Fault{File: config.SettingsFile, Pointer: "/redis", Err: err}
 }
 
 // Stores are the nonce and rate-limit stores of one redis configuration
