@@ -140,3 +140,33 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: exit %d, %q", code, out)
 	}
 }
+
+// A folder that is not a config repository is refused (a CI step pointed
+// at the wrong folder must not pass), with a hint at the one below it.
+func TestValidateNotARepository(t *testing.T) {
+	empty := t.TempDir()
+	out, _, code := runCLI("validate", empty)
+	if code != exitInvalid || !strings.Contains(out, "databus.yaml:1:1: error: "+empty+" is not a Databus config repository") {
+		t.Fatalf("empty folder: exit %d\n%s", code, out)
+	}
+	parent := t.TempDir()
+	os.MkdirAll(filepath.Join(parent, "config"), 0o755)
+	os.WriteFile(filepath.Join(parent, "config", "databus.yaml"), []byte("apiVersion: databus/v1\nkind: Settings\n"), 0o644)
+	out, _, code = runCLI("validate", parent)
+	if code != exitInvalid || !strings.Contains(out, "config/databus.yaml exists: point the command at "+parent+"/config") {
+		t.Fatalf("parent of the repository: exit %d\n%s", code, out)
+	}
+}
+
+// validate refuses what serve refuses: a script whose top level throws
+// (the loader alone let it through).
+func TestValidateRunsTheGate(t *testing.T) {
+	dir := writeRepo(t, map[string]string{
+		"apis/x.yaml": "apiVersion: databus/v1\nkind: Api\ncode: x\nversion: v1\nstatus: online\nmethods: [GET]\nsteps:\n  - {id: start, type: start}\n" +
+			"  - id: s\n    type: script\n    script: {source: 'throw new Error(\"x\"); function main(ctx){return {}}'}\n  - {id: end, type: end}\n",
+	})
+	out, _, code := runCLI("validate", dir)
+	if code != exitInvalid || !strings.Contains(out, "apis/x.yaml:11:") || !strings.Contains(out, "error: steps[1].script.source: script top level throws: Error: x") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}

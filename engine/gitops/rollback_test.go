@@ -290,3 +290,64 @@ func TestRollbackErrors(t *testing.T) {
 		t.Error("a failed rollback changed the tree")
 	}
 }
+
+// A rollback committed after the same rollback was left uncommitted
+// commits a valid tree: the API's file at its new path (in HEAD, no longer
+// in the working tree) goes in the same commit.
+func TestRollbackCommitAfterUncommitted(t *testing.T) {
+	b := gitopstest.New(t, "")
+	b.Write("databus.yaml", "apiVersion: databus/v1\nkind: Settings\n")
+	b.Write("apis/a.yaml", "apiVersion: databus/v1\nkind: Api\ncode: x.api\nversion: v1\nstatus: online\nmethods: [GET]\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n")
+	b.Commit("add x.api")
+	b.Rename("apis/a.yaml", "apis/b.yaml")
+	b.Commit("move x.api")
+	r := open(t, b.Dir)
+	if _, err := r.Rollback(context.Background(), "x.api", "HEAD~1", false, gateCheck); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Rollback(context.Background(), "x.api", "HEAD~1", true, gateCheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Committed == "" {
+		t.Fatal("nothing committed")
+	}
+	diags, err := r.CheckRevision(context.Background(), "HEAD", gateCheck)
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("HEAD after the rollback commit: %v %v", err, diags)
+	}
+	c, _ := b.Git.CommitObject(plumbing.NewHash(res.Committed))
+	tree, _ := c.Tree()
+	var files []string
+	tree.Files().ForEach(func(f *object.File) error { files = append(files, f.Name); return nil })
+	if strings.Join(files, " ") != "apis/a.yaml databus.yaml" {
+		t.Errorf("HEAD holds %v, want apis/a.yaml and databus.yaml", files)
+	}
+}
+
+// A rollback whose commit would hold an invalid tree is refused and
+// changes nothing, even when the working tree alone would be valid.
+func TestRollbackCommitTreeChecked(t *testing.T) {
+	b := gitopstest.New(t, "")
+	b.Write("databus.yaml", "apiVersion: databus/v1\nkind: Settings\n")
+	b.Write("policies/p.yaml", "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\n")
+	b.Write("apis/a.yaml", "apiVersion: databus/v1\nkind: Api\ncode: x.api\nversion: v1\nstatus: online\nmethods: [GET]\npolicies: {rateLimit: p}\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n")
+	old := b.Commit("add x.api with policy p")
+	b.Write("apis/a.yaml", "apiVersion: databus/v1\nkind: Api\ncode: x.api\nversion: v1\nstatus: online\nmethods: [GET]\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n")
+	b.Remove("policies/p.yaml")
+	head := b.Commit("drop the policy")
+	// The working tree has policy p again (uncommitted), so restoring
+	// a.yaml is valid there, but not in HEAD's tree.
+	b.Write("policies/p.yaml", "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\n")
+	r := open(t, b.Dir)
+	res, err := r.Rollback(context.Background(), "x.api", old, true, gateCheck)
+	if !errors.Is(err, ErrInvalid) || res == nil || !strings.Contains(res.Diagnostics.Error(), `rate-limit policy "p" not found`) {
+		t.Fatalf("rollback: %v %+v", err, res)
+	}
+	if b.Head() != head {
+		t.Error("HEAD moved")
+	}
+	if got := b.Read("apis/a.yaml"); strings.Contains(got, "rateLimit") {
+		t.Error("the working tree was not put back")
+	}
+}
