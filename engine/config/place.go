@@ -15,11 +15,17 @@ import (
 // place it inside a script's source held at ptr. The file is read again
 // from the repository; when it cannot be, the finding stands at the file.
 func (r *Repository) Place(file, ptr string, scriptLine, scriptColumn int, sev Severity, msg string) Diagnostic {
-	out := Diagnostic{File: file, Severity: sev, Message: msg}
 	data, err := os.ReadFile(filepath.Join(r.Dir, filepath.FromSlash(file)))
 	if err != nil {
-		return out
+		return Diagnostic{File: file, Severity: sev, Message: msg}
 	}
+	return PlaceIn(file, data, ptr, scriptLine, scriptColumn, sev, msg)
+}
+
+// PlaceIn is Place for a document that is not a file of the repository (a
+// draft sent to the debug invoke): data holds its text, file its name.
+func PlaceIn(file string, data []byte, ptr string, scriptLine, scriptColumn int, sev Severity, msg string) Diagnostic {
+	out := Diagnostic{File: file, Severity: sev, Message: msg}
 	var diags Diagnostics
 	d := parseDocument(file, data, &diags)
 	if d == nil {

@@ -209,3 +209,20 @@ func TestMissingSettingsFile(t *testing.T) {
 		t.Errorf("got %s", d)
 	}
 }
+
+func TestDraftThroughTheGate(t *testing.T) {
+	dir := repoWith(t, nil)
+	r := Build(context.Background(), dir, Options{Mode: Dry})
+	if !r.OK() {
+		t.Fatal(r.Diagnostics)
+	}
+	src := fixture(t, "api-script-top-level-throws.bad.yaml")
+	f, _, diags := Draft(r.Snapshot, "draft.yaml", []byte(src))
+	if f != nil || len(diags.Errors()) != 1 || diags.Errors()[0].String() != "apis/draft.yaml:14:15: error: steps[1].script.source: script top level throws: Error: weights are not loaded" {
+		t.Fatalf("draft: %v", diags)
+	}
+	ok := strings.Replace(src, `throw new Error("weights are not loaded");`, "", 1)
+	if f, api, diags := Draft(r.Snapshot, "draft.yaml", []byte(ok)); f == nil || api.Code != "gate.throws" || diags.HasErrors() {
+		t.Fatalf("a valid draft: %v", diags)
+	}
+}
