@@ -25,19 +25,9 @@ func (h *Handler) finish(c *Call) {
 	if c.Route != nil {
 		api, version = c.Route.API.Code, c.Route.API.Version
 	}
-	reason := c.Reason
-	if reason == "" && c.Status >= 400 {
-		// Refused before the flow without a named reason.
-		switch c.Message {
-		case MsgTooLarge, MsgBodyReadFailed:
-			reason = ReasonBody
-		case MsgInternal:
-			reason = ReasonInternal
-		}
-	}
 	if m := h.metrics; m != nil {
-		if reason != "" && c.Reason == "" { // fail counted the named ones
-			m.Refusals.WithLabelValues(reason).Inc()
+		if c.Reason != "" {
+			m.Refusals.WithLabelValues(c.Reason).Inc()
 		}
 		m.Requests.WithLabelValues(api, version, strconv.Itoa(c.Status)).Inc()
 		m.Traffic.Add(c.started, c.Status >= 500 || c.Status == 0)
@@ -82,7 +72,7 @@ func (h *Handler) finish(c *Call) {
 		ResponseBody:   store.Truncate(string(c.respBody), maxChars),
 		HTTPStatus:     c.Status,
 		Status:         store.StatusOf(c.Status),
-		ErrorCode:      reason,
+		ErrorCode:      c.Reason,
 		StartedAt:      c.started,
 		DurationMs:     float64(elapsed.Microseconds()) / 1000,
 		StepResults:    StepRecords(append(c.Chain, c.Steps...), maxChars),

@@ -129,8 +129,10 @@ type Call struct {
 	decrypted bool
 }
 
-// fault is a refusal: the status and the envelope's message.
+// fault is a refusal: its reason (for the metrics and the access log),
+// the status and the envelope's message.
 type fault struct {
+	reason  string
 	status  int
 	message string
 }
@@ -146,17 +148,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			h.log.Error("portal panic", "traceId", c.TraceID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if c.Status == 0 {
-				h.fail(c, &fault{http.StatusInternalServerError, MsgInternal})
+				h.fail(c, refuse(ReasonInternal, http.StatusInternalServerError, MsgInternal))
 			}
 		}
 	}()
 	if headerBytes(r.Header) > MaxHeaderBytes {
-		h.fail(c, c.refuse(ReasonBody, http.StatusRequestHeaderFieldsTooLarge, MsgHeaderTooLarge))
+		h.fail(c, refuse(ReasonHeader, http.StatusRequestHeaderFieldsTooLarge, MsgHeaderTooLarge))
 		return
 	}
 	c.Snap = h.current()
 	if c.Snap == nil {
-		h.fail(c, &fault{http.StatusServiceUnavailable, MsgUnavailable})
+		h.fail(c, refuse(ReasonNoConfig, http.StatusServiceUnavailable, MsgUnavailable))
 		return
 	}
 	if f := h.serve(c); f != nil {
@@ -209,7 +211,7 @@ func validVersion(s string) bool {
 func (h *Handler) readBody(c *Call) *fault {
 	limit := c.Snap.Settings.APIPortal.MaxBodyBytes
 	if c.R.ContentLength > limit {
-		return &fault{http.StatusRequestEntityTooLarge, MsgTooLarge}
+		return refuse(ReasonBody, http.StatusRequestEntityTooLarge, MsgTooLarge)
 	}
 	if c.R.Body == nil || c.R.Body == http.NoBody {
 		return nil
@@ -218,9 +220,9 @@ func (h *Handler) readBody(c *Call) *fault {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &fault{http.StatusRequestEntityTooLarge, MsgTooLarge}
+			return refuse(ReasonBody, http.StatusRequestEntityTooLarge, MsgTooLarge)
 		}
-		return &fault{http.StatusBadRequest, MsgBodyReadFailed}
+		return refuse(ReasonBody, http.StatusBadRequest, MsgBodyReadFailed)
 	}
 	c.Body = body
 	return nil
@@ -342,10 +344,9 @@ func contentTypeOf(b []byte) string {
 	return "text/plain; charset=utf-8"
 }
 
+// fail answers a refusal; finish counts it under its reason.
 func (h *Handler) fail(c *Call, f *fault) {
-	if h.metrics != nil && c.Reason != "" {
-		h.metrics.Refusals.WithLabelValues(c.Reason).Inc()
-	}
+	c.Reason = f.reason
 	h.answer(c, f.status, f.message, nil)
 }
 
