@@ -5,8 +5,6 @@
 package portal
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/ratelimit"
@@ -265,31 +264,21 @@ func (h *Handler) runFlow(c *Call) *fault {
 		Authorization: c.Authorization,
 		TraceID:       c.TraceID,
 	}
-	res := c.Route.Flow.Run(r.Context(), req)
-	defer res.Close()
-	c.Steps = res.Inv.Results
-	if res.Err != nil {
-		var resp []byte
-		if res.ErrResponse != nil {
-			resp, _ = flow.ValueOutput(res.ErrResponse).JSON()
-		}
-		h.log.Debug("flow failed", "traceId", c.TraceID, "api", api.ID(), "status", res.Err.Status, "error", res.Err.Message)
-		h.answer(c, res.Err.Status, res.Err.Message, resp)
-		return nil
-	}
 	// A stream passes through unbuffered unless the answer must be
 	// encrypted: then it is read (bounded) into the envelope.
-	if stream, ct := res.Output.Stream(); stream != nil && c.encrypt == nil {
-		h.stream(c, stream, ct)
+	out := call.Run(r.Context(), c.Route.Flow, req, c.encrypt == nil)
+	defer out.Close()
+	c.Steps = out.Steps
+	switch {
+	case out.Err != nil:
+		h.log.Debug("flow failed", "traceId", c.TraceID, "api", api.ID(), "status", out.Status, "error", out.Message)
+	case out.EncodeErr != nil:
+		h.log.Warn("flow output is not JSON", "traceId", c.TraceID, "api", api.ID(), "error", out.EncodeErr)
+	case out.Stream != nil:
+		h.stream(c, out.Stream, out.ContentType)
 		return nil
 	}
-	body, err := res.Output.JSON()
-	if err != nil {
-		h.log.Warn("flow output is not JSON", "traceId", c.TraceID, "api", api.ID(), "error", err)
-		h.answer(c, http.StatusBadGateway, "flow output could not be encoded: "+err.Error(), nil)
-		return nil
-	}
-	h.answer(c, http.StatusOK, MsgOK, body)
+	h.answer(c, out.Status, out.Message, out.Response)
 	return nil
 }
 
@@ -361,22 +350,7 @@ func traceID(r *http.Request) string {
 	if id := r.Header.Get(TraceHeader); id != "" && len(id) <= 128 && safeID(id) {
 		return id
 	}
-	return newTraceID(time.Now())
-}
-
-// newTraceID makes a 128-bit id, 32 hex digits as W3C trace ids are, that
-// starts with the time in milliseconds (as UUIDv7 does) and ends with 80
-// random bits. Ids made later sort later, so the access log's trace index
-// grows at its end instead of touching a random page per record.
-func newTraceID(now time.Time) string {
-	var b [16]byte
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	rand.Read(b[6:])
-	return hex.EncodeToString(b[:])
+	return call.NewTraceID(time.Now())
 }
 
 func isHex(s string) bool {
