@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -13,18 +12,6 @@ import (
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
-
-type tokenKey struct{}
-
-func withToken(ctx context.Context, t *snapshot.AdminToken) context.Context {
-	return context.WithValue(ctx, tokenKey{}, t.Name)
-}
-
-// tokenName is the name of the token that authenticated the request.
-func tokenName(ctx context.Context) string {
-	n, _ := ctx.Value(tokenKey{}).(string)
-	return n
-}
 
 // Definition is an API as the admin API shows it: the definition, where it
 // comes from, and whether it is served.

@@ -458,6 +458,13 @@ func TestSignIn(t *testing.T) {
 	if page := f.get("/ui/", &http.Cookie{Name: SessionCookie, Value: regToken}); page.StatusCode != http.StatusSeeOther {
 		t.Errorf("registry token: %d", page.StatusCode)
 	}
+	// The pages check tokens as the REST API does (admin.Authorize): a
+	// bearer token opens them too, with the same roles.
+	for tok, want := range map[string]int{opsToken: http.StatusOK, regToken: http.StatusSeeOther, "wrong": http.StatusSeeOther} {
+		if page := f.do(http.MethodGet, "/ui/apis", nil, map[string]string{"Authorization": "Bearer " + tok}); page.StatusCode != want {
+			t.Errorf("GET /ui/apis with bearer %q: %d, want %d", tok, page.StatusCode, want)
+		}
+	}
 
 	// next must be a local page.
 	for _, next := range []string{"https://evil.example/", "//evil.example/ui/", "/\\evil.example", "/ui/../../x", "javascript:alert(1)", "/other", "/ui/\\\\evil"} {
