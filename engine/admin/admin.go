@@ -17,6 +17,7 @@ import (
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
+	"github.com/databus-gateway/databus/engine/view"
 )
 
 // Gateway is what the admin API reads from the running gateway.
@@ -88,6 +89,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	get("/access-log/page", a.accessLogPage)
 	get("/access-log/get", a.accessLogGet)
 	get("/reload/last", a.lastReload)
+	get("/overview", a.overview)
 	get("/version/list", a.versionList)
 	get("/version/get", a.versionGet)
 	get("/version/page", a.versionPage)
@@ -188,11 +190,7 @@ func (a *API) readOnly(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(rest, "definition"):
 		file := "apis/<code>.yaml"
 		for _, id := range ids {
-			code, version, found := strings.Cut(id, ":")
-			if !found {
-				version = "v1" // as GET definition/{id} reads it
-			}
-			if rt := snap.Route(code, version); rt != nil {
+			if rt := view.Route(snap, id); rt != nil { // as GET definition/{id} reads it
 				file = rt.API.Source.File
 				break
 			}
