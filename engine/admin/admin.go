@@ -6,7 +6,6 @@
 package admin
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
+	"github.com/databus-gateway/databus/engine/view"
 )
 
 // Gateway is what the admin API reads from the running gateway.
@@ -44,13 +44,6 @@ type Registry interface {
 	Views() ([]registry.ServiceView, error)
 	Shared() bool
 }
-
-// Roles of admin tokens.
-const (
-	RoleViewer   = "viewer"
-	RoleOperator = "operator"
-	RoleRegistry = "registry"
-)
 
 // Prefix is the path prefix of the admin REST API.
 const Prefix = "/databus/gateway"
@@ -96,6 +89,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	get("/access-log/page", a.accessLogPage)
 	get("/access-log/get", a.accessLogGet)
 	get("/reload/last", a.lastReload)
+	get("/overview", a.overview)
 	get("/version/list", a.versionList)
 	get("/version/get", a.versionGet)
 	get("/version/page", a.versionPage)
@@ -148,80 +142,6 @@ func write(w http.ResponseWriter, status int, r Reply) {
 	enc.Encode(r)
 }
 
-// Require wraps h with bearer-token authentication for role. Without
-// admin.tokens in databus.yaml the admin listener is bound to loopback and
-// asks for no token.
-func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		snap := a.gw.Current()
-		if snap == nil {
-			fail(w, http.StatusServiceUnavailable, "no configuration loaded")
-			return
-		}
-		if len(snap.Settings.Admin.Tokens) == 0 {
-			h(w, r)
-			return
-		}
-		tok := bearer(r.Header.Get("Authorization"))
-		if tok == "" {
-			if c, err := r.Cookie(SessionCookie); err == nil {
-				tok = c.Value
-			}
-		}
-		t := match(snap.AdminTokens, tok)
-		if t == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="databus-admin"`)
-			fail(w, http.StatusUnauthorized, "admin token required: Authorization: Bearer <token> (admin.tokens in databus.yaml)")
-			return
-		}
-		if !allowed(t.Role, role) {
-			fail(w, http.StatusForbidden, "token %q has role %s; this needs %s", t.Name, t.Role, role)
-			return
-		}
-		h(w, r.WithContext(withToken(r.Context(), t)))
-	}
-}
-
-// bearer is the token of an "Authorization: Bearer <token>" header (the
-// scheme is case-insensitive, RFC 7235), or "" for any other header: a
-// bare token without the scheme is not accepted.
-func bearer(h string) string {
-	scheme, tok, found := strings.Cut(h, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
-
-// SessionCookie carries the admin token of a signed-in browser.
-const SessionCookie = "databus_admin"
-
-// match finds the token whose secret equals tok, comparing every token in
-// constant time.
-func match(tokens []snapshot.AdminToken, tok string) *snapshot.AdminToken {
-	var found *snapshot.AdminToken
-	for i := range tokens {
-		if subtle.ConstantTimeCompare(tokens[i].Secret, []byte(tok)) == 1 && tok != "" {
-			found = &tokens[i]
-		}
-	}
-	return found
-}
-
-// allowed: viewer endpoints admit viewers and operators; operator endpoints
-// operators; registry endpoints the registry role (and operators).
-func allowed(has, needs string) bool {
-	switch needs {
-	case RoleViewer:
-		return has == RoleViewer || has == RoleOperator
-	case RoleOperator:
-		return has == RoleOperator
-	case RoleRegistry:
-		return has == RoleRegistry || has == RoleOperator
-	}
-	return false
-}
-
 // paging reads pageNo (from 1) and pageSize (1 to 100, default 10).
 func paging(r *http.Request) (pageNo, pageSize int, err error) {
 	pageNo, pageSize = 1, 10
@@ -270,11 +190,7 @@ func (a *API) readOnly(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(rest, "definition"):
 		file := "apis/<code>.yaml"
 		for _, id := range ids {
-			code, version, found := strings.Cut(id, ":")
-			if !found {
-				version = "v1" // as GET definition/{id} reads it
-			}
-			if rt := snap.Route(code, version); rt != nil {
+			if rt := view.Route(snap, id); rt != nil { // as GET definition/{id} reads it
 				file = rt.API.Source.File
 				break
 			}

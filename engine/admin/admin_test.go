@@ -418,6 +418,7 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 		"/access-log/page",
 		"/access-log/get?id=" + recID,
 		"/reload/last",
+		"/overview",
 	}
 	for _, p := range reads {
 		for _, tok := range []string{viewerToken, operatorToken} {
@@ -695,6 +696,18 @@ func TestReadEndpoints(t *testing.T) {
 		if filtered.Total != 1 || filtered.List[0].AppID != "broken" {
 			t.Errorf("credential/page?appId=bro = %+v", filtered)
 		}
+		if !strings.Contains(r.raw, `"usedBy":[]`) {
+			t.Errorf("credential/page without usedBy: %s", r.raw)
+		}
+		// The view reads what the Snapshot serving loaded: a secret that
+		// stops resolving now still shows as resolved until a reload, as
+		// the credential keeps working with the key it loaded.
+		t.Setenv("ADMIN_TEST_SHOP_KEY", "")
+		var again cred
+		g.get(prefix+"/credential/get?id=shop", "").data(t, &again)
+		if again.EncryptionKey == nil || !again.EncryptionKey.Resolved || !again.Usable {
+			t.Errorf("credential/get?id=shop after its secret went away = %+v; want what the Snapshot loaded", again)
+		}
 		var simple []map[string]any
 		g.get(prefix+"/credential/list-simple", "").data(t, &simple)
 		if len(simple) != 2 {
@@ -819,6 +832,26 @@ func TestReadEndpoints(t *testing.T) {
 			t.Errorf("t.one after the refused mutations: %v", env)
 		}
 	})
+}
+
+// TestOverview: the overview is the Snapshot in numbers and its problems,
+// naming references, never values.
+func TestOverview(t *testing.T) {
+	g := start(t, gateway.Options{Dir: fullRepo(t, ""), NoWatch: true})
+	var o struct {
+		Revision    string            `json:"revision"`
+		APIs        int               `json:"apis"`
+		Online      int               `json:"online"`
+		Credentials int               `json:"credentials"`
+		Policies    int               `json:"policies"`
+		KeyProblems map[string]string `json:"keyProblems"`
+	}
+	g.get(prefix+"/overview", "").data(t, &o)
+	if o.Revision == "" || o.APIs != 5 || o.Online != 3 || o.Credentials != 2 || o.Policies != 2 ||
+		len(o.KeyProblems) != 1 || !strings.Contains(o.KeyProblems["broken"], "ADMIN_TEST_UNSET_KEY") {
+		t.Errorf("overview = %+v", o)
+	}
+	g.noSecrets()
 }
 
 // TestNoTokensNoAuth: without admin.tokens every endpoint answers without a

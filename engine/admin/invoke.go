@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,9 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
-	"github.com/databus-gateway/databus/engine/portal"
 	"github.com/databus-gateway/databus/engine/store"
 )
 
@@ -107,62 +105,36 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	for k, v := range in.Query {
 		query.Set(k, v)
 	}
-	trace := newTraceID()
+	started := time.Now()
+	trace := call.NewTraceID(started)
 	req := &flow.Request{
 		Method: method, Path: "/invoke/" + api.Code + "/" + api.Version, Header: header, Query: query, Body: body,
 		ContentType: ctype, APICode: api.Code, Version: api.Version, AppID: in.AppID, TenantID: in.TenantID,
 		IP: clientIP(r), TraceID: trace, Authorization: header.Get("Authorization"),
 	}
-	started := time.Now()
-	res := f.Run(r.Context(), req)
-	defer res.Close()
-	status, message := http.StatusOK, portal.MsgOK
-	var response json.RawMessage
-	if res.Err != nil {
-		status, message = res.Err.Status, res.Err.Message
-		if res.ErrResponse != nil {
-			response, _ = flow.ValueOutput(res.ErrResponse).JSON()
-		}
-	} else {
-		v, err := res.Output.JSON() // a stream is read, bounded, for the debug answer
-		if err != nil {
-			status, message = http.StatusBadGateway, "flow output could not be encoded: "+err.Error()
-		}
-		response = v
-	}
+	out := call.Run(r.Context(), f, req, false) // a stream is read, bounded, for the debug answer
+	defer out.Close()
+	elapsed := time.Since(started)
+	response := json.RawMessage(out.Response)
 	if len(response) == 0 {
 		response = json.RawMessage("null")
 	}
-	elapsed := time.Since(started)
-	maxChars := *snap.Settings.Storage.AccessLog.MaxBodyChars
-	steps := portal.StepRecords(res.Inv.Results, maxChars)
-	out := InvokeResult{
-		Envelope:    map[string]any{"code": status, "message": message, "response": response, "traceId": trace},
-		StepResults: steps, DurationMs: ms(elapsed), TraceID: trace, Draft: draft,
-	}
+	al := snap.Settings.Storage.AccessLog
+	steps := call.StepRecords(out.Steps, *al.MaxBodyChars)
 	if a.acc != nil && *snap.Settings.APIPortal.EnableAudit {
-		rec := &store.Record{
+		rec := call.Record(&call.Exchange{
 			TraceID: trace, APICode: api.Code, Version: api.Version, AppID: in.AppID, TenantID: in.TenantID,
-			ClientIP: req.IP, Method: method, Path: r.URL.Path,
-			RequestHeaders: store.Redact(header, snap.Settings.Storage.AccessLog.RedactHeaders),
-			RequestBody:    store.Truncate(string(body), maxChars), ResponseBody: store.Truncate(string(response), maxChars),
-			HTTPStatus: status, Status: store.StatusOf(status), StartedAt: started, DurationMs: ms(elapsed),
-			StepResults: steps, Extra: map[string]any{"debug": true, "draft": draft, "by": tokenName(r.Context())},
-		}
-		if res.Err != nil {
-			rec.ErrorCode, rec.ErrorMessage = "flow", res.Err.Message
-		}
+			ClientIP: req.IP, Method: method, Path: r.URL.Path, Header: header, Body: body,
+			Status: out.Status, Message: out.Message, Response: response, Steps: out.Steps,
+			Started: started, Elapsed: elapsed,
+			Extra: map[string]any{"debug": true, "draft": draft, "by": tokenName(r.Context())},
+		}, *al.MaxBodyChars, al.RedactHeaders)
 		a.acc.Append(rec)
 	}
-	ok(w, out)
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func newTraceID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	ok(w, InvokeResult{
+		Envelope:    map[string]any{"code": out.Status, "message": out.Message, "response": response, "traceId": trace},
+		StepResults: steps, DurationMs: call.Millis(elapsed), TraceID: trace, Draft: draft,
+	})
 }
 
 func clientIP(r *http.Request) string {

@@ -198,7 +198,7 @@ storage:
 		{"too large", "POST", basePath + "/t.echo/v1", "obs-413", strings.Repeat("x", 100), nil, want{413, 1, "body", ""}},
 		{"limit: first", "GET", basePath + "/t.lim/v1", "obs-rl-1", "", nil, want{200, 0, "", "t.lim"}},
 		{"limit: second", "GET", basePath + "/t.lim/v1", "obs-rl-2", "", nil, want{429, 1, "rate_limit", "t.lim"}},
-		{"headers too large", "GET", basePath + "/t.echo/v1", "obs-431", "", http.Header{"X-Big": {strings.Repeat("b", 70<<10)}}, want{431, 1, "body", ""}},
+		{"headers too large", "GET", basePath + "/t.echo/v1", "obs-431", "", http.Header{"X-Big": {strings.Repeat("b", 70<<10)}}, want{431, 1, "header", ""}},
 	}
 	for _, c := range calls {
 		if st := ts.portalSend(t, c.method, c.path, c.trace, c.header, c.body); st != c.want.http {
@@ -461,6 +461,11 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("a body over maxBodyBytes: %d", st)
 	}
 	traces = append(traces, "metrics-trace-big")
+	// Headers too large are refused under their own reason, not as a body.
+	if st := ts.portalSend(t, "GET", basePath+"/t.one/v1", "metrics-trace-431", http.Header{"X-Big": {strings.Repeat("h", 70<<10)}}, ""); st != 431 {
+		t.Fatalf("headers over the portal's limit: %d", st)
+	}
+	traces = append(traces, "metrics-trace-431")
 	// A raw path with a query and odd segments must not become a label.
 	ts.portalSend(t, "GET", basePath+"/t.one/v1/../../secret?x=/etc/passwd", "metrics-trace-raw", nil, "")
 	traces = append(traces, "metrics-trace-raw")
@@ -513,7 +518,7 @@ func TestMetrics(t *testing.T) {
 		{"databus_requests_total", map[string]string{"api": "t.lim", "version": "v1", "code": "429"}, 1},
 		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "404"}, 2},
 		{"databus_request_duration_seconds", map[string]string{"api": "t.one", "version": "v1"}, 4},
-		{"databus_request_duration_seconds", map[string]string{"api": "", "version": ""}, 3},
+		{"databus_request_duration_seconds", map[string]string{"api": "", "version": ""}, 4}, // two 404s, the 413, the 431
 		{"databus_step_duration_seconds", map[string]string{"type": "script"}, 3},
 		{"databus_step_duration_seconds", map[string]string{"type": "http"}, 2},
 		{"databus_step_duration_seconds", map[string]string{"type": "start"}, -2},
@@ -521,6 +526,8 @@ func TestMetrics(t *testing.T) {
 		{"databus_portal_refusals_total", map[string]string{"reason": "method"}, 1},
 		{"databus_portal_refusals_total", map[string]string{"reason": "rate_limit"}, 1},
 		{"databus_portal_refusals_total", map[string]string{"reason": "body"}, 1},
+		{"databus_portal_refusals_total", map[string]string{"reason": "header"}, 1},
+		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "431"}, 1},
 		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "413"}, 1},
 		{"databus_upstream_errors_total", map[string]string{"api": "t.down", "version": "v1", "step": "up"}, 1},
 		{"databus_ratelimit_decisions_total", map[string]string{"policy": "tight", "outcome": "allowed"}, 1},

@@ -12,11 +12,14 @@ import (
 	"github.com/databus-gateway/databus/engine/security"
 )
 
-// Refusal reasons, for logs and metrics.
+// Refusal reasons, for logs, metrics and the access log's errorCode. Every
+// refusal names one where it is made (refuse); nothing is inferred from a
+// message afterwards.
 const (
 	ReasonRoute     = "route"
 	ReasonIP        = "ip"
-	ReasonBody      = "body"
+	ReasonBody      = "body"   // the body is too large or could not be read
+	ReasonHeader    = "header" // the headers are too large
 	ReasonCred      = "credential"
 	ReasonNoKey     = "no_key"
 	ReasonTimestamp = "timestamp"
@@ -28,6 +31,7 @@ const (
 	ReasonForbidden = "forbidden"
 	ReasonMethod    = "method"
 	ReasonInternal  = "internal"
+	ReasonNoConfig  = "unavailable" // no configuration is loaded yet
 )
 
 // Messages beyond DESIGN.md's table.
@@ -50,11 +54,11 @@ const (
 func (h *Handler) serve(c *Call) *fault {
 	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
 	if !ok {
-		return c.refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
+		return refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
 	}
 	c.ClientIP = security.ClientIP(c.R, c.Snap.TrustedProxies)
 	if !security.IPAllowed(c.ClientIP, c.Snap.AllowedIPs, c.Snap.DeniedIPs) {
-		return c.refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
+		return refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
 	}
 	if f := h.readBody(c); f != nil {
 		return f
@@ -82,14 +86,14 @@ func (h *Handler) serve(c *Call) *fault {
 	}
 	c.Route = c.Snap.Online(code, version)
 	if c.Route == nil {
-		return c.refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
+		return refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
 	}
 	if !c.Route.Methods[c.R.Method] {
 		c.W.Header().Set("Allow", c.Route.Allow)
-		return c.refuse(ReasonMethod, http.StatusMethodNotAllowed, MsgMethod)
+		return refuse(ReasonMethod, http.StatusMethodNotAllowed, MsgMethod)
 	}
 	if c.Cred != nil && !c.Route.Allows(c.Cred.AppID) {
-		return c.refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
+		return refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
 	}
 	if f := h.anonymous(c); f != nil {
 		return f
@@ -103,9 +107,10 @@ func (h *Handler) serve(c *Call) *fault {
 	return h.runFlow(c)
 }
 
-func (c *Call) refuse(reason string, status int, message string) *fault {
-	c.Reason = reason
-	return &fault{status, message}
+// refuse is the refusal of a request: every refusal names its reason,
+// which the metrics and the access log's errorCode carry.
+func refuse(reason string, status int, message string) *fault {
+	return &fault{reason: reason, status: status, message: message}
 }
 
 // single returns the one value of header name; more than one is malformed.
@@ -123,18 +128,18 @@ func single(r *http.Request, name string) (string, bool) {
 func (h *Handler) credential(c *Call) *fault {
 	appID, ok := single(c.R, security.HeaderAppID)
 	if !ok || appID == "" {
-		return c.refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
+		return refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
 	}
 	cred := c.Snap.Credentials[appID]
 	if cred == nil || !cred.IsEnabled() {
-		return c.refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
+		return refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
 	}
 	if len(cred.AllowedIPs) > 0 && !security.Contains(cred.AllowedIPs, c.ClientIP) {
-		return c.refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
+		return refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
 	}
 	if cred.KeyProblem != "" {
 		h.log.Error("credential has no usable key", "appId", appID, "problem", cred.KeyProblem, "traceId", c.TraceID)
-		return c.refuse(ReasonNoKey, http.StatusInternalServerError, MsgNoKey)
+		return refuse(ReasonNoKey, http.StatusInternalServerError, MsgNoKey)
 	}
 	c.Cred = cred
 	// From here on the caller is known: answers are encrypted for it.
@@ -149,14 +154,14 @@ func (h *Handler) timestamp(c *Call, skewSeconds int) *fault {
 	raw, ok := single(c.R, security.HeaderTimestamp)
 	ts, err := strconv.ParseInt(raw, 10, 64)
 	if !ok || err != nil || ts <= 0 {
-		return c.refuse(ReasonTimestamp, http.StatusUnauthorized, msg+"（ZT-Timestamp 须为毫秒时间戳）")
+		return refuse(ReasonTimestamp, http.StatusUnauthorized, msg+"（ZT-Timestamp 须为毫秒时间戳）")
 	}
 	skew := h.now().UnixMilli() - ts
 	if skew < 0 {
 		skew = -skew
 	}
 	if skew > int64(skewSeconds)*1000 {
-		return c.refuse(ReasonTimestamp, http.StatusUnauthorized, msg)
+		return refuse(ReasonTimestamp, http.StatusUnauthorized, msg)
 	}
 	c.timestamp = raw
 	return nil
@@ -165,7 +170,7 @@ func (h *Handler) timestamp(c *Call, skewSeconds int) *fault {
 func (h *Handler) nonce(c *Call, ttl time.Duration) *fault {
 	n, ok := single(c.R, security.HeaderNonce)
 	if !ok || len(n) < minNonce || len(n) > maxNonce {
-		return c.refuse(ReasonNonce, http.StatusUnauthorized, fmt.Sprintf("%s（ZT-Nonce 须为 %d 到 %d 个字符）", MsgReplay, minNonce, maxNonce))
+		return refuse(ReasonNonce, http.StatusUnauthorized, fmt.Sprintf("%s（ZT-Nonce 须为 %d 到 %d 个字符）", MsgReplay, minNonce, maxNonce))
 	}
 	ctx, cancel := context.WithTimeout(c.R.Context(), time.Second)
 	defer cancel()
@@ -177,11 +182,11 @@ func (h *Handler) nonce(c *Call, ttl time.Duration) *fault {
 	if err != nil {
 		// Replay protection cannot be checked: fail closed.
 		h.faults.report(h, "nonce", c.Snap.StoreBackend, err)
-		return c.refuse(ReasonStore, http.StatusServiceUnavailable, MsgNonceStore)
+		return refuse(ReasonStore, http.StatusServiceUnavailable, MsgNonceStore)
 	}
 	h.faults.ok(h, "nonce")
 	if !fresh {
-		return c.refuse(ReasonReplay, http.StatusUnauthorized, MsgReplay)
+		return refuse(ReasonReplay, http.StatusUnauthorized, MsgReplay)
 	}
 	c.nonce = n
 	return nil
@@ -194,7 +199,7 @@ func (h *Handler) decrypt(c *Call, required bool) *fault {
 	plain, err := security.DecryptBody(c.Cred.Cipher, c.Body)
 	if err != nil {
 		if required {
-			return c.refuse(ReasonDecrypt, http.StatusBadRequest, MsgBadCiphertext)
+			return refuse(ReasonDecrypt, http.StatusBadRequest, MsgBadCiphertext)
 		}
 		// requireBodyEncryption: false accepts a plaintext body.
 		return nil
@@ -207,15 +212,15 @@ func (h *Handler) decrypt(c *Call, required bool) *fault {
 func (h *Handler) signature(c *Call) *fault {
 	got, ok := single(c.R, security.HeaderSignature)
 	if !ok || got == "" {
-		return c.refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
+		return refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
 	}
 	q, err := url.ParseQuery(c.R.URL.RawQuery)
 	if err != nil {
-		return c.refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
+		return refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
 	}
 	s, err := security.SignString(c.Cred.AppID, c.timestamp, c.nonce, c.Body, q)
 	if err != nil || !security.VerifySignature(c.Cred.SignatureType, c.Cred.SignKey, s, got) {
-		return c.refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
+		return refuse(ReasonSignature, http.StatusUnauthorized, MsgBadSignature)
 	}
 	return nil
 }
@@ -228,14 +233,14 @@ func (h *Handler) tenant(c *Call) *fault {
 	if *p.EnableTenantHeader {
 		v, ok := single(c.R, p.TenantHeader)
 		if !ok {
-			return c.refuse(ReasonTenant, http.StatusForbidden, MsgTenantMismatch)
+			return refuse(ReasonTenant, http.StatusForbidden, MsgTenantMismatch)
 		}
 		header = v
 	}
 	c.TenantID = header
 	if c.Cred != nil && c.Cred.TenantID != "" {
 		if header != "" && header != c.Cred.TenantID {
-			return c.refuse(ReasonTenant, http.StatusForbidden, MsgTenantMismatch)
+			return refuse(ReasonTenant, http.StatusForbidden, MsgTenantMismatch)
 		}
 		c.TenantID = c.Cred.TenantID
 	}
@@ -257,13 +262,13 @@ func (h *Handler) anonymous(c *Call) *fault {
 	}
 	if c.Snap.JWTKey == nil {
 		h.log.Error("anonymous call without a JWT key", "appId", c.Cred.AppID, "problem", c.Snap.JWTProblem)
-		return c.refuse(ReasonInternal, http.StatusInternalServerError, MsgNoKey)
+		return refuse(ReasonInternal, http.StatusInternalServerError, MsgNoKey)
 	}
 	ttl := c.Snap.Settings.APIPortal.Security.JWT.TTL.D()
 	tok, err := security.IssueJWT(c.Snap.JWTKey, ttl, u.ID, u.Name, c.Cred.AppID, c.TenantID, c.TraceID, h.now())
 	if err != nil {
 		h.log.Error("issuing internal JWT failed", "error", err)
-		return c.refuse(ReasonInternal, http.StatusInternalServerError, MsgInternal)
+		return refuse(ReasonInternal, http.StatusInternalServerError, MsgInternal)
 	}
 	c.Authorization = "Bearer " + tok
 	return nil

@@ -6,11 +6,13 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/databus-gateway/databus/engine/call"
 )
 
 // Messages of the envelope, DESIGN.md section 4.
 const (
-	MsgOK             = "OK"
+	MsgOK             = call.MsgOK
 	MsgIPDenied       = "IP 不在允许范围"
 	MsgBadCredential  = "应用凭证无效"
 	MsgReplay         = "重复请求"

@@ -80,7 +80,7 @@ func (h *Handler) hooks(c *Call) *fault {
 			// without both headers (or with one repeated) is refused.
 			names := strings.Join(missing, "、")
 			c.Chain = append(c.Chain, flow.StepResult{ID: hooks.SiteAuthentication, Type: "hook", Error: "not called: missing or repeated header " + names})
-			return c.refuse(ReasonSiteAuth, http.StatusUnauthorized, fmt.Sprintf("%s：缺少 %s 请求头", MsgSiteAuthFailed, names))
+			return refuse(ReasonSiteAuth, http.StatusUnauthorized, fmt.Sprintf("%s：缺少 %s 请求头", MsgSiteAuthFailed, names))
 		}
 		res := hk.SiteAuthentication(ctx, c.TraceID, src, sig, c.Body)
 		if f := h.hookOutcome(c, siteAuthStage, res, nil); f != nil {
@@ -139,12 +139,12 @@ func (h *Handler) hookOutcome(c *Call, st hookStage, res *hooks.Result, sent any
 		if msg == "" {
 			msg = st.refusalMsg
 		}
-		return c.refuse(st.reason, st.status, msg)
+		return refuse(st.reason, st.status, msg)
 	}
 	if due, suppressed := h.faults.due(key); due {
 		h.log.Warn("hook unavailable: requests are refused", "hook", st.name, "error", res.Err, "traceId", c.TraceID, "failuresNotLogged", suppressed)
 	}
-	return c.refuse(ReasonHookUnavailable, http.StatusServiceUnavailable, fmt.Sprintf(MsgHookUnavailableFmt, st.service, res.Reason))
+	return refuse(ReasonHookUnavailable, http.StatusServiceUnavailable, fmt.Sprintf(MsgHookUnavailableFmt, st.service, res.Reason))
 }
 
 // AppID is the caller's appId: the credential's, or with security off the

@@ -5,8 +5,6 @@
 package portal
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/ratelimit"
@@ -130,8 +129,10 @@ type Call struct {
 	decrypted bool
 }
 
-// fault is a refusal: the status and the envelope's message.
+// fault is a refusal: its reason (for the metrics and the access log),
+// the status and the envelope's message.
 type fault struct {
+	reason  string
 	status  int
 	message string
 }
@@ -150,17 +151,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			h.log.Error("portal panic", "traceId", c.TraceID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if c.Status == 0 {
-				h.fail(c, &fault{http.StatusInternalServerError, MsgInternal})
+				h.fail(c, refuse(ReasonInternal, http.StatusInternalServerError, MsgInternal))
 			}
 		}
 	}()
 	if headerBytes(r.Header) > MaxHeaderBytes {
-		h.fail(c, c.refuse(ReasonBody, http.StatusRequestHeaderFieldsTooLarge, MsgHeaderTooLarge))
+		h.fail(c, refuse(ReasonHeader, http.StatusRequestHeaderFieldsTooLarge, MsgHeaderTooLarge))
 		return
 	}
 	c.Snap = h.current()
 	if c.Snap == nil {
-		h.fail(c, &fault{http.StatusServiceUnavailable, MsgUnavailable})
+		h.fail(c, refuse(ReasonNoConfig, http.StatusServiceUnavailable, MsgUnavailable))
 		return
 	}
 	if f := h.serve(c); f != nil {
@@ -213,7 +214,7 @@ func validVersion(s string) bool {
 func (h *Handler) readBody(c *Call) *fault {
 	limit := c.Snap.Settings.APIPortal.MaxBodyBytes
 	if c.R.ContentLength > limit {
-		return &fault{http.StatusRequestEntityTooLarge, MsgTooLarge}
+		return refuse(ReasonBody, http.StatusRequestEntityTooLarge, MsgTooLarge)
 	}
 	if c.R.Body == nil || c.R.Body == http.NoBody {
 		return nil
@@ -222,9 +223,9 @@ func (h *Handler) readBody(c *Call) *fault {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &fault{http.StatusRequestEntityTooLarge, MsgTooLarge}
+			return refuse(ReasonBody, http.StatusRequestEntityTooLarge, MsgTooLarge)
 		}
-		return &fault{http.StatusBadRequest, MsgBodyReadFailed}
+		return refuse(ReasonBody, http.StatusBadRequest, MsgBodyReadFailed)
 	}
 	c.Body = body
 	return nil
@@ -267,31 +268,21 @@ func (h *Handler) runFlow(c *Call) *fault {
 		Authorization: c.Authorization,
 		TraceID:       c.TraceID,
 	}
-	res := c.Route.Flow.Run(r.Context(), req)
-	defer res.Close()
-	c.Steps = res.Inv.Results
-	if res.Err != nil {
-		var resp []byte
-		if res.ErrResponse != nil {
-			resp, _ = flow.ValueOutput(res.ErrResponse).JSON()
-		}
-		h.log.Debug("flow failed", "traceId", c.TraceID, "api", api.ID(), "status", res.Err.Status, "error", res.Err.Message)
-		h.answer(c, res.Err.Status, res.Err.Message, resp)
-		return nil
-	}
 	// A stream passes through unbuffered unless the answer must be
 	// encrypted: then it is read (bounded) into the envelope.
-	if stream, ct := res.Output.Stream(); stream != nil && c.encrypt == nil {
-		h.stream(c, stream, ct)
+	out := call.Run(r.Context(), c.Route.Flow, req, c.encrypt == nil)
+	defer out.Close()
+	c.Steps = out.Steps
+	switch {
+	case out.Err != nil:
+		h.log.Debug("flow failed", "traceId", c.TraceID, "api", api.ID(), "status", out.Status, "error", out.Message)
+	case out.EncodeErr != nil:
+		h.log.Warn("flow output is not JSON", "traceId", c.TraceID, "api", api.ID(), "error", out.EncodeErr)
+	case out.Stream != nil:
+		h.stream(c, out.Stream, out.ContentType)
 		return nil
 	}
-	body, err := res.Output.JSON()
-	if err != nil {
-		h.log.Warn("flow output is not JSON", "traceId", c.TraceID, "api", api.ID(), "error", err)
-		h.answer(c, http.StatusBadGateway, "flow output could not be encoded: "+err.Error(), nil)
-		return nil
-	}
-	h.answer(c, http.StatusOK, MsgOK, body)
+	h.answer(c, out.Status, out.Message, out.Response)
 	return nil
 }
 
@@ -346,10 +337,9 @@ func contentTypeOf(b []byte) string {
 	return "text/plain; charset=utf-8"
 }
 
+// fail answers a refusal; finish counts it under its reason.
 func (h *Handler) fail(c *Call, f *fault) {
-	if h.metrics != nil && c.Reason != "" {
-		h.metrics.Refusals.WithLabelValues(c.Reason).Inc()
-	}
+	c.Reason = f.reason
 	h.answer(c, f.status, f.message, nil)
 }
 
@@ -364,22 +354,7 @@ func traceID(r *http.Request) string {
 	if id := r.Header.Get(TraceHeader); id != "" && len(id) <= 128 && safeID(id) {
 		return id
 	}
-	return newTraceID(time.Now())
-}
-
-// newTraceID makes a 128-bit id, 32 hex digits as W3C trace ids are, that
-// starts with the time in milliseconds (as UUIDv7 does) and ends with 80
-// random bits. Ids made later sort later, so the access log's trace index
-// grows at its end instead of touching a random page per record.
-func newTraceID(now time.Time) string {
-	var b [16]byte
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	rand.Read(b[6:])
-	return hex.EncodeToString(b[:])
+	return call.NewTraceID(time.Now())
 }
 
 func isHex(s string) bool {

@@ -54,7 +54,7 @@ func (h *Handler) rateLimit(c *Call) *fault {
 		}
 		h.countRateLimit(p.Name, "fail_closed")
 		c.chainResult("rateLimit", started, fmt.Sprintf("policy %s: store unavailable, refused (failOpen: false)", p.Name))
-		return c.refuse(ReasonStore, http.StatusServiceUnavailable, MsgRateLimitUnavailable)
+		return refuse(ReasonStore, http.StatusServiceUnavailable, MsgRateLimitUnavailable)
 	}
 	h.faults.ok(h, "ratelimit")
 	hd := c.W.Header()
@@ -65,7 +65,7 @@ func (h *Handler) rateLimit(c *Call) *fault {
 		hd.Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10))
 		h.countRateLimit(p.Name, "rejected")
 		c.chainResult("rateLimit", started, fmt.Sprintf("policy %s (%s, %d per %s): limit reached", p.Name, p.Algorithm, p.Limit, p.Window))
-		return c.refuse(ReasonRateLimit, http.StatusTooManyRequests, MsgRateLimited)
+		return refuse(ReasonRateLimit, http.StatusTooManyRequests, MsgRateLimited)
 	}
 	h.countRateLimit(p.Name, "allowed")
 	return nil

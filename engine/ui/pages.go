@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/databus-gateway/databus/engine/admin"
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
+	"github.com/databus-gateway/databus/engine/view"
 )
 
 var funcs = template.FuncMap{
@@ -36,7 +36,9 @@ var funcs = template.FuncMap{
 		}
 		return "unknown"
 	},
-	"add": func(a, b int) int { return a + b },
+	"add":       func(a, b int) int { return a + b },
+	"compact":   compactJSON,
+	"diffLines": diffLines,
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12]
@@ -72,44 +74,21 @@ func editURL(repoURL, file string) string {
 
 // ---- overview
 
+// overviewData is view.Overview with what only this listener knows: the
+// last reload and the traffic of the last hour.
 type overviewData struct {
-	Revision   string
-	Branch     string
-	Dirty      bool
-	DirtyFiles []string
-	Subject    string
-	LoadedAt   time.Time
-	Reload     *Reload
-	APIs       int
-	Online     int
-	Creds      int
-	Policies   int
-	Chart      chart
-	Requests   int
-	Errors     int
-	ReqRate    string
-	ErrRate    string
-	AccessLog  bool
-	Problems   map[string]string // admin tokens that did not resolve
-	JWTProblem string
+	view.Overview
+	Reload    *Reload
+	Chart     chart
+	Requests  int
+	Errors    int
+	ReqRate   string
+	ErrRate   string
+	AccessLog bool
 }
 
 func (u *UI) overview(w http.ResponseWriter, r *http.Request, p *page) {
-	snap := p.Snap
-	d := overviewData{Revision: snap.Revision, LoadedAt: snap.LoadedAt, APIs: len(snap.Repo.APIs),
-		Creds: len(snap.Repo.Credentials), Policies: len(snap.Repo.Policies), AccessLog: u.src.AccessLog != nil,
-		Problems: snap.AdminTokenProblems}
-	if snap.Settings.APIPortal.Security.JWT.Key != nil {
-		d.JWTProblem = snap.JWTProblem // a key that is configured but does not resolve
-	}
-	if g := snap.Git; g != nil && g.Short != "" {
-		d.Revision, d.Branch, d.Dirty, d.DirtyFiles, d.Subject = g.Short, g.Branch, g.Dirty, g.DirtyFiles, g.Subject()
-	}
-	for _, a := range snap.Repo.APIs {
-		if a.Status == config.StatusOnline {
-			d.Online++
-		}
-	}
+	d := overviewData{Overview: view.OverviewOf(p.Snap), AccessLog: u.src.AccessLog != nil}
 	if u.src.LastReload != nil {
 		d.Reload = u.src.LastReload()
 	}
@@ -130,41 +109,15 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, p *page) {
 
 // ---- APIs
 
-type apiRow struct {
-	ID, Code, Version, Description, Status, Policy, File string
-	Methods                                              []string
-	Credentials                                          []string
-}
-
-func rowOf(a *config.Api) apiRow {
-	r := apiRow{ID: a.ID(), Code: a.Code, Version: a.Version, Description: a.Description, Status: string(a.Status),
-		Methods: a.Methods, File: a.Source.File}
-	if a.Policies != nil {
-		r.Policy = a.Policies.RateLimit
-	}
-	if a.Auth != nil {
-		r.Credentials = a.Auth.Credentials
-	}
-	return r
-}
-
 type apisData struct {
 	Q    string
-	Rows []apiRow
+	Rows []view.Definition
 	All  int
 }
 
 func (u *UI) apis(w http.ResponseWriter, r *http.Request, p *page) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	lq := strings.ToLower(q)
-	d := apisData{Q: q, All: len(p.Snap.Repo.APIs)}
-	for _, a := range p.Snap.Repo.APIs {
-		row := rowOf(a)
-		hay := strings.ToLower(strings.Join([]string{row.ID, row.Description, row.Status, row.Policy, row.File, strings.Join(row.Methods, " ")}, " "))
-		if lq == "" || strings.Contains(hay, lq) {
-			d.Rows = append(d.Rows, row)
-		}
-	}
+	d := apisData{Q: q, All: len(p.Snap.Repo.APIs), Rows: view.Definitions(p.Snap, view.DefinitionFilter{Q: q})}
 	p.Title = "APIs"
 	u.render(w, http.StatusOK, "apis", p, d)
 }
@@ -175,13 +128,13 @@ type stepRow struct {
 }
 
 type versionRow struct {
-	gitops.Version
+	view.Version
 	Prev string // the previous (older) version's hash; "" for the first
 }
 
+// apiData is view.Definition with what the page draws from it.
 type apiData struct {
-	apiRow
-	API        *config.Api
+	view.Definition
 	Steps      []stepRow
 	Flow       flowDiagram
 	Versions   []versionRow
@@ -190,28 +143,18 @@ type apiData struct {
 	Curl       string
 }
 
-// route finds the API of the {id} path value (code:version; version v1
-// when omitted).
-func route(snap *snapshot.Snapshot, id string) *snapshot.Route {
-	code, version, found := strings.Cut(id, ":")
-	if !found {
-		version = "v1"
-	}
-	return snap.Route(code, version)
-}
-
 func (u *UI) api(w http.ResponseWriter, r *http.Request, p *page) {
-	rt := route(p.Snap, r.PathValue("id"))
-	if rt == nil {
+	def, found := view.FindDefinition(p.Snap, r.PathValue("id"))
+	if !found {
 		u.notFound(w, p, "No API "+r.PathValue("id")+" in the repository.")
 		return
 	}
-	a := rt.API
-	d := apiData{apiRow: rowOf(a), API: a, Flow: flowOf(a)}
+	a := def.Api
+	d := apiData{Definition: def, Flow: flowOf(a)}
 	for _, s := range a.Steps {
 		d.Steps = append(d.Steps, stepRow{Step: s, Target: target(s)})
 	}
-	vs, err := u.versions(a)
+	vs, _, err := view.Versions(u.git(), a.ID())
 	if err != nil {
 		d.VersionErr = err.Error()
 	}
@@ -228,38 +171,11 @@ func (u *UI) api(w http.ResponseWriter, r *http.Request, p *page) {
 	u.render(w, http.StatusOK, "api", p, d)
 }
 
-var errNoGit = errors.New("the config repository is not a git checkout: it has no versions")
-
 func (u *UI) git() *gitops.Repo {
 	if u.src.Git == nil {
 		return nil
 	}
 	return u.src.Git()
-}
-
-// versions are the commits that changed the API's file, newest first.
-func (u *UI) versions(a *config.Api) ([]gitops.Version, error) {
-	g := u.git()
-	if g == nil {
-		return nil, errNoGit
-	}
-	vs, err := g.VersionsOfAPI(a.Code, a.Version)
-	if errors.Is(err, gitops.ErrNotFound) {
-		return nil, errors.New("the API is not committed yet")
-	}
-	return vs, err
-}
-
-func findVersion(vs []gitops.Version, id string) *gitops.Version {
-	if len(id) < 4 {
-		return nil
-	}
-	for i := range vs {
-		if strings.HasPrefix(vs[i].Hash, strings.ToLower(id)) {
-			return &vs[i]
-		}
-	}
-	return nil
 }
 
 // target is what a step calls, for the diagram and the table.
@@ -318,105 +234,71 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-type versionData struct {
-	APIID   string
-	Version gitops.Version
-	Content string
-	Deleted bool
-}
-
-func (u *UI) versionsFor(w http.ResponseWriter, r *http.Request, p *page) (*config.Api, []gitops.Version, bool) {
-	rt := route(p.Snap, r.PathValue("id"))
+// versionsFor are the versions of the page's API, which must be one of
+// the repository's.
+func (u *UI) versionsFor(w http.ResponseWriter, r *http.Request, p *page) (string, []view.Version, bool) {
+	rt := view.Route(p.Snap, r.PathValue("id"))
 	if rt == nil {
 		u.notFound(w, p, "No API "+r.PathValue("id")+" in the repository.")
-		return nil, nil, false
+		return "", nil, false
 	}
-	vs, err := u.versions(rt.API)
+	vs, id, err := view.Versions(u.git(), rt.API.ID())
 	if err != nil {
 		u.notFound(w, p, err.Error())
-		return nil, nil, false
+		return "", nil, false
 	}
-	return rt.API, vs, true
+	return id, vs, true
 }
 
 func (u *UI) version(w http.ResponseWriter, r *http.Request, p *page) {
-	a, vs, ok := u.versionsFor(w, r, p)
+	apiID, vs, ok := u.versionsFor(w, r, p)
 	if !ok {
 		return
 	}
-	v := findVersion(vs, r.PathValue("hash"))
+	v := view.FindVersion(vs, r.PathValue("hash"))
 	if v == nil {
-		u.notFound(w, p, fmt.Sprintf("%q is not a version of %s.", r.PathValue("hash"), a.ID()))
+		u.notFound(w, p, fmt.Sprintf("%q is not a version of %s.", r.PathValue("hash"), apiID))
 		return
 	}
-	d := versionData{APIID: a.ID(), Version: *v, Deleted: v.Change == "deleted"}
-	if !d.Deleted {
-		data, err := u.git().FileAt(v.Hash, v.Path)
-		if err != nil {
-			u.render(w, http.StatusInternalServerError, "error", p, fmt.Sprintf("%s as of %s: %v", v.Path, v.Short, err))
-			return
-		}
-		d.Content = string(data)
+	d, err := view.FileAt(u.git(), apiID, v)
+	if err != nil {
+		u.render(w, http.StatusInternalServerError, "error", p, err.Error())
+		return
 	}
-	p.Title = a.ID() + " @ " + v.Short
+	p.Title = apiID + " @ " + v.Short
 	p.Nav = "apis"
 	u.render(w, http.StatusOK, "version", p, d)
 }
 
 type diffLine struct{ Class, Text string }
 
-type diffData struct {
-	APIID    string
-	From, To gitops.Version
-	Status   string
-	Lines    []diffLine
-	Changes  []change
-}
-
-type change struct {
-	Path, Kind, From, To string
-}
-
 func (u *UI) diff(w http.ResponseWriter, r *http.Request, p *page) {
-	a, vs, ok := u.versionsFor(w, r, p)
+	apiID, vs, ok := u.versionsFor(w, r, p)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	from, to := findVersion(vs, q.Get("from")), findVersion(vs, q.Get("to"))
+	from, to := view.FindVersion(vs, q.Get("from")), view.FindVersion(vs, q.Get("to"))
 	if from == nil || to == nil {
-		u.notFound(w, p, "from and to must be versions of "+a.ID()+".")
+		u.notFound(w, p, "from and to must be versions of "+apiID+".")
 		return
 	}
-	rd, err := u.git().Diff(from.Hash, to.Hash)
+	d, err := view.Compare(u.git(), apiID, from, to)
 	if err != nil {
-		u.render(w, http.StatusInternalServerError, "error", p, "compare: "+err.Error())
+		u.render(w, http.StatusInternalServerError, "error", p, err.Error())
 		return
 	}
-	d := diffData{APIID: a.ID(), From: *from, To: *to, Status: "unchanged"}
-	for _, doc := range rd.Docs {
-		if doc.Kind != "Api" || doc.ID != a.ID() {
-			continue
-		}
-		d.Status = doc.Status
-		d.Lines = diffLines(doc.Unified)
-		for _, c := range doc.Changes {
-			ch := change{Path: c.Path, Kind: c.Kind}
-			if c.From != nil {
-				ch.From = compactJSON(c.From)
-			}
-			if c.To != nil {
-				ch.To = compactJSON(c.To)
-			}
-			d.Changes = append(d.Changes, ch)
-		}
-	}
-	p.Title = fmt.Sprintf("%s: %s → %s", a.ID(), from.Short, to.Short)
+	p.Title = fmt.Sprintf("%s: %s → %s", apiID, from.Short, to.Short)
 	p.Nav = "apis"
 	u.render(w, http.StatusOK, "diff", p, d)
 }
 
+// compactJSON is v as one line of JSON; "" for nil (a field that is not
+// there on one side of a change).
 func compactJSON(v any) string {
+	if v == nil {
+		return ""
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprint(v)
@@ -449,79 +331,14 @@ func diffLines(unified string) []diffLine {
 
 // ---- credentials and policies
 
-// SecretView is a secret reference and whether it resolves now — never its
-// value.
-type SecretView struct {
-	Ref      string
-	Resolved bool
-}
-
-// CredentialView is a credential as the pages show it, without secrets.
-type CredentialView struct {
-	*config.Credential
-	EncryptionKey, SignatureKey *SecretView
-	Usable                      bool
-	Problem                     string // names references, never values
-	UsedBy                      []string
-}
-
-// Secret tells whether ref resolves by resolving it; the value goes nowhere.
-func Secret(snap *snapshot.Snapshot, ref *config.SecretRef) *SecretView {
-	if ref == nil {
-		return nil
-	}
-	_, err := ref.Resolve(snap.Repo.Dir)
-	return &SecretView{Ref: ref.Ref, Resolved: err == nil}
-}
-
-// CredentialOf is c as the pages show it.
-func CredentialOf(snap *snapshot.Snapshot, c *config.Credential) CredentialView {
-	v := CredentialView{Credential: c, EncryptionKey: Secret(snap, c.EncryptionKey), SignatureKey: Secret(snap, c.SignatureKey)}
-	if res := snap.Credentials[c.AppID]; res != nil {
-		v.Problem = res.KeyProblem
-		v.Usable = res.KeyProblem == ""
-	} else {
-		v.Problem = "not loaded"
-	}
-	for _, a := range snap.Repo.APIs {
-		if a.Auth != nil {
-			for _, id := range a.Auth.Credentials {
-				if id == c.AppID {
-					v.UsedBy = append(v.UsedBy, a.ID())
-				}
-			}
-		}
-	}
-	return v
-}
-
 func (u *UI) credentials(w http.ResponseWriter, r *http.Request, p *page) {
-	var list []CredentialView
-	for _, c := range p.Snap.Repo.Credentials {
-		list = append(list, CredentialOf(p.Snap, c))
-	}
 	p.Title = "Credentials"
-	u.render(w, http.StatusOK, "credentials", p, list)
-}
-
-type policyRow struct {
-	*config.RateLimitPolicy
-	UsedBy []string
+	u.render(w, http.StatusOK, "credentials", p, view.Credentials(p.Snap, ""))
 }
 
 func (u *UI) policies(w http.ResponseWriter, r *http.Request, p *page) {
-	var list []policyRow
-	for _, pol := range p.Snap.Repo.Policies {
-		row := policyRow{RateLimitPolicy: pol}
-		for _, a := range p.Snap.Repo.APIs {
-			if a.Policies != nil && a.Policies.RateLimit == pol.Name {
-				row.UsedBy = append(row.UsedBy, a.ID())
-			}
-		}
-		list = append(list, row)
-	}
 	p.Title = "Policies"
-	u.render(w, http.StatusOK, "policies", p, list)
+	u.render(w, http.StatusOK, "policies", p, view.Policies(p.Snap, ""))
 }
 
 // ---- access log
@@ -546,7 +363,7 @@ func (u *UI) accessLog(w http.ResponseWriter, r *http.Request, p *page) {
 	if n, err := strconv.Atoi(q.Get("pageNo")); err == nil && n > 0 {
 		d.PageNo = n
 	}
-	f, err := admin.AccessLogFilter(r)
+	f, err := view.AccessLogFilter(q)
 	switch {
 	case err != nil:
 		d.Error, status = err.Error(), http.StatusBadRequest

@@ -162,8 +162,10 @@ type page struct {
 	Data     any
 }
 
-// auth checks the session cookie when admin.tokens are configured, and
-// builds the page context.
+// auth admits a request that admin.Authorize lets view (a viewer or
+// operator token, as a session cookie or a bearer token; anyone without
+// admin.tokens), sends any other to the sign-in form, and builds the page
+// context.
 func (u *UI) auth(h func(w http.ResponseWriter, r *http.Request, p *page)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		snap := u.src.Current()
@@ -174,29 +176,17 @@ func (u *UI) auth(h func(w http.ResponseWriter, r *http.Request, p *page)) http.
 			return
 		}
 		p.RepoURL = strings.TrimSuffix(snap.Settings.UI.RepoURL, "/")
-		if len(snap.Settings.Admin.Tokens) > 0 {
-			c, err := r.Cookie(SessionCookie)
-			if err != nil || !canView(snap, c.Value) {
-				http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return
-			}
+		t, err := admin.Authorize(snap, admin.TokenOf(r), admin.RoleViewer)
+		if err != nil {
+			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if t != nil {
 			p.SignedIn = true
 			p.CSRF = u.csrfToken(w, r)
 		}
 		h(w, r, p)
 	}
-}
-
-// canView reports whether tok is an admin token that may view the pages:
-// any role but registry. Every token is compared in constant time.
-func canView(snap *snapshot.Snapshot, tok string) bool {
-	found := false
-	for _, t := range snap.AdminTokens {
-		if subtle.ConstantTimeCompare(t.Secret, []byte(tok)) == 1 && tok != "" && t.Role != admin.RoleRegistry {
-			found = true
-		}
-	}
-	return found
 }
 
 // csrfToken returns the browser's CSRF token, setting a new one when it has
@@ -285,7 +275,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(snap.Settings.Admin.Tokens) > 0 {
 		tok := strings.TrimSpace(r.PostFormValue("token"))
-		if !canView(snap, tok) {
+		if _, err := admin.Authorize(snap, tok, admin.RoleViewer); err != nil {
 			u.log.Warn("admin pages: sign-in refused", "remote", r.RemoteAddr)
 			u.renderLogin(w, r, http.StatusUnauthorized, "That token is not a viewer or operator token of admin.tokens.")
 			return

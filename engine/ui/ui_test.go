@@ -66,7 +66,8 @@ type fixture struct {
 	t      *testing.T
 	h      http.Handler
 	sample *gitopstest.SampleRepo
-	snap   *snapshot.Snapshot
+	git    *gitops.Repo
+	snap   *snapshot.Snapshot // the one serving
 	reload *Reload
 	evilID string // the hostile record's id
 	okID   string
@@ -91,22 +92,11 @@ func newFixture(t *testing.T, o opts) *fixture {
 	if o.dirty {
 		s.Write("policies/standard.yaml", gitopstest.StandardV1)
 	}
-	repo, diags, err := config.Load(s.Dir)
-	if err != nil || diags.HasErrors() {
-		t.Fatalf("load: %v %v", err, diags)
-	}
 	g, err := gitops.Open(s.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, err := g.Revision()
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: http.DefaultClient, DefaultTimeout: time.Second}, Git: &rev})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := loadSnapshot(t, s.Dir, g)
 	db, err := store.Open(filepath.Join(t.TempDir(), "log.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -134,10 +124,10 @@ func newFixture(t *testing.T, o opts) *fixture {
 	series.Add(now.Add(-3*time.Minute), false)
 	series.Add(now.Add(-3*time.Minute), false)
 	series.Add(now.Add(-time.Minute), true)
-	f := &fixture{t: t, sample: s, snap: snap, evilID: evil.ID, okID: good.ID,
+	f := &fixture{t: t, sample: s, git: g, snap: snap, evilID: evil.ID, okID: good.ID,
 		reload: &Reload{At: now, Reason: "start", OK: true, Revision: snap.Revision}}
 	u := New(Source{
-		Current:    func() *snapshot.Snapshot { return snap },
+		Current:    func() *snapshot.Snapshot { return f.snap },
 		LastReload: func() *Reload { return f.reload },
 		Git:        func() *gitops.Repo { return g },
 		AccessLog:  acc,
@@ -147,6 +137,25 @@ func newFixture(t *testing.T, o opts) *fixture {
 	u.Register(mux)
 	f.h = mux
 	return f
+}
+
+// loadSnapshot loads the repository dir, checked out in g, as a reload
+// would.
+func loadSnapshot(t *testing.T, dir string, g *gitops.Repo) *snapshot.Snapshot {
+	t.Helper()
+	repo, diags, err := config.Load(dir)
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("load: %v %v", err, diags)
+	}
+	rev, err := g.Revision()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: http.DefaultClient, DefaultTimeout: time.Second}, Git: &rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 type result struct {
@@ -337,9 +346,19 @@ func TestCredentialsShowNoSecret(t *testing.T) {
 	}
 	res := f.get("/ui/credentials", c)
 	has(t, "credentials", res.Body, `env:SHOP_KEY`, `<span class="resolved">`, `href="`+repoURL+`/credentials/shop.yaml"`)
+	// The page shows what the Snapshot serving loaded, not what a secret
+	// reference resolves to at the moment of the view: the credential keeps
+	// its key until a reload, and the page says so.
 	t.Setenv("SHOP_KEY", "")
 	res = f.get("/ui/credentials", c)
-	has(t, "credentials", res.Body, `<span class="unresolved">`)
+	has(t, "credentials, before a reload", res.Body, `<span class="resolved">`)
+	if strings.Contains(res.Body, `<span class="unresolved">`) {
+		t.Error("credentials: a secret of the serving Snapshot shows as unresolved before any reload")
+	}
+	f.snap = loadSnapshot(t, f.sample.Dir, f.git)
+	res = f.get("/ui/credentials", c)
+	has(t, "credentials, after a reload", res.Body, `<span class="unresolved">`, `SHOP_KEY`)
+	has(t, "overview, after a reload", f.get("/ui/", c).Body, `credential <a href="/ui/credentials#credential-shop"><code>shop</code></a>`)
 	// ui.repoUrl links the file to edit.
 	has(t, "api", f.get("/ui/apis/order.create:v1", c).Body, `<dd id="edit-file"><a href="`+repoURL+`/apis/orders/create.yaml">`)
 }
@@ -457,6 +476,13 @@ func TestSignIn(t *testing.T) {
 	// A registry token as a cookie does not open the pages.
 	if page := f.get("/ui/", &http.Cookie{Name: SessionCookie, Value: regToken}); page.StatusCode != http.StatusSeeOther {
 		t.Errorf("registry token: %d", page.StatusCode)
+	}
+	// The pages check tokens as the REST API does (admin.Authorize): a
+	// bearer token opens them too, with the same roles.
+	for tok, want := range map[string]int{opsToken: http.StatusOK, regToken: http.StatusSeeOther, "wrong": http.StatusSeeOther} {
+		if page := f.do(http.MethodGet, "/ui/apis", nil, map[string]string{"Authorization": "Bearer " + tok}); page.StatusCode != want {
+			t.Errorf("GET /ui/apis with bearer %q: %d, want %d", tok, page.StatusCode, want)
+		}
 	}
 
 	// next must be a local page.

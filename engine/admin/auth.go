@@ -1,0 +1,146 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/databus-gateway/databus/engine/snapshot"
+)
+
+// Admin authentication, for the REST API and the pages alike: a token of
+// admin.tokens, sent as "Authorization: Bearer <token>" or, from a
+// signed-in browser, in the SessionCookie; its role decides what it may
+// do. Without admin.tokens in databus.yaml the admin listener is bound to
+// loopback and asks for no token.
+
+// Roles of admin tokens.
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+	RoleRegistry = "registry"
+)
+
+// SessionCookie carries the admin token of a signed-in browser.
+const SessionCookie = "databus_admin"
+
+// ErrNoToken: admin.tokens are configured and the request carries none of
+// them.
+var ErrNoToken = errors.New("admin token required: Authorization: Bearer <token> (admin.tokens in databus.yaml)")
+
+// RoleError: the token is known, but its role does not allow the request.
+type RoleError struct {
+	Token, Has, Needs string
+}
+
+func (e *RoleError) Error() string {
+	return fmt.Sprintf("token %q has role %s; this needs %s", e.Token, e.Has, e.Needs)
+}
+
+// Authorize checks tok, a token as sent, for role against snap's admin
+// tokens: the token it matched (nil when no admin.tokens are configured
+// and none is asked for), ErrNoToken, or a *RoleError.
+func Authorize(snap *snapshot.Snapshot, tok, role string) (*snapshot.AdminToken, error) {
+	if len(snap.Settings.Admin.Tokens) == 0 {
+		return nil, nil
+	}
+	t := match(snap.AdminTokens, tok)
+	if t == nil {
+		return nil, ErrNoToken
+	}
+	if !allowed(t.Role, role) {
+		return t, &RoleError{Token: t.Name, Has: t.Role, Needs: role}
+	}
+	return t, nil
+}
+
+// TokenOf is the admin token r carries: the bearer token of its
+// Authorization header, else its session cookie, else "".
+func TokenOf(r *http.Request) string {
+	if tok := bearer(r.Header.Get("Authorization")); tok != "" {
+		return tok
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// bearer is the token of an "Authorization: Bearer <token>" header (the
+// scheme is case-insensitive, RFC 7235), or "" for any other header: a
+// bare token without the scheme is not accepted.
+func bearer(h string) string {
+	scheme, tok, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// match finds the token whose secret equals tok, comparing every token in
+// constant time.
+func match(tokens []snapshot.AdminToken, tok string) *snapshot.AdminToken {
+	var found *snapshot.AdminToken
+	for i := range tokens {
+		if subtle.ConstantTimeCompare(tokens[i].Secret, []byte(tok)) == 1 && tok != "" {
+			found = &tokens[i]
+		}
+	}
+	return found
+}
+
+// allowed: viewer endpoints admit viewers and operators; operator endpoints
+// operators; registry endpoints the registry role (and operators).
+func allowed(has, needs string) bool {
+	switch needs {
+	case RoleViewer:
+		return has == RoleViewer || has == RoleOperator
+	case RoleOperator:
+		return has == RoleOperator
+	case RoleRegistry:
+		return has == RoleRegistry || has == RoleOperator
+	}
+	return false
+}
+
+// Require wraps h with Authorize for role: 401 without a known token, 403
+// for a token whose role does not allow it, in the admin envelope.
+func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		snap := a.gw.Current()
+		if snap == nil {
+			fail(w, http.StatusServiceUnavailable, "no configuration loaded")
+			return
+		}
+		t, err := Authorize(snap, TokenOf(r), role)
+		var re *RoleError
+		switch {
+		case errors.As(err, &re):
+			fail(w, http.StatusForbidden, "%v", err)
+			return
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="databus-admin"`)
+			fail(w, http.StatusUnauthorized, "%v", err)
+			return
+		}
+		if t != nil {
+			r = r.WithContext(withToken(r.Context(), t))
+		}
+		h(w, r)
+	}
+}
+
+type tokenKey struct{}
+
+func withToken(ctx context.Context, t *snapshot.AdminToken) context.Context {
+	return context.WithValue(ctx, tokenKey{}, t.Name)
+}
+
+// tokenName is the name of the token that authenticated the request.
+func tokenName(ctx context.Context) string {
+	n, _ := ctx.Value(tokenKey{}).(string)
+	return n
+}

@@ -1,0 +1,131 @@
+package call
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/store"
+)
+
+// ErrorFlow is the access log's errorCode of an answer of 400 or more that
+// no refusal explains: the flow failed.
+const ErrorFlow = "flow"
+
+// Exchange is one call and its answer, as the access log records it.
+type Exchange struct {
+	TraceID  string
+	APICode  string // "" when the request matched no API
+	Version  string
+	AppID    string
+	TenantID string
+	ClientIP string // "" when unknown
+	Method   string
+	Path     string
+	Header   http.Header
+	Body     []byte // the request body, decrypted
+
+	Status   int
+	Message  string
+	Reason   string // why the call was refused; "" when it was not
+	Response []byte // the envelope's response, before any encryption
+	Streamed bool   // the response was passed through, not kept
+
+	// Steps are the chain's decisions (hooks, rate limit), then the flow's
+	// step results.
+	Steps   []flow.StepResult
+	Started time.Time
+	Elapsed time.Duration
+	Extra   map[string]any // what only this kind of call knows; may be nil
+}
+
+// Record is x as an access-log record: headers in redact masked, bodies
+// and step values cut at maxChars, errorCode the refusal's reason or
+// ErrorFlow.
+func Record(x *Exchange, maxChars int, redact []string) *store.Record {
+	headers := store.Redact(x.Header, redact)
+	if x.Status == http.StatusRequestHeaderFieldsTooLarge {
+		// The headers are what was too large: keep the record bounded.
+		for k, v := range headers {
+			headers[k] = store.Truncate(v, maxChars)
+		}
+	}
+	rec := &store.Record{
+		TraceID:        x.TraceID,
+		APICode:        x.APICode,
+		Version:        x.Version,
+		AppID:          x.AppID,
+		TenantID:       x.TenantID,
+		ClientIP:       x.ClientIP,
+		Method:         x.Method,
+		Path:           x.Path,
+		RequestHeaders: headers,
+		RequestBody:    store.Truncate(string(x.Body), maxChars),
+		ResponseBody:   store.Truncate(string(x.Response), maxChars),
+		HTTPStatus:     x.Status,
+		Status:         store.StatusOf(x.Status),
+		ErrorCode:      x.Reason,
+		StartedAt:      x.Started,
+		DurationMs:     Millis(x.Elapsed),
+		StepResults:    StepRecords(x.Steps, maxChars),
+		Extra:          x.Extra,
+	}
+	if x.Status >= 400 {
+		rec.ErrorMessage = x.Message
+		if rec.ErrorCode == "" {
+			rec.ErrorCode = ErrorFlow
+		}
+	}
+	if x.Streamed {
+		rec.ResponseBody = "(streamed)"
+		if rec.Extra == nil {
+			rec.Extra = map[string]any{}
+		}
+		rec.Extra["streamed"] = true
+	}
+	return rec
+}
+
+// StepRecords turns step results into access-log records, their bodies
+// truncated to maxChars.
+func StepRecords(results []flow.StepResult, maxChars int) []store.StepRecord {
+	out := make([]store.StepRecord, 0, len(results))
+	for _, r := range results {
+		out = append(out, store.StepRecord{
+			ID: r.ID, Type: r.Type, Skipped: r.Skipped, Status: r.Status, Error: r.Error, Attempts: r.Attempts,
+			Request: truncValue(r.Request, maxChars), Response: truncValue(r.Response, maxChars),
+			ElapsedMs: Millis(r.Elapsed),
+		})
+	}
+	return out
+}
+
+// truncValue bounds what a step recorded: strings directly, the string
+// fields of a map, anything else through its JSON form.
+func truncValue(v any, maxChars int) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return store.Truncate(x, maxChars)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if s, ok := e.(string); ok {
+				out[k] = store.Truncate(s, maxChars)
+			} else {
+				out[k] = truncValue(e, maxChars)
+			}
+		}
+		return out
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	if maxChars >= 0 && len(b) > maxChars {
+		return store.Truncate(string(b), maxChars)
+	}
+	return json.RawMessage(b)
+}
