@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,9 +23,14 @@ import (
 
 // Gateway is what the admin API reads from the running gateway.
 type Gateway interface {
+	// Current is the Snapshot serving, for views that read it.
 	Current() *snapshot.Snapshot
-	// Reload loads the repository now; the result is answered as it is.
-	Reload(reason string) any
+	// Acquire is the Snapshot serving, held for a call that uses its
+	// resources (the debug invoke) until the caller's Release.
+	Acquire() *snapshot.Snapshot
+	// Reload loads the repository now, bounded by ctx (in git-sync mode
+	// it fetches first); the result is answered as it is.
+	Reload(ctx context.Context, reason string) any
 	// LastReload is the latest reload attempt.
 	LastReload() any
 	// Git is the checkout the configuration comes from; nil outside git.
@@ -218,7 +224,7 @@ func (a *API) readOnly(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
-	ok(w, a.gw.Reload("cache/refresh"))
+	ok(w, a.gw.Reload(r.Context(), "cache/refresh"))
 }
 
 func (a *API) lastReload(w http.ResponseWriter, r *http.Request) {

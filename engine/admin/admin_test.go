@@ -1165,6 +1165,10 @@ func TestInvoke(t *testing.T) {
 				`"steps":[{"id":"start","type":"start"}]}`, 1, 0, "steps"},
 			"missing policy (YAML)": {jsonString("apiVersion: databus/v1\nkind: Api\ncode: bad.four\nversion: v1\nstatus: draft\nmethods: [GET]\n" +
 				"policies: {rateLimit: nowhere}\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n"), 7, 0, "nowhere"},
+			// Only a build finds it: the draft passes the same gate as a file.
+			"script top level throws (YAML)": {jsonString("apiVersion: databus/v1\nkind: Api\ncode: bad.five\nversion: v1\nstatus: draft\nmethods: [GET]\n" +
+				"steps:\n  - {id: start, type: start}\n  - id: s\n    type: script\n    script:\n      source: |\n        var x = 1;\n        throw new Error(\"not ready\");\n" +
+				"        function main(c) { return x }\n  - {id: end, type: end}\n"), 14, 15, "script top level throws: Error: not ready"},
 		} {
 			r, res := invoke(t, `{"definition":`+tc.def+`}`)
 			if r.status != 400 || r.Code != 400 || !res.Draft || len(res.Errors) == 0 {

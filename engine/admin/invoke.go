@@ -11,6 +11,7 @@ import (
 	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/gate"
 	"github.com/databus-gateway/databus/engine/store"
 )
 
@@ -50,7 +51,12 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "invoke: the body must be JSON {apiCode, version | definition, method, headers, query, body}: %v", err)
 		return
 	}
-	snap := a.gw.Current()
+	snap := a.gw.Acquire()
+	if snap == nil {
+		fail(w, http.StatusServiceUnavailable, "invoke: no configuration is loaded")
+		return
+	}
+	defer snap.Release()
 	var f *flow.Flow
 	var api *config.Api
 	draft := len(in.Definition) > 0 && string(in.Definition) != "null"
@@ -60,14 +66,10 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		if json.Unmarshal(in.Definition, &text) == nil {
 			src = []byte(text) // YAML given as a string
 		}
-		def, diags := config.ParseAPI(snap.Repo, "draft.yaml", src)
-		if diags.HasErrors() || def == nil {
+		// The draft passes the same gate as a file of apis/.
+		compiled, def, diags := gate.Draft(snap, "draft.yaml", src)
+		if compiled == nil {
 			write(w, http.StatusBadRequest, Reply{Code: http.StatusBadRequest, Message: "the draft definition is invalid", Data: InvokeResult{Draft: true, Errors: diags.Errors(), StepResults: []store.StepRecord{}}})
-			return
-		}
-		compiled, err := flow.Compile(def, snap.Env)
-		if err != nil {
-			fail(w, http.StatusBadRequest, "the draft definition does not compile: %v", err)
 			return
 		}
 		f, api = compiled, def

@@ -88,9 +88,12 @@ func (s *Server) Admin() http.Handler {
 type adminView struct{ s *Server }
 
 func (v adminView) Current() *snapshot.Snapshot { return v.s.Current() }
-func (v adminView) Reload(reason string) any    { return v.s.Refresh(context.Background(), reason) }
-func (v adminView) Git() *gitops.Repo           { return v.s.git }
-func (v adminView) LastReload() any             { return v.s.LastReload() }
+func (v adminView) Acquire() *snapshot.Snapshot { return v.s.snap.Acquire() }
+func (v adminView) Reload(ctx context.Context, reason string) any {
+	return v.s.Refresh(ctx, reason)
+}
+func (v adminView) Git() *gitops.Repo { return v.s.git }
+func (v adminView) LastReload() any   { return v.s.LastReload() }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
