@@ -16,13 +16,25 @@ type Credential struct {
 	SignKey    []byte          // HMAC key (signature key, else encryption key)
 	KeyProblem string          // why the credential has no usable key; "" when it has
 	AllowedIPs []netip.Prefix
+	// Resolved tells, for each secret reference the credential has
+	// ("encryptionKey", "signatureKey"), whether it resolved when the
+	// Snapshot was built: what the admin view shows, never a value.
+	Resolved map[string]bool
 }
 
 // resolveCredential resolves the secrets of c. A secret that does not
 // resolve leaves the credential known but unusable (KeyProblem set): it
 // answers 500 应用未配置加密密钥.
 func resolveCredential(dir string, c *config.Credential) *Credential {
-	out := &Credential{Credential: c}
+	out := &Credential{Credential: c, Resolved: map[string]bool{}}
+	// Every reference is tried, so that the view can tell each apart even
+	// when the first one fails.
+	for name, ref := range map[string]*config.SecretRef{"encryptionKey": c.EncryptionKey, "signatureKey": c.SignatureKey} {
+		if ref != nil {
+			_, err := ref.Resolve(dir)
+			out.Resolved[name] = err == nil
+		}
+	}
 	for _, s := range c.AllowedIPs {
 		if p, err := config.ParsePrefix(s); err == nil {
 			out.AllowedIPs = append(out.AllowedIPs, p)

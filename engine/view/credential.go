@@ -2,8 +2,6 @@ package view
 
 import (
 	"strings"
-	"sync"
-	"weak"
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/snapshot"
@@ -48,11 +46,10 @@ func CredentialOf(snap *snapshot.Snapshot, c *config.Credential) Credential {
 		v.Problem, v.Usable = loaded.KeyProblem, loaded.KeyProblem == ""
 	}
 	if c.EncryptionKey != nil {
-		v.EncryptionKey = &Secret{SecretRef: c.EncryptionKey.Ref, Resolved: secretResolved(snap, loaded, c.EncryptionKey, true)}
+		v.EncryptionKey = &Secret{SecretRef: c.EncryptionKey.Ref, Resolved: secretResolved(loaded, "encryptionKey")}
 	}
 	if c.SignatureKey != nil {
-		used := c.SignatureType == config.SignHMACSHA256
-		v.SignatureKey = &Secret{SecretRef: c.SignatureKey.Ref, Resolved: secretResolved(snap, loaded, c.SignatureKey, used)}
+		v.SignatureKey = &Secret{SecretRef: c.SignatureKey.Ref, Resolved: secretResolved(loaded, "signatureKey")}
 	}
 	for _, a := range snap.Repo.APIs {
 		if a.Auth != nil {
@@ -87,56 +84,13 @@ func FindCredential(snap *snapshot.Snapshot, appID string) (Credential, bool) {
 	return CredentialOf(snap, c), true
 }
 
-// secretResolved tells whether ref, a secret of the loaded credential,
-// resolved for this Snapshot. A credential the Snapshot loaded without a
-// KeyProblem resolved every secret it reads (used: the encryption key
-// always, the signature key for HMAC-SHA256). What the Snapshot does not
-// say — the secrets of a credential whose load stopped at its first
-// failing secret, and a signature key an MD5 or SHA256 signature never
-// reads — is resolved once per Snapshot (resolvedRefs), never per view.
-func secretResolved(snap *snapshot.Snapshot, loaded *snapshot.Credential, ref *config.SecretRef, used bool) bool {
-	if loaded != nil && loaded.KeyProblem == "" && used {
-		return true
-	}
-	return resolvedRefs.of(snap, ref)
+// secretResolved tells whether the secret called name of the credential
+// resolved when snap was built (snapshot.Credential.Resolved).
+func secretResolved(loaded *snapshot.Credential, name string) bool {
+	return loaded != nil && loaded.Resolved[name]
 }
 
-// resolvedRefs remembers, for each Snapshot still alive, whether each
-// secret reference asked about resolved. Only the answer is kept, never a
-// value; a Snapshot no longer referenced elsewhere drops out.
-var resolvedRefs refCache
-
-type refCache struct {
-	mu    sync.Mutex
-	snaps map[weak.Pointer[snapshot.Snapshot]]map[string]bool
-}
-
-func (rc *refCache) of(snap *snapshot.Snapshot, ref *config.SecretRef) bool {
-	key := weak.Make(snap)
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.snaps == nil {
-		rc.snaps = map[weak.Pointer[snapshot.Snapshot]]map[string]bool{}
-	}
-	refs := rc.snaps[key]
-	if refs == nil {
-		for k := range rc.snaps {
-			if k.Value() == nil {
-				delete(rc.snaps, k)
-			}
-		}
-		refs = map[string]bool{}
-		rc.snaps[key] = refs
-	}
-	ok, seen := refs[ref.Ref]
-	if !seen {
-		_, err := ref.Resolve(snap.Repo.Dir)
-		ok = err == nil
-		refs[ref.Ref] = ok
-	}
-	return ok
-}
-
+// nonNil makes a nil list marshal as [].
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
