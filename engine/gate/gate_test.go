@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/config/configtest"
 	"github.com/databus-gateway/databus/engine/pool"
 	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
@@ -225,4 +226,28 @@ func TestDraftThroughTheGate(t *testing.T) {
 	if f, api, diags := Draft(r.Snapshot, "draft.yaml", []byte(ok)); f == nil || api.Code != "gate.throws" || diags.HasErrors() {
 		t.Fatalf("a valid draft: %v", diags)
 	}
+}
+
+// BenchmarkGateLargeRepo is validate's dry build of 1,000 APIs (every flow
+// compiled, every script's top level run), beside the loader alone
+// (engine/config BenchmarkValidateLargeRepo) measured in the same run.
+func BenchmarkGateLargeRepo(b *testing.B) {
+	dir := b.TempDir()
+	configtest.WriteLargeRepo(b, dir, 1000, 200, 50)
+	b.Run("load", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, diags, err := config.Load(dir); err != nil || diags.HasErrors() {
+				b.Fatal(err, diags)
+			}
+		}
+	})
+	b.Run("gate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, diags, err := Check(context.Background(), dir); err != nil || diags.HasErrors() {
+				b.Fatal(err, diags)
+			}
+		}
+	})
 }
