@@ -164,7 +164,7 @@ func TestRegistrySharedByReplicas(t *testing.T) {
 	if ep, err := b.Registry().Resolve(context.Background(), "shared", "s"); err != nil || ep.Server.Port != 7002 {
 		t.Fatalf("b after redis restarted empty: %+v %v", ep, err)
 	}
-	if s, ok, err := b.Registry().Server("other"); err != nil || !ok || s.Port != 7003 {
+	if s, ok, err := b.Registry().Server(context.Background(), "other"); err != nil || !ok || s.Port != 7003 {
 		t.Fatalf("b after redis came back: %+v %v %v", s, ok, err)
 	}
 }
