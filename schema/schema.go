@@ -84,6 +84,10 @@ func Source(kind Kind) ([]byte, error) {
 	return files.ReadFile(name)
 }
 
+// File returns the name of the schema file of kind, in schema/ ("" for a
+// kind without a schema).
+func File(kind Kind) string { return fileOf[kind] }
+
 // Kinds lists the kinds that have a schema, in a stable order.
 func Kinds() []Kind {
 	return []Kind{KindApi, KindCredential, KindRateLimitPolicy, KindSettings}

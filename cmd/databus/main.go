@@ -11,6 +11,9 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 )
 
 // Exit codes shared by every command.
@@ -48,7 +51,18 @@ func init() {
 }
 
 func main() {
+	setupProcess()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// setupProcess sets the state that belongs to the whole process, once, at
+// its entry point rather than at import time in the packages that use it.
+func setupProcess() {
+	// go-redis logs through one process-wide logger to stderr, a line for
+	// every failed dial of an outage. The gateway reports store failures
+	// itself: logged at most once per interval and counted in
+	// databus_store_errors_total.
+	redis.SetLogger(&logging.VoidLogger{})
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -46,8 +46,8 @@ type AccessLog interface {
 
 // Registry is the service registry as the admin API shows it.
 type Registry interface {
-	Servers() ([]registry.Server, error)
-	Views() ([]registry.ServiceView, error)
+	Servers(ctx context.Context) ([]registry.Server, error)
+	Views(ctx context.Context) ([]registry.ServiceView, error)
 	Shared() bool
 }
 

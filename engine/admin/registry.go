@@ -4,7 +4,7 @@ import "net/http"
 
 // registryServers lists the registered servers (GET registry/servers).
 func (a *API) registryServers(w http.ResponseWriter, r *http.Request) {
-	list, err := a.reg.Servers()
+	list, err := a.reg.Servers(r.Context())
 	if err != nil {
 		fail(w, http.StatusServiceUnavailable, "reading the registry: %v", err)
 		return
@@ -15,7 +15,7 @@ func (a *API) registryServers(w http.ResponseWriter, r *http.Request) {
 // registryServices lists the registered services with the URL each
 // resolves to now (GET registry/services).
 func (a *API) registryServices(w http.ResponseWriter, r *http.Request) {
-	list, err := a.reg.Views()
+	list, err := a.reg.Views(r.Context())
 	if err != nil {
 		fail(w, http.StatusServiceUnavailable, "reading the registry: %v", err)
 		return

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/engine/fault"
 	"github.com/databus-gateway/databus/engine/registry"
 )
 
@@ -410,8 +410,7 @@ func (s *httpStep) transportError(ctx context.Context, st *step, err error) *Err
 	if ctx.Err() != nil {
 		return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q: request cancelled: %v", st.id, ctx.Err()), Step: st.id, Err: err}
 	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	if fault.Of(err) == fault.Timeout {
 		return &Error{Status: http.StatusGatewayTimeout, Message: fmt.Sprintf("step %q timed out after %s", st.id, s.timeout), Step: st.id, Err: err}
 	}
 	return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q failed: %s", st.id, upstreamReason(err)), Step: st.id, Err: err}
@@ -419,20 +418,19 @@ func (s *httpStep) transportError(ctx context.Context, st *step, err error) *Err
 
 // upstreamReason shortens a transport error to what an operator needs.
 func upstreamReason(err error) string {
+	switch fault.Of(err) {
+	case fault.Refused:
+		return "upstream refused the connection"
+	case fault.Closed:
+		return "upstream closed the connection"
+	case fault.HostNotFound:
+		return "upstream host not found"
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "connection refused"):
-		return "upstream refused the connection"
-	case strings.Contains(msg, "connection reset"), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "upstream closed the connection"
-	case strings.Contains(msg, "no such host"):
-		return "upstream host not found"
-	}
-	return msg
+	return err.Error()
 }
 
 type cancelOnClose struct {

@@ -56,7 +56,7 @@ func (s *Server) syncRegistry(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			if reg := s.reg.Load(); reg != nil {
-				reg.Sync() // failures are counted and logged by the registry
+				reg.Sync(ctx) // failures are counted and logged by the registry
 			}
 		}
 	}

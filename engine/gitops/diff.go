@@ -9,6 +9,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/internal/orderedjson"
 )
 
 // Kinds of a field Change.
@@ -279,15 +280,14 @@ func CompareAPI(a, b *config.Api) []Change {
 	case nb == nil:
 		return []Change{{Path: "", Kind: KindRemoved, From: na}}
 	}
-	stepsA, _ := na.vals["steps"].([]any)
-	stepsB, _ := nb.vals["steps"].([]any)
-	delete(na.vals, "steps")
-	delete(nb.vals, "steps")
+	stepsA, stepsB := na.List("steps"), nb.List("steps")
+	na.Delete("steps")
+	nb.Delete("steps")
 	changes := compareValues(nil, "", na, nb)
 	return append(changes, compareSteps(stepsA, stepsB)...)
 }
 
-func apiValue(a *config.Api) *jsonObject {
+func apiValue(a *config.Api) *orderedjson.Object {
 	if a == nil {
 		return nil
 	}
@@ -295,7 +295,7 @@ func apiValue(a *config.Api) *jsonObject {
 	if err != nil {
 		return nil
 	}
-	o, _ := v.(*jsonObject)
+	o, _ := v.(*orderedjson.Object)
 	return o
 }
 
@@ -345,8 +345,8 @@ func stepIndex(steps []any) ([]string, map[string]any) {
 	seen := map[string]int{}
 	for i, s := range steps {
 		id := fmt.Sprintf("#%d", i)
-		if o, ok := s.(*jsonObject); ok {
-			if v, ok := o.vals["id"].(string); ok && v != "" {
+		if o, ok := s.(*orderedjson.Object); ok {
+			if v := o.Str("id"); v != "" {
 				id = v
 			}
 		}

@@ -8,39 +8,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/databus-gateway/databus/internal/orderedjson"
 )
-
-// jsonObject is a JSON object that keeps its keys in document order, so that
-// changes list fields in the order the model declares them, and From/To
-// values marshal back the way they were written.
-type jsonObject struct {
-	keys []string
-	vals map[string]any
-}
-
-// MarshalJSON writes the object with its keys in order.
-func (o *jsonObject) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range o.keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		kb, err := marshal(k)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(kb)
-		b.WriteByte(':')
-		vb, err := marshal(o.vals[k])
-		if err != nil {
-			return nil, err
-		}
-		b.Write(vb)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
 
 // marshal is json.Marshal without HTML escaping.
 func marshal(v any) ([]byte, error) {
@@ -53,79 +23,35 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// normalize turns a model value into plain JSON values: *jsonObject, []any,
-// string, json.Number, bool and nil, through the model's JSON tags (so
-// defaults, omitempty and durations read as the loader resolved them).
+// normalize turns a model value into plain JSON values:
+// *orderedjson.Object, []any, string, json.Number, bool and nil, through
+// the model's JSON tags (so defaults, omitempty and durations read as the
+// loader resolved them). Objects keep their keys in order, so that changes
+// list fields in the order the model declares them, and From/To values
+// marshal back the way they were written.
 func normalize(v any) (any, error) {
 	data, err := marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	out, err := decodeValue(dec)
+	out, err := orderedjson.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("normalizing %T: %w", v, err)
 	}
 	return out, nil
 }
 
-func decodeValue(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			o := &jsonObject{vals: map[string]any{}}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k := kt.(string)
-				v, err := decodeValue(dec)
-				if err != nil {
-					return nil, err
-				}
-				if _, dup := o.vals[k]; !dup {
-					o.keys = append(o.keys, k)
-				}
-				o.vals[k] = v
-			}
-			_, err := dec.Token() // }
-			return o, err
-		case '[':
-			list := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, v)
-			}
-			_, err := dec.Token() // ]
-			return list, err
-		}
-		return nil, fmt.Errorf("unexpected %v", t)
-	default:
-		return t, nil
-	}
-}
-
 // equal compares two normalized values.
 func equal(a, b any) bool {
 	switch x := a.(type) {
-	case *jsonObject:
-		y, ok := b.(*jsonObject)
-		if !ok || len(x.vals) != len(y.vals) {
+	case *orderedjson.Object:
+		y, ok := b.(*orderedjson.Object)
+		if !ok || x.Len() != y.Len() {
 			return false
 		}
-		for k, v := range x.vals {
-			w, ok := y.vals[k]
-			if !ok || !equal(v, w) {
+		for _, k := range x.Keys() {
+			w, ok := y.Lookup(k)
+			if !ok || !equal(x.Get(k), w) {
 				return false
 			}
 		}
@@ -160,19 +86,19 @@ func equal(a, b any) bool {
 // compared key by key (keys of a first, in order, then keys only b has);
 // lists and scalars as whole values.
 func compareValues(out []Change, path string, a, b any) []Change {
-	oa, aok := a.(*jsonObject)
-	ob, bok := b.(*jsonObject)
+	oa, aok := a.(*orderedjson.Object)
+	ob, bok := b.(*orderedjson.Object)
 	if aok && bok {
-		for _, k := range oa.keys {
-			if w, ok := ob.vals[k]; ok {
-				out = compareValues(out, joinPath(path, k), oa.vals[k], w)
-			} else if oa.vals[k] != nil {
-				out = append(out, Change{Path: joinPath(path, k), Kind: KindRemoved, From: oa.vals[k]})
+		for _, k := range oa.Keys() {
+			if w, ok := ob.Lookup(k); ok {
+				out = compareValues(out, joinPath(path, k), oa.Get(k), w)
+			} else if oa.Get(k) != nil {
+				out = append(out, Change{Path: joinPath(path, k), Kind: KindRemoved, From: oa.Get(k)})
 			}
 		}
-		for _, k := range ob.keys {
-			if _, ok := oa.vals[k]; !ok && ob.vals[k] != nil {
-				out = append(out, Change{Path: joinPath(path, k), Kind: KindAdded, To: ob.vals[k]})
+		for _, k := range ob.Keys() {
+			if !oa.Has(k) && ob.Get(k) != nil {
+				out = append(out, Change{Path: joinPath(path, k), Kind: KindAdded, To: ob.Get(k)})
 			}
 		}
 		return out

@@ -24,13 +24,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/fault"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/registry"
 )
@@ -307,11 +307,10 @@ func (r *Result) fail(outcome, reason string, cause error) {
 // transportFail names a call that got no answer: a timeout (also wrapping
 // context.DeadlineExceeded), the caller gone, or a transport error.
 func (c *Caller) transportFail(parent, actx context.Context, res *Result, timeout time.Duration, err error) {
-	var ne net.Error
 	switch {
 	case parent.Err() != nil:
 		res.fail(OutcomeError, "the request was cancelled", parent.Err())
-	case actx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case actx.Err() != nil || fault.Of(err) == fault.Timeout:
 		res.fail(OutcomeTimeout, fmt.Sprintf("timed out after %s", timeout), fmt.Errorf("%w (%v)", context.DeadlineExceeded, err))
 	default:
 		res.fail(OutcomeError, transportReason(err), err)
@@ -320,13 +319,12 @@ func (c *Caller) transportFail(parent, actx context.Context, res *Result, timeou
 
 // transportReason shortens a transport error for the caller: no addresses.
 func transportReason(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "connection refused"):
+	switch fault.Of(err) {
+	case fault.Refused:
 		return "the hook service refused the connection"
-	case strings.Contains(msg, "connection reset"), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case fault.Closed:
 		return "the hook service closed the connection"
-	case strings.Contains(msg, "no such host"):
+	case fault.HostNotFound:
 		return "the hook service's host was not found"
 	}
 	return "the hook service could not be reached"

@@ -2,6 +2,9 @@
 // builds the client from databus.yaml's redis settings (one server, a
 // Cluster or Sentinels, through go-redis's universal options) and holds the
 // nonce store they share.
+//
+// The package changes no process-wide state: go-redis's logger is the
+// process's to set (cmd/databus quiets it).
 package redisstore
 
 import (
@@ -15,14 +18,6 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/security"
 )
-
-// The client's own logging would print every failed dial of an outage;
-// the gateway reports store failures itself, once per interval.
-func init() { redis.SetLogger(quiet{}) }
-
-type quiet struct{}
-
-func (quiet) Printf(context.Context, string, ...any) {}
 
 // NewClient builds a client from the settings. Every call is bounded by the
 // settings' timeout and never retried inside the client: a Redis outage

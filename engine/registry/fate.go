@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -38,10 +39,10 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		if err := decode(body, &in); err != nil {
 			return nil, err
 		}
-		return r.RegisterServer(req.PathValue("name"), in)
+		return r.RegisterServer(req.Context(), req.PathValue("name"), in)
 	})
 	h("POST /v1/server/{name}/get", func(req *http.Request, _ []byte) (any, error) {
-		s, ok, err := r.Server(req.PathValue("name"))
+		s, ok, err := r.Server(req.Context(), req.PathValue("name"))
 		if err != nil {
 			return nil, failed("%v", err)
 		}
@@ -50,8 +51,8 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return s, nil
 	})
-	h("POST /v1/server/get", func(*http.Request, []byte) (any, error) {
-		all, err := r.Servers()
+	h("POST /v1/server/get", func(req *http.Request, _ []byte) (any, error) {
+		all, err := r.Servers(req.Context())
 		if err != nil {
 			return nil, failed("%v", err)
 		}
@@ -63,7 +64,7 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 	})
 	h("POST /v1/server/{name}/delete", func(req *http.Request, _ []byte) (any, error) {
 		name := ServerKey(req.PathValue("name"))
-		ok, err := r.DeleteServer(name)
+		ok, err := r.DeleteServer(req.Context(), name)
 		if err != nil {
 			return nil, err
 		}
@@ -72,18 +73,18 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return map[string]string{"server_name": name}, nil
 	})
-	h("POST /v1/service/registry", func(_ *http.Request, body []byte) (any, error) {
+	h("POST /v1/service/registry", func(req *http.Request, body []byte) (any, error) {
 		var in ServiceInput
 		if err := decode(body, &in); err != nil {
 			return nil, err
 		}
-		svc, err := r.RegisterService(in)
+		svc, err := r.RegisterService(req.Context(), in)
 		if err != nil {
 			return nil, err
 		}
-		return r.view(svc), nil
+		return r.view(req.Context(), svc), nil
 	})
-	h("POST /v1/service/query", func(_ *http.Request, body []byte) (any, error) {
+	h("POST /v1/service/query", func(req *http.Request, body []byte) (any, error) {
 		var in struct {
 			ServerName  string `json:"server_name"`
 			ServiceName string `json:"service_name"`
@@ -94,17 +95,17 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		if in.ServiceName == "" {
 			return nil, missing("service_name")
 		}
-		list, err := r.Services(in.ServerName, in.ServiceName)
+		list, err := r.Services(req.Context(), in.ServerName, in.ServiceName)
 		if err != nil {
 			return nil, failed("%v", err)
 		}
 		info := make([]ServiceView, 0, len(list))
 		for _, s := range list {
-			info = append(info, r.view(s))
+			info = append(info, r.view(req.Context(), s))
 		}
 		return map[string]any{"service_info": info}, nil
 	})
-	h("POST /v1/service/delete", func(_ *http.Request, body []byte) (any, error) {
+	h("POST /v1/service/delete", func(req *http.Request, body []byte) (any, error) {
 		var in struct {
 			ServerName  string `json:"server_name"`
 			ServiceName string `json:"service_name"`
@@ -112,7 +113,7 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		if err := decode(body, &in); err != nil {
 			return nil, err
 		}
-		ok, err := r.DeleteService(in.ServerName, in.ServiceName)
+		ok, err := r.DeleteService(req.Context(), in.ServerName, in.ServiceName)
 		if err != nil {
 			return nil, err
 		}
@@ -130,9 +131,9 @@ type ServiceView struct {
 	URL string `json:"url"`
 }
 
-func (r *Registry) view(s Service) ServiceView {
+func (r *Registry) view(ctx context.Context, s Service) ServiceView {
 	v := ServiceView{Service: s}
-	if srv, ok, err := r.Server(s.ServerName); err == nil && ok {
+	if srv, ok, err := r.Server(ctx, s.ServerName); err == nil && ok {
 		v.URL = Endpoint{Server: srv, Service: s}.URL()
 	}
 	return v
@@ -140,12 +141,12 @@ func (r *Registry) view(s Service) ServiceView {
 
 // Views returns the services (all of them) with their URLs, for the admin
 // view.
-func (r *Registry) Views() ([]ServiceView, error) {
-	list, err := r.Services("", "")
+func (r *Registry) Views(ctx context.Context) ([]ServiceView, error) {
+	list, err := r.Services(ctx, "", "")
 	if err != nil {
 		return nil, err
 	}
-	servers, err := r.Servers()
+	servers, err := r.Servers(ctx)
 	if err != nil {
 		return nil, err
 	}

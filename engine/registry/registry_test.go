@@ -108,8 +108,8 @@ func TestInputChecks(t *testing.T) {
 			t.Errorf("%s %s: retcode %d %q, want %d containing %q", tt.path, tt.body, r.RetCode, r.RetMsg, tt.code, tt.msg)
 		}
 	}
-	servers, _ := reg.Servers()
-	services, _ := reg.Services("", "")
+	servers, _ := reg.Servers(t.Context())
+	services, _ := reg.Services(t.Context(), "", "")
 	if len(servers) != 1 || len(services) != 0 {
 		t.Errorf("refused registrations were stored: servers %+v services %+v", servers, services)
 	}
@@ -182,10 +182,10 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := registry.New(db.Registry(), registry.Options{})
-	if _, err := reg.RegisterServer("a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
+	if _, err := reg.RegisterServer(t.Context(), "a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.RegisterService(registry.ServiceInput{ServerName: "A", ServiceName: "s", URI: "/s", Method: "get"}); err != nil {
+	if _, err := reg.RegisterService(t.Context(), registry.ServiceInput{ServerName: "A", ServiceName: "s", URI: "/s", Method: "get"}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -200,7 +200,7 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 		t.Fatalf("after reopening: %+v %v", ep, err)
 	}
 	// Deleting the server leaves the service, which no longer resolves.
-	if ok, err := reg.DeleteServer("A"); !ok || err != nil {
+	if ok, err := reg.DeleteServer(t.Context(), "A"); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	if _, err := reg.Resolve(context.Background(), "a", "s"); !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), `server "A"`) {
@@ -214,10 +214,12 @@ type failingTables struct{}
 
 var errDown = errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 
-func (failingTables) Put(string, string, []byte) error         { return errDown }
-func (failingTables) Get(string, string) ([]byte, bool, error) { return nil, false, errDown }
-func (failingTables) All(string) (map[string][]byte, error)    { return nil, errDown }
-func (failingTables) Delete(string, string) (bool, error)      { return false, errDown }
+func (failingTables) Put(context.Context, string, string, []byte) error { return errDown }
+func (failingTables) Get(context.Context, string, string) ([]byte, bool, error) {
+	return nil, false, errDown
+}
+func (failingTables) All(context.Context, string) (map[string][]byte, error) { return nil, errDown }
+func (failingTables) Delete(context.Context, string, string) (bool, error)   { return false, errDown }
 
 // TestSharedDown: with the shared copy failing, reads come from the local
 // copy and are counted; registrations are refused with 103.
@@ -229,13 +231,13 @@ func TestSharedDown(t *testing.T) {
 	defer db.Close()
 	errs := 0
 	reg := registry.New(db.Registry(), registry.Options{StoreError: func(error) { errs++ }})
-	reg.RegisterServer("a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")})
-	reg.RegisterService(registry.ServiceInput{ServerName: "a", ServiceName: "s", URI: "/s"})
+	reg.RegisterServer(t.Context(), "a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")})
+	reg.RegisterService(t.Context(), registry.ServiceInput{ServerName: "a", ServiceName: "s", URI: "/s"})
 	reg.SetShared(failingTables{})
 	if _, err := reg.Resolve(context.Background(), "a", "s"); err != nil {
 		t.Fatalf("resolve with redis down: %v", err)
 	}
-	_, err = reg.RegisterServer("b", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("82")})
+	_, err = reg.RegisterServer(t.Context(), "b", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("82")})
 	if code, ok := registry.IsError(err); !ok || code != registry.RetFailed || !strings.Contains(err.Error(), "redis") {
 		t.Fatalf("register with redis down: %v", err)
 	}
@@ -259,17 +261,17 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	defer db.Close()
 	reg := registry.New(db.Registry(), registry.Options{})
 	reg.SetShared(redisstore.NewRegistry(c, time.Second))
-	if _, err := reg.RegisterServer("a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
+	if _, err := reg.RegisterServer(t.Context(), "a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"kept", "gone"} {
-		if _, err := reg.RegisterService(registry.ServiceInput{ServerName: "a", ServiceName: name, URI: "/" + name}); err != nil {
+		if _, err := reg.RegisterService(t.Context(), registry.ServiceInput{ServerName: "a", ServiceName: name, URI: "/" + name}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Deleted through Redis directly, as another replica would.
-	redisstore.NewRegistry(c, time.Second).Delete(registry.TableServices, "A/gone")
-	if err := reg.Sync(); err != nil {
+	redisstore.NewRegistry(c, time.Second).Delete(t.Context(), registry.TableServices, "A/gone")
+	if err := reg.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reg.Resolve(context.Background(), "a", "gone"); !errors.Is(err, registry.ErrNotFound) {
@@ -283,5 +285,87 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	n, err := c.HLen(context.Background(), redisstore.RegistryKeyPrefix+registry.TableServices).Result()
 	if err != nil || n != 1 {
 		t.Fatalf("redis was not seeded: %d services, %v", n, err)
+	}
+}
+
+// cancelOnSend is a go-redis hook that cancels a context as a command is
+// about to be sent: the call is then in flight when its context ends.
+type cancelOnSend struct{ cancel context.CancelFunc }
+
+func (h cancelOnSend) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h cancelOnSend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.cancel()
+		return next(ctx, cmd)
+	}
+}
+func (h cancelOnSend) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLookupEndsWithTheContext: a lookup through a Redis that does not
+// answer (CLIENT PAUSE) returns as soon as the request's context ends —
+// cancelled while the command is in flight, or at its deadline — with the
+// context's error, long before the Redis timeout (10s). The request gave
+// up: Redis is not counted as failed and the local copy is not read.
+func TestLookupEndsWithTheContext(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ctx  func(c *redis.Client) context.Context
+		want error
+	}{
+		{"cancelled in flight", func(c *redis.Client) context.Context {
+			ctx, cancel := context.WithCancel(t.Context())
+			c.AddHook(cancelOnSend{cancel})
+			return ctx
+		}, context.Canceled},
+		{"deadline", func(*redis.Client) context.Context {
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			t.Cleanup(cancel)
+			return ctx
+		}, context.DeadlineExceeded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// A private server: a paused Redis cannot be unpaused (CLIENT
+			// UNPAUSE waits too); closing the client and killing the
+			// server end the calls still waiting.
+			rs := testredis.Start(t)
+			const redisTimeout = 10 * time.Second
+			c := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1, ReadTimeout: redisTimeout, WriteTimeout: redisTimeout})
+			t.Cleanup(func() { c.Close() })
+			db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			storeErrors := 0
+			reg := registry.New(db.Registry(), registry.Options{StoreError: func(error) { storeErrors++ }})
+			reg.SetShared(redisstore.NewRegistry(c, redisTimeout))
+			if _, err := reg.RegisterServer(t.Context(), "a", registry.ServerInput{Host: "127.0.0.1", Port: json.RawMessage("81")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.RegisterService(t.Context(), registry.ServiceInput{ServerName: "a", ServiceName: "s", URI: "/s"}); err != nil {
+				t.Fatal(err)
+			}
+
+			admin := redis.NewClient(&redis.Options{Addr: rs.Addr})
+			t.Cleanup(func() { admin.Close() })
+			if err := admin.Do(t.Context(), "CLIENT", "PAUSE", "60000", "ALL").Err(); err != nil {
+				t.Fatalf("pausing redis: %v", err)
+			}
+
+			ctx := tt.ctx(c)
+			start := time.Now()
+			ep, err := reg.Resolve(ctx, "a", "s")
+			if elapsed := time.Since(start); elapsed > redisTimeout/2 {
+				t.Errorf("the lookup took %v: it waited for redis, not for the context", elapsed)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Resolve = %+v, %v; want the context's error %v", ep, err, tt.want)
+			}
+			if storeErrors != 0 {
+				t.Errorf("%d store errors counted for a request that gave up", storeErrors)
+			}
+		})
 	}
 }

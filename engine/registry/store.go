@@ -21,20 +21,25 @@ const (
 	TableServices = "services"
 )
 
-// Tables is where registry entries live: JSON values by key in two tables.
-// The bbolt file (engine/store) is each node's local copy; Redis
-// (engine/redisstore) is the copy every replica shares.
+// Tables is the copy of the registry every replica shares (Redis,
+// engine/redisstore): JSON values by key in two tables. Every call takes
+// the context of the request it serves, so that a caller that gives up
+// stops waiting on the network.
 type Tables interface {
+	Put(ctx context.Context, table, key string, value []byte) error
+	Get(ctx context.Context, table, key string) ([]byte, bool, error)
+	All(ctx context.Context, table string) (map[string][]byte, error)
+	Delete(ctx context.Context, table, key string) (bool, error)
+}
+
+// LocalTables is each node's own copy, the bbolt file (engine/store), with
+// the same tables; it can also take a whole table from the shared copy. A
+// local file waits on no network, so its calls take no context.
+type LocalTables interface {
 	Put(table, key string, value []byte) error
 	Get(table, key string) ([]byte, bool, error)
 	All(table string) (map[string][]byte, error)
 	Delete(table, key string) (bool, error)
-}
-
-// LocalTables is the local copy, which can also take a whole table from
-// the shared copy.
-type LocalTables interface {
-	Tables
 	Replace(table string, entries map[string][]byte) error
 }
 
@@ -99,14 +104,15 @@ func New(local LocalTables, opts Options) *Registry {
 
 // SetShared makes t (Redis) the copy that reads and writes go to first;
 // nil goes back to the local copy alone. The local copy is refreshed from t
-// at once when t answers.
+// at once when t answers. That sync serves no request: only t's own
+// timeout bounds it.
 func (r *Registry) SetShared(t Tables) {
 	if t == nil {
 		r.shared.Store(nil)
 		return
 	}
 	r.shared.Store(&sharedTables{t})
-	r.Sync()
+	r.Sync(context.Background())
 }
 
 // Shared reports whether a shared copy is configured.
@@ -117,13 +123,13 @@ func (r *Registry) Shared() bool { return r.shared.Load() != nil }
 // shared copy that came back empty (a Redis restarted without persistence)
 // while the local one is not is seeded from the local one instead: the
 // registrations are not lost with Redis's memory.
-func (r *Registry) Sync() error {
+func (r *Registry) Sync(ctx context.Context) error {
 	sh := r.shared.Load()
 	if sh == nil {
 		return nil
 	}
 	for _, table := range []string{TableServers, TableServices} {
-		if _, err := r.syncTable(sh, table); err != nil {
+		if _, err := r.syncTable(ctx, sh, table); err != nil {
 			return err
 		}
 	}
@@ -131,10 +137,10 @@ func (r *Registry) Sync() error {
 }
 
 // syncTable is Sync for one table; it returns the entries now in force.
-func (r *Registry) syncTable(sh *sharedTables, table string) (map[string][]byte, error) {
-	all, err := sh.t.All(table)
+func (r *Registry) syncTable(ctx context.Context, sh *sharedTables, table string) (map[string][]byte, error) {
+	all, err := sh.t.All(ctx, table)
 	if err != nil {
-		r.sharedFailed(err)
+		r.sharedFailed(ctx, err)
 		return nil, err
 	}
 	r.sharedOK()
@@ -145,8 +151,8 @@ func (r *Registry) syncTable(sh *sharedTables, table string) (map[string][]byte,
 		}
 		if len(local) > 0 {
 			for k, v := range local {
-				if err := sh.t.Put(table, k, v); err != nil {
-					r.sharedFailed(err)
+				if err := sh.t.Put(ctx, table, k, v); err != nil {
+					r.sharedFailed(ctx, err)
 					return nil, err
 				}
 			}
@@ -160,8 +166,13 @@ func (r *Registry) syncTable(sh *sharedTables, table string) (map[string][]byte,
 	return all, nil
 }
 
-// sharedFailed counts and logs (throttled) a failed call to the shared copy.
-func (r *Registry) sharedFailed(err error) {
+// sharedFailed counts and logs (throttled) a failed call to the shared
+// copy; a call cut short because its caller gave up (ctx done) is not the
+// shared copy's failure.
+func (r *Registry) sharedFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
 	if r.opts.StoreError != nil {
 		r.opts.StoreError(err)
 	}
@@ -188,10 +199,10 @@ func (r *Registry) sharedOK() {
 
 // get reads key: from the shared copy when there is one (refreshing the
 // local copy when they differ), from the local copy otherwise or when the
-// shared copy fails.
-func (r *Registry) get(table, key string) ([]byte, bool, error) {
+// shared copy fails. When ctx ends first, get returns ctx's error.
+func (r *Registry) get(ctx context.Context, table, key string) ([]byte, bool, error) {
 	if sh := r.shared.Load(); sh != nil {
-		v, ok, err := sh.t.Get(table, key)
+		v, ok, err := sh.t.Get(ctx, table, key)
 		if err == nil {
 			r.sharedOK()
 			if ok {
@@ -204,14 +215,20 @@ func (r *Registry) get(table, key string) ([]byte, bool, error) {
 			if _, lok, lerr := r.local.Get(table, key); lerr != nil || !lok {
 				return nil, false, lerr
 			}
-			all, err := r.syncTable(sh, table)
+			all, err := r.syncTable(ctx, sh, table)
 			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return nil, false, cerr
+				}
 				return r.local.Get(table, key)
 			}
 			v, ok := all[key]
 			return v, ok, nil
 		}
-		r.sharedFailed(err)
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, false, cerr
+		}
+		r.sharedFailed(ctx, err)
 	}
 	return r.local.Get(table, key)
 }
@@ -224,10 +241,14 @@ func (r *Registry) mirror(table, key string, v []byte) {
 	r.local.Put(table, key, v)
 }
 
-func (r *Registry) all(table string) (map[string][]byte, error) {
+func (r *Registry) all(ctx context.Context, table string) (map[string][]byte, error) {
 	if sh := r.shared.Load(); sh != nil {
-		if m, err := r.syncTable(sh, table); err == nil {
+		m, err := r.syncTable(ctx, sh, table)
+		if err == nil {
 			return m, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
 		}
 	}
 	return r.local.All(table)
@@ -235,15 +256,15 @@ func (r *Registry) all(table string) (map[string][]byte, error) {
 
 // put writes the shared copy first (every replica must see a registration
 // or none does), then the local one.
-func (r *Registry) put(table, key string, value []byte) error {
+func (r *Registry) put(ctx context.Context, table, key string, value []byte) error {
 	if sh := r.shared.Load(); sh != nil {
 		// A Redis that restarted empty is seeded before the first write
 		// makes it look populated.
-		if _, err := r.syncTable(sh, table); err != nil {
+		if _, err := r.syncTable(ctx, sh, table); err != nil {
 			return failed("the shared registry (redis) did not take it: %v", err)
 		}
-		if err := sh.t.Put(table, key, value); err != nil {
-			r.sharedFailed(err)
+		if err := sh.t.Put(ctx, table, key, value); err != nil {
+			r.sharedFailed(ctx, err)
 			return failed("the shared registry (redis) did not take it: %v", err)
 		}
 		r.sharedOK()
@@ -254,15 +275,15 @@ func (r *Registry) put(table, key string, value []byte) error {
 	return nil
 }
 
-func (r *Registry) del(table, key string) (bool, error) {
+func (r *Registry) del(ctx context.Context, table, key string) (bool, error) {
 	found := false
 	if sh := r.shared.Load(); sh != nil {
-		if _, err := r.syncTable(sh, table); err != nil {
+		if _, err := r.syncTable(ctx, sh, table); err != nil {
 			return false, failed("the shared registry (redis) did not take it: %v", err)
 		}
-		ok, err := sh.t.Delete(table, key)
+		ok, err := sh.t.Delete(ctx, table, key)
 		if err != nil {
-			r.sharedFailed(err)
+			r.sharedFailed(ctx, err)
 			return false, failed("the shared registry (redis) did not take it: %v", err)
 		}
 		r.sharedOK()
@@ -353,7 +374,7 @@ func parsePort(raw json.RawMessage) (int, error) {
 }
 
 // RegisterServer registers (or moves) server name.
-func (r *Registry) RegisterServer(name string, in ServerInput) (Server, error) {
+func (r *Registry) RegisterServer(ctx context.Context, name string, in ServerInput) (Server, error) {
 	key := ServerKey(name)
 	if key == "" {
 		return Server{}, missing("server_name")
@@ -381,12 +402,12 @@ func (r *Registry) RegisterServer(name string, in ServerInput) (Server, error) {
 	}
 	srv := Server{Name: key, Host: in.Host, Port: port, Protocol: proto}
 	b, _ := json.Marshal(srv)
-	return srv, r.put(TableServers, key, b)
+	return srv, r.put(ctx, TableServers, key, b)
 }
 
 // Server returns server name.
-func (r *Registry) Server(name string) (Server, bool, error) {
-	b, ok, err := r.get(TableServers, ServerKey(name))
+func (r *Registry) Server(ctx context.Context, name string) (Server, bool, error) {
+	b, ok, err := r.get(ctx, TableServers, ServerKey(name))
 	if err != nil || !ok {
 		return Server{}, false, err
 	}
@@ -398,8 +419,8 @@ func (r *Registry) Server(name string) (Server, bool, error) {
 }
 
 // Servers returns every server, by name.
-func (r *Registry) Servers() ([]Server, error) {
-	all, err := r.all(TableServers)
+func (r *Registry) Servers(ctx context.Context) ([]Server, error) {
+	all, err := r.all(ctx, TableServers)
 	if err != nil {
 		return nil, err
 	}
@@ -416,12 +437,12 @@ func (r *Registry) Servers() ([]Server, error) {
 
 // DeleteServer removes server name; its services stay registered and
 // resolve again once the server is registered again.
-func (r *Registry) DeleteServer(name string) (bool, error) {
+func (r *Registry) DeleteServer(ctx context.Context, name string) (bool, error) {
 	key := ServerKey(name)
 	if key == "" {
 		return false, missing("server_name")
 	}
-	return r.del(TableServers, key)
+	return r.del(ctx, TableServers, key)
 }
 
 // ServiceInput is a service registration as it arrives.
@@ -437,7 +458,7 @@ type ServiceInput struct {
 }
 
 // RegisterService registers (or replaces) a service on a registered server.
-func (r *Registry) RegisterService(in ServiceInput) (Service, error) {
+func (r *Registry) RegisterService(ctx context.Context, in ServiceInput) (Service, error) {
 	switch {
 	case strings.TrimSpace(in.ServerName) == "":
 		return Service{}, missing("server_name")
@@ -464,7 +485,7 @@ func (r *Registry) RegisterService(in ServiceInput) (Service, error) {
 		return Service{}, invalid("protocol %q: expected one of %s", in.Protocol, strings.Join(protocols, ", "))
 	}
 	server := ServerKey(in.ServerName)
-	if _, ok, err := r.Server(server); err != nil {
+	if _, ok, err := r.Server(ctx, server); err != nil {
 		return Service{}, failed("%v", err)
 	} else if !ok {
 		return Service{}, invalid("server %s is not registered: register it first (POST /v1/server/%s/register)", server, server)
@@ -485,13 +506,13 @@ func (r *Registry) RegisterService(in ServiceInput) (Service, error) {
 	svc := Service{ServerName: server, ServiceName: in.ServiceName, URI: in.URI, Method: method, Protocol: proto,
 		Headers: in.Headers, Params: params, Data: in.Data}
 	b, _ := json.Marshal(svc)
-	return svc, r.put(TableServices, serviceKey(server, in.ServiceName), b)
+	return svc, r.put(ctx, TableServices, serviceKey(server, in.ServiceName), b)
 }
 
 // Services returns the services named name (all when empty) on server (all
 // when empty), by server and name.
-func (r *Registry) Services(server, name string) ([]Service, error) {
-	all, err := r.all(TableServices)
+func (r *Registry) Services(ctx context.Context, server, name string) ([]Service, error) {
+	all, err := r.all(ctx, TableServices)
 	if err != nil {
 		return nil, err
 	}
@@ -516,14 +537,14 @@ func (r *Registry) Services(server, name string) ([]Service, error) {
 }
 
 // DeleteService removes a service.
-func (r *Registry) DeleteService(server, name string) (bool, error) {
+func (r *Registry) DeleteService(ctx context.Context, server, name string) (bool, error) {
 	switch {
 	case strings.TrimSpace(server) == "":
 		return false, missing("server_name")
 	case name == "":
 		return false, missing("service_name")
 	}
-	return r.del(TableServices, serviceKey(server, name))
+	return r.del(ctx, TableServices, serviceKey(server, name))
 }
 
 // Resolve implements Resolver: the service and the current entry of its
@@ -532,7 +553,7 @@ func (r *Registry) Resolve(ctx context.Context, server, name string) (Endpoint, 
 	if err := ctx.Err(); err != nil {
 		return Endpoint{}, err
 	}
-	b, ok, err := r.get(TableServices, serviceKey(server, name))
+	b, ok, err := r.get(ctx, TableServices, serviceKey(server, name))
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -543,7 +564,7 @@ func (r *Registry) Resolve(ctx context.Context, server, name string) (Endpoint, 
 	if err := json.Unmarshal(b, &svc); err != nil {
 		return Endpoint{}, fmt.Errorf("registry: service %s: %w", serviceKey(server, name), err)
 	}
-	srv, ok, err := r.Server(server)
+	srv, ok, err := r.Server(ctx, server)
 	if err != nil {
 		return Endpoint{}, err
 	}

@@ -439,8 +439,8 @@ func (u *UI) registry(w http.ResponseWriter, r *http.Request, p *page) {
 	if reg := u.src.Registry; reg != nil {
 		d.Available, d.Shared = true, reg.Shared()
 		var err error
-		if d.Servers, err = reg.Servers(); err == nil {
-			d.Services, err = reg.Views()
+		if d.Servers, err = reg.Servers(r.Context()); err == nil {
+			d.Services, err = reg.Views(r.Context())
 		}
 		if err != nil {
 			d.Error = err.Error()

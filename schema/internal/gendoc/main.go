@@ -1,5 +1,5 @@
 // Command gendoc writes the configuration reference generated from the
-// embedded JSON Schemas (schema.Reference) to a file. It is run by
+// embedded JSON Schemas (refdoc.Reference) to a file. It is run by
 // "go generate ./schema":
 //
 //	go run ./schema/internal/gendoc -o docs/config-reference.md
@@ -14,7 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/databus-gateway/databus/schema"
+	"github.com/databus-gateway/databus/schema/internal/refdoc"
 )
 
 func main() {
@@ -31,7 +31,7 @@ func main() {
 }
 
 func run(out string) error {
-	doc, err := schema.Reference()
+	doc, err := refdoc.Reference()
 	if err != nil {
 		return err
 	}

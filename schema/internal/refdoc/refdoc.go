@@ -1,20 +1,24 @@
-package schema
-
-//go:generate go run ./internal/gendoc -o ../docs/config-reference.md
+// Package refdoc generates the configuration reference
+// (docs/config-reference.md) from the JSON Schemas of package schema. It is
+// a build tool: schema/internal/gendoc runs it (go generate ./schema), and
+// nothing the gateway runs links it.
+package refdoc
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/databus-gateway/databus/internal/orderedjson"
+	"github.com/databus-gateway/databus/schema"
 )
 
 // Reference renders the configuration reference (docs/config-reference.md)
-// from the embedded schemas: one section per kind, in the order of Kinds(),
+// from the embedded schemas: one section per kind, in the order of schema.Kinds(),
 // with a table per object level listing every key's path, type and
 // constraints, whether it is required, and its schema description. Keys are
 // listed in schema order, so the output is deterministic.
@@ -25,21 +29,21 @@ import (
 func Reference() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(refIntro)
-	for _, kind := range Kinds() {
-		src, err := Source(kind)
+	for _, kind := range schema.Kinds() {
+		src, err := schema.Source(kind)
 		if err != nil {
 			return nil, err
 		}
-		root, err := decodeOrdered(src)
+		root, err := orderedjson.DecodeObject(src)
 		if err != nil {
-			return nil, fmt.Errorf("schema %s: %v", fileOf[kind], err)
+			return nil, fmt.Errorf("schema %s: %v", schema.File(kind), err)
 		}
-		fmt.Fprintf(&b, "- [%s](#%s) (`schema/%s`): %s\n", kind, anchorOf(kind), fileOf[kind], mdText(firstSentence(root.str("description"))+"."))
+		fmt.Fprintf(&b, "- [%s](#%s) (`schema/%s`): %s\n", kind, anchorOf(kind), schema.File(kind), mdText(firstSentence(root.Str("description"))+"."))
 	}
 	b.WriteString(refReading)
-	for _, kind := range Kinds() {
-		src, _ := Source(kind)
-		if err := renderKind(&b, kind, fileOf[kind], src); err != nil {
+	for _, kind := range schema.Kinds() {
+		src, _ := schema.Source(kind)
+		if err := renderKind(&b, kind, schema.File(kind), src); err != nil {
 			return nil, err
 		}
 	}
@@ -47,8 +51,8 @@ func Reference() ([]byte, error) {
 }
 
 // renderKind appends the section of one kind, whose schema is src.
-func renderKind(b *bytes.Buffer, kind Kind, file string, src []byte) error {
-	root, err := decodeOrdered(src)
+func renderKind(b *bytes.Buffer, kind schema.Kind, file string, src []byte) error {
+	root, err := orderedjson.DecodeObject(src)
 	if err != nil {
 		return fmt.Errorf("schema %s: %v", file, err)
 	}
@@ -93,8 +97,8 @@ const refReading = `
 
 // refNotes are rules of a kind that the schema cannot express; they are
 // enforced by databus validate (see DESIGN.md).
-var refNotes = map[Kind]string{
-	KindApi: `Rules that ` + "`databus validate`" + ` enforces beyond the schema: ` + "`start`" + ` and ` + "`end`" + `
+var refNotes = map[schema.Kind]string{
+	schema.KindApi: `Rules that ` + "`databus validate`" + ` enforces beyond the schema: ` + "`start`" + ` and ` + "`end`" + `
 steps are unique and stand first and last; step ids are unique; a transform
 phase appears at most once per level; every jq program and script compiles;
 ` + "`policies.rateLimit`" + `, ` + "`auth.credentials`" + ` and ` + "`${...}`" + ` references resolve;
@@ -106,7 +110,7 @@ Transforms, ` + "`when`" + `, ` + "`poll.until`" + ` and ` + "`${...}`" + ` inte
 A step's raw result is ` + "`{status, headers, body}`" + `; its ` + "`response`" + ` transform maps
 that to its output (default: the body).
 `,
-	KindCredential: `Secrets never stand in the repository as values, only as references. A
+	schema.KindCredential: `Secrets never stand in the repository as values, only as references. A
 reference that points inside the repository is a validate warning (a committed
 secret), allowed for demo data only. A credential whose secret does not resolve
 at load time stays known but answers 500 ` + "`应用未配置加密密钥`" + `.
@@ -115,8 +119,8 @@ at load time stays known but answers 500 ` + "`应用未配置加密密钥`" + `
 
 // refExamples are the examples of DESIGN.md sections 1.1-1.3 and 2. The
 // tests check that each one is valid against its schema.
-var refExamples = map[Kind]string{
-	KindApi: `apiVersion: databus/v1
+var refExamples = map[schema.Kind]string{
+	schema.KindApi: `apiVersion: databus/v1
 kind: Api
 code: order.create            # [a-z0-9][a-z0-9._-]*; code+version unique in the repo
 version: v1                   # v<digits>
@@ -159,7 +163,7 @@ steps:                        # start first, end last, each exactly once
     rpc: {target: 127.0.0.1:9090, method: inventory.v1.Inventory/Reserve, timeout: 2s}
   - {id: end, type: end}
 `,
-	KindCredential: `apiVersion: databus/v1
+	schema.KindCredential: `apiVersion: databus/v1
 kind: Credential
 appId: demo-app
 description: Mall front end
@@ -173,7 +177,7 @@ allowedIps: []                 # per-credential allow list, as apiPortal.allowed
 allowAnonymous: false          # true: calls run as the fixed user below; the gateway issues
 anonymousUser: {id: "1", name: databus-bot}   #   an internal JWT for upstream steps
 `,
-	KindRateLimitPolicy: `apiVersion: databus/v1
+	schema.KindRateLimitPolicy: `apiVersion: databus/v1
 kind: RateLimitPolicy
 name: standard
 algorithm: fixed-window        # fixed-window | sliding-window | token-bucket
@@ -182,7 +186,7 @@ windowSeconds: 60              # default 60
 keyTemplate: '${apiCode}:${version}:${header.X-Client-Id}'   # vars: apiCode version appId
                                                              # tenantId clientIp header.NAME
 `,
-	KindSettings: `apiPortal:
+	schema.KindSettings: `apiPortal:
   basePath: /admin-api/databus/api/portal
   legacyBasePaths: [/databus/api/portal]
   allowedIps: []                # IPs or CIDRs; empty = all
@@ -220,128 +224,18 @@ admin:
 }
 
 // ---------------------------------------------------------------------------
-// Order-keeping JSON.
+// Rendering.
 
-// jsonObject is a decoded JSON object that remembers its key order. Values
-// are *jsonObject, []any, string, json.Number, bool or nil.
-type jsonObject struct {
-	keys []string
-	vals map[string]any
-}
-
-func (o *jsonObject) has(k string) bool {
-	if o == nil {
-		return false
-	}
-	_, ok := o.vals[k]
-	return ok
-}
-
-func (o *jsonObject) names() []string {
-	if o == nil {
-		return nil
-	}
-	return o.keys
-}
-
-func (o *jsonObject) get(k string) any {
-	if o == nil {
-		return nil
-	}
-	return o.vals[k]
-}
-
-func (o *jsonObject) obj(k string) *jsonObject {
-	v, _ := o.get(k).(*jsonObject)
-	return v
-}
-
-func (o *jsonObject) str(k string) string {
-	v, _ := o.get(k).(string)
-	return v
-}
-
-func (o *jsonObject) list(k string) []any {
-	v, _ := o.get(k).([]any)
-	return v
-}
-
-func (o *jsonObject) strings(k string) []string {
+// strs returns the strings of the list o[k], skipping other values.
+func strs(o *orderedjson.Object, k string) []string {
 	var out []string
-	for _, v := range o.list(k) {
+	for _, v := range o.List(k) {
 		if s, ok := v.(string); ok {
 			out = append(out, s)
 		}
 	}
 	return out
 }
-
-// decodeOrdered decodes one JSON object keeping key order.
-func decodeOrdered(b []byte) (*jsonObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	v, err := decodeValue(dec)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("trailing data after the schema")
-	}
-	o, ok := v.(*jsonObject)
-	if !ok {
-		return nil, fmt.Errorf("schema is not a JSON object")
-	}
-	return o, nil
-}
-
-func decodeValue(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			o := &jsonObject{vals: map[string]any{}}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k := kt.(string)
-				v, err := decodeValue(dec)
-				if err != nil {
-					return nil, err
-				}
-				if _, dup := o.vals[k]; dup {
-					return nil, fmt.Errorf("duplicate key %q", k)
-				}
-				o.keys = append(o.keys, k)
-				o.vals[k] = v
-			}
-			_, err := dec.Token() // '}'
-			return o, err
-		case '[':
-			l := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec)
-				if err != nil {
-					return nil, err
-				}
-				l = append(l, v)
-			}
-			_, err := dec.Token() // ']'
-			return l, err
-		}
-		return nil, fmt.Errorf("unexpected %v", t)
-	default:
-		return tok, nil
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Rendering.
 
 // knownKeywords are the keywords the generator renders or deliberately
 // passes over. Any other keyword is an error, so that a new kind of rule in
@@ -378,13 +272,13 @@ type refSection struct {
 
 type pendingSection struct {
 	anchor, path string
-	node         *jsonObject // resolved
+	node         *orderedjson.Object // resolved
 }
 
 type refGen struct {
-	kind     Kind
+	kind     schema.Kind
 	file     string
-	root     *jsonObject
+	root     *orderedjson.Object
 	anchors  map[string]bool
 	usedDefs map[string]bool
 	sections []refSection
@@ -397,10 +291,10 @@ func (g *refGen) render(b *bytes.Buffer) error {
 	kindAnchor := anchorOf(g.kind)
 	g.anchors[kindAnchor] = true
 	fmt.Fprintf(b, "\n<a id=\"%s\"></a>\n\n## %s\n\n", kindAnchor, g.kind)
-	if d := g.root.str("description"); d != "" {
+	if d := g.root.Str("description"); d != "" {
 		fmt.Fprintf(b, "%s\n\n", mdText(d))
 	}
-	fmt.Fprintf(b, "Schema: `schema/%s` (`%s`).\n", g.file, g.root.str("$id"))
+	fmt.Fprintf(b, "Schema: `schema/%s` (`%s`).\n", g.file, g.root.Str("$id"))
 	if n := refNotes[g.kind]; n != "" {
 		fmt.Fprintf(b, "\n%s", n)
 	}
@@ -433,9 +327,9 @@ func (g *refGen) render(b *bytes.Buffer) error {
 	}
 
 	// Shared types: the non-object $defs referenced above, in $defs order.
-	defs := g.root.obj("$defs")
+	defs := g.root.Obj("$defs")
 	var shared []string
-	for _, name := range defs.names() {
+	for _, name := range defs.Keys() {
 		if g.usedDefs[name] {
 			shared = append(shared, name)
 		}
@@ -444,7 +338,7 @@ func (g *refGen) render(b *bytes.Buffer) error {
 		fmt.Fprintf(b, "\n<a id=\"%s\"></a>\n\n### %s: shared types\n\n", g.anchor("types"), g.kind)
 		b.WriteString("| Type | Definition | Description |\n| --- | --- | --- |\n")
 		for _, name := range shared {
-			def, err := g.resolved(defs.obj(name), "#/$defs/"+name)
+			def, err := g.resolved(defs.Obj(name), "#/$defs/"+name)
 			if err != nil {
 				return err
 			}
@@ -452,7 +346,7 @@ func (g *refGen) render(b *bytes.Buffer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(b, "| <a id=\"%s\"></a>%s | %s | %s |\n", g.typeAnchor(name), code(name), typ, mdText(def.str("description")))
+			fmt.Fprintf(b, "| <a id=\"%s\"></a>%s | %s | %s |\n", g.typeAnchor(name), code(name), typ, mdText(def.Str("description")))
 		}
 	}
 	return nil
@@ -460,9 +354,9 @@ func (g *refGen) render(b *bytes.Buffer) error {
 
 // object adds the section of the object node n (resolved) at path, then the
 // sections of its nested objects, depth first in schema order.
-func (g *refGen) object(anchor, path string, n *jsonObject) error {
-	sec := refSection{anchor: anchor, path: path, desc: n.str("description")}
-	props := n.obj("properties")
+func (g *refGen) object(anchor, path string, n *orderedjson.Object) error {
+	sec := refSection{anchor: anchor, path: path, desc: n.Str("description")}
+	props := n.Obj("properties")
 	reqs, notes, err := g.requirements(n, path)
 	if err != nil {
 		return err
@@ -472,13 +366,13 @@ func (g *refGen) object(anchor, path string, n *jsonObject) error {
 		sec.notes = append(sec.notes, "Keys other than those listed are allowed.")
 	}
 	for name := range reqs {
-		if props != nil && !props.has(name) {
+		if props != nil && !props.Has(name) {
 			return fmt.Errorf("%s: required key %q is not among its properties", displayPath(path), name)
 		}
 	}
 	var pending []pendingSection
-	for _, name := range props.names() {
-		p, ok := props.get(name).(*jsonObject)
+	for _, name := range props.Keys() {
+		p, ok := props.Get(name).(*orderedjson.Object)
 		if !ok {
 			return fmt.Errorf("%s: property %q: schema is not an object", displayPath(path), name)
 		}
@@ -497,7 +391,7 @@ func (g *refGen) object(anchor, path string, n *jsonObject) error {
 		}
 		sec.rows = append(sec.rows, refRow{path: rowPath, typ: typ, req: req, desc: describe(res)})
 	}
-	if ap, ok := n.get("additionalProperties").(*jsonObject); ok {
+	if ap, ok := n.Get("additionalProperties").(*orderedjson.Object); ok {
 		rowPath := joinPath(path, "<name>")
 		res, err := g.resolved(ap, rowPath)
 		if err != nil {
@@ -518,16 +412,16 @@ func (g *refGen) object(anchor, path string, n *jsonObject) error {
 	return nil
 }
 
-func describe(n *jsonObject) string {
-	d := n.str("description")
-	if ex := n.list("examples"); len(ex) > 0 {
+func describe(n *orderedjson.Object) string {
+	d := n.Str("description")
+	if ex := n.List("examples"); len(ex) > 0 {
 		var vs []string
 		for _, v := range ex {
 			vs = append(vs, literal(v))
 		}
 		d = strings.TrimSpace(d + " Examples: " + strings.Join(vs, ", ") + ".")
 	}
-	if dep, _ := n.get("deprecated").(bool); dep {
+	if dep, _ := n.Get("deprecated").(bool); dep {
 		d = "Deprecated. " + d
 	}
 	return d
@@ -536,7 +430,7 @@ func describe(n *jsonObject) string {
 // requirements returns, for each key of the object n that is required
 // always or under a condition, the text of its Required cell, and notes on
 // rules between keys (oneOf/anyOf of required sets).
-func (g *refGen) requirements(n *jsonObject, path string) (map[string]string, []string, error) {
+func (g *refGen) requirements(n *orderedjson.Object, path string) (map[string]string, []string, error) {
 	always := map[string]bool{}
 	conds := map[string][]string{}
 	var order []string
@@ -547,35 +441,35 @@ func (g *refGen) requirements(n *jsonObject, path string) (map[string]string, []
 		conds[name] = append(conds[name], cond)
 	}
 	var notes []string
-	for _, r := range n.strings("required") {
+	for _, r := range strs(n, "required") {
 		always[r] = true
 	}
-	if dr := n.obj("dependentRequired"); dr != nil {
-		for _, dep := range dr.names() {
-			for _, x := range dr.strings(dep) {
+	if dr := n.Obj("dependentRequired"); dr != nil {
+		for _, dep := range dr.Keys() {
+			for _, x := range strs(dr, dep) {
 				addCond(x, fmt.Sprintf("when %s is set", code(dep)))
 			}
 		}
 	}
-	var conditional func(c *jsonObject, loc string) error
-	conditional = func(c *jsonObject, loc string) error {
-		for _, k := range c.keys {
+	var conditional func(c *orderedjson.Object, loc string) error
+	conditional = func(c *orderedjson.Object, loc string) error {
+		for _, k := range c.Keys() {
 			switch k {
 			case "$comment", "description":
 			case "required":
-				for _, r := range c.strings("required") {
+				for _, r := range strs(c, "required") {
 					always[r] = true
 				}
 			case "if", "then", "else":
 			case "oneOf", "anyOf":
 				var sets []string
-				for i, br := range c.list(k) {
-					bo, ok := br.(*jsonObject)
+				for i, br := range c.List(k) {
+					bo, ok := br.(*orderedjson.Object)
 					if !ok || !onlyKeys(bo, "required", "$comment") {
 						return fmt.Errorf("%s/%s/%d: only {\"required\": [...]} branches are rendered", loc, k, i)
 					}
 					var names []string
-					for _, r := range bo.strings("required") {
+					for _, r := range strs(bo, "required") {
 						names = append(names, code(r))
 					}
 					sets = append(sets, strings.Join(names, " and "))
@@ -586,8 +480,8 @@ func (g *refGen) requirements(n *jsonObject, path string) (map[string]string, []
 				}
 				notes = append(notes, fmt.Sprintf("%s: %s.", word, strings.Join(sets, "; ")))
 			case "allOf":
-				for i, x := range c.list(k) {
-					xo, ok := x.(*jsonObject)
+				for i, x := range c.List(k) {
+					xo, ok := x.(*orderedjson.Object)
 					if !ok {
 						return fmt.Errorf("%s/allOf/%d: not an object", loc, i)
 					}
@@ -604,20 +498,20 @@ func (g *refGen) requirements(n *jsonObject, path string) (map[string]string, []
 				}
 			}
 		}
-		if c.has("if") {
-			cond, err := condition(c.obj("if"), loc+"/if")
+		if c.Has("if") {
+			cond, err := condition(c.Obj("if"), loc+"/if")
 			if err != nil {
 				return err
 			}
 			for _, branch := range []string{"then", "else"} {
-				bo := c.obj(branch)
+				bo := c.Obj(branch)
 				if bo == nil {
 					continue
 				}
 				if !onlyKeys(bo, "required", "$comment") {
 					return fmt.Errorf("%s/%s: only \"required\" is rendered", loc, branch)
 				}
-				for _, r := range bo.strings("required") {
+				for _, r := range strs(bo, "required") {
 					if branch == "then" {
 						addCond(r, "when "+cond)
 					} else {
@@ -625,7 +519,7 @@ func (g *refGen) requirements(n *jsonObject, path string) (map[string]string, []
 					}
 				}
 			}
-		} else if c.has("then") || c.has("else") {
+		} else if c.Has("then") || c.Has("else") {
 			return fmt.Errorf("%s: then/else without if", loc)
 		}
 		return nil
@@ -645,20 +539,20 @@ func (g *refGen) requirements(n *jsonObject, path string) (map[string]string, []
 
 // condition renders the if-schema of a conditional requirement: properties
 // with a const or an enum, and required keys.
-func condition(c *jsonObject, loc string) (string, error) {
+func condition(c *orderedjson.Object, loc string) (string, error) {
 	if c == nil || !onlyKeys(c, "properties", "required", "$comment") {
 		return "", fmt.Errorf("%s: only properties with const/enum and required are rendered", loc)
 	}
 	var parts []string
-	props := c.obj("properties")
-	for _, k := range props.names() {
-		p := props.obj(k)
+	props := c.Obj("properties")
+	for _, k := range props.Keys() {
+		p := props.Obj(k)
 		switch {
 		case p != nil && onlyKeys(p, "const"):
-			parts = append(parts, fmt.Sprintf("%s is %s", code(k), literal(p.get("const"))))
+			parts = append(parts, fmt.Sprintf("%s is %s", code(k), literal(p.Get("const"))))
 		case p != nil && onlyKeys(p, "enum"):
 			var vs []string
-			for _, v := range p.list("enum") {
+			for _, v := range p.List("enum") {
 				vs = append(vs, literal(v))
 			}
 			parts = append(parts, fmt.Sprintf("%s is one of %s", code(k), strings.Join(vs, ", ")))
@@ -666,8 +560,8 @@ func condition(c *jsonObject, loc string) (string, error) {
 			return "", fmt.Errorf("%s/properties/%s: only const or enum is rendered", loc, k)
 		}
 	}
-	for _, r := range c.strings("required") {
-		if !props.has(r) {
+	for _, r := range strs(c, "required") {
+		if !props.Has(r) {
 			parts = append(parts, fmt.Sprintf("%s is set", code(r)))
 		}
 	}
@@ -677,8 +571,8 @@ func condition(c *jsonObject, loc string) (string, error) {
 	return strings.Join(parts, " and "), nil
 }
 
-func onlyKeys(o *jsonObject, allowed ...string) bool {
-	for _, k := range o.keys {
+func onlyKeys(o *orderedjson.Object, allowed ...string) bool {
+	for _, k := range o.Keys() {
 		ok := false
 		for _, a := range allowed {
 			if k == a {
@@ -696,10 +590,10 @@ func onlyKeys(o *jsonObject, allowed ...string) bool {
 // typeOf renders the Type cell of node n (as written, possibly a $ref) whose
 // resolved form is res. Nested objects with properties are queued in
 // pending (nil: not expected) and linked.
-func (g *refGen) typeOf(path string, n, res *jsonObject, pending *[]pendingSection) (string, error) {
+func (g *refGen) typeOf(path string, n, res *orderedjson.Object, pending *[]pendingSection) (string, error) {
 	// A $ref to a def without properties is a shared type: link it and show
 	// only the constraints the referring node adds.
-	if ref := n.str("$ref"); ref != "" && res.obj("properties") == nil {
+	if ref := n.Str("$ref"); ref != "" && res.Obj("properties") == nil {
 		name := strings.TrimPrefix(ref, "#/$defs/")
 		if name != ref && !strings.Contains(name, "/") {
 			g.usedDefs[name] = true
@@ -711,7 +605,7 @@ func (g *refGen) typeOf(path string, n, res *jsonObject, pending *[]pendingSecti
 			return t, nil
 		}
 	}
-	if res.obj("properties") != nil {
+	if res.Obj("properties") != nil {
 		if pending == nil {
 			return "", fmt.Errorf("%s: an object with properties cannot be a shared type", displayPath(path))
 		}
@@ -728,8 +622,8 @@ func (g *refGen) typeOf(path string, n, res *jsonObject, pending *[]pendingSecti
 	}
 	var t string
 	switch {
-	case res.has("items"):
-		items, ok := res.get("items").(*jsonObject)
+	case res.Has("items"):
+		items, ok := res.Get("items").(*orderedjson.Object)
 		if !ok {
 			return "", fmt.Errorf("%s: items must be a schema object", displayPath(path))
 		}
@@ -743,7 +637,7 @@ func (g *refGen) typeOf(path string, n, res *jsonObject, pending *[]pendingSecti
 		}
 		t = "array of " + parenthesize(it)
 	case isMap(res):
-		ap := res.obj("additionalProperties")
+		ap := res.Obj("additionalProperties")
 		ar, err := g.resolved(ap, path+".<name>")
 		if err != nil {
 			return "", err
@@ -771,24 +665,24 @@ func parenthesize(t string) string {
 }
 
 // closed reports whether n refuses keys it does not list.
-func closed(n *jsonObject) bool {
-	ap, ok := n.get("additionalProperties").(bool)
+func closed(n *orderedjson.Object) bool {
+	ap, ok := n.Get("additionalProperties").(bool)
 	if ok && !ap {
 		return true
 	}
-	up, ok := n.get("unevaluatedProperties").(bool)
+	up, ok := n.Get("unevaluatedProperties").(bool)
 	return ok && !up
 }
 
-func isMap(n *jsonObject) bool {
-	_, ok := n.get("additionalProperties").(*jsonObject)
+func isMap(n *orderedjson.Object) bool {
+	_, ok := n.Get("additionalProperties").(*orderedjson.Object)
 	return ok
 }
 
 // baseType is the JSON type of n: its type keyword, or inferred from const
 // or enum.
-func baseType(n *jsonObject) string {
-	switch t := n.get("type").(type) {
+func baseType(n *orderedjson.Object) string {
+	switch t := n.Get("type").(type) {
 	case string:
 		return t
 	case []any:
@@ -799,10 +693,10 @@ func baseType(n *jsonObject) string {
 		return strings.Join(ts, " or ")
 	}
 	var vals []any
-	if n.has("const") {
-		vals = []any{n.get("const")}
+	if n.Has("const") {
+		vals = []any{n.Get("const")}
 	}
-	vals = append(vals, n.list("enum")...)
+	vals = append(vals, n.List("enum")...)
 	seen := map[string]bool{}
 	var ts []string
 	for _, v := range vals {
@@ -827,10 +721,10 @@ func baseType(n *jsonObject) string {
 		}
 	}
 	if len(ts) == 0 {
-		if n.has("items") {
+		if n.Has("items") {
 			return "array"
 		}
-		if n.has("properties") || n.has("additionalProperties") {
+		if n.Has("properties") || n.Has("additionalProperties") {
 			return "object"
 		}
 		return "any"
@@ -839,7 +733,7 @@ func baseType(n *jsonObject) string {
 }
 
 // constraints renders the validation keywords of n, in a fixed order.
-func constraints(n *jsonObject) string {
+func constraints(n *orderedjson.Object) string {
 	var cs []string
 	rng := func(lo, hi any, unit string) string {
 		switch {
@@ -851,38 +745,38 @@ func constraints(n *jsonObject) string {
 			return fmt.Sprintf("%s≤ %v", unit, hi)
 		}
 	}
-	if n.has("const") {
-		cs = append(cs, "constant "+literal(n.get("const")))
+	if n.Has("const") {
+		cs = append(cs, "constant "+literal(n.Get("const")))
 	}
-	if e := n.list("enum"); len(e) > 0 {
+	if e := n.List("enum"); len(e) > 0 {
 		var vs []string
 		for _, v := range e {
 			vs = append(vs, literal(v))
 		}
 		cs = append(cs, "one of "+strings.Join(vs, ", "))
 	}
-	if n.has("format") {
-		cs = append(cs, "format "+code(n.str("format")))
+	if n.Has("format") {
+		cs = append(cs, "format "+code(n.Str("format")))
 	}
-	if n.has("pattern") {
-		cs = append(cs, "pattern "+code(n.str("pattern")))
+	if n.Has("pattern") {
+		cs = append(cs, "pattern "+code(n.Str("pattern")))
 	}
-	if n.has("minLength") || n.has("maxLength") {
-		cs = append(cs, rng(n.get("minLength"), n.get("maxLength"), "length "))
+	if n.Has("minLength") || n.Has("maxLength") {
+		cs = append(cs, rng(n.Get("minLength"), n.Get("maxLength"), "length "))
 	}
-	if n.has("minimum") || n.has("maximum") {
-		cs = append(cs, rng(n.get("minimum"), n.get("maximum"), ""))
+	if n.Has("minimum") || n.Has("maximum") {
+		cs = append(cs, rng(n.Get("minimum"), n.Get("maximum"), ""))
 	}
-	if n.has("exclusiveMinimum") {
-		cs = append(cs, fmt.Sprintf("> %v", n.get("exclusiveMinimum")))
+	if n.Has("exclusiveMinimum") {
+		cs = append(cs, fmt.Sprintf("> %v", n.Get("exclusiveMinimum")))
 	}
-	if n.has("exclusiveMaximum") {
-		cs = append(cs, fmt.Sprintf("< %v", n.get("exclusiveMaximum")))
+	if n.Has("exclusiveMaximum") {
+		cs = append(cs, fmt.Sprintf("< %v", n.Get("exclusiveMaximum")))
 	}
-	if n.has("multipleOf") {
-		cs = append(cs, fmt.Sprintf("multiple of %v", n.get("multipleOf")))
+	if n.Has("multipleOf") {
+		cs = append(cs, fmt.Sprintf("multiple of %v", n.Get("multipleOf")))
 	}
-	switch lo, hi := n.get("minItems"), n.get("maxItems"); {
+	switch lo, hi := n.Get("minItems"), n.Get("maxItems"); {
 	case lo != nil && hi != nil:
 		cs = append(cs, fmt.Sprintf("%v–%v items", lo, hi))
 	case lo != nil:
@@ -890,10 +784,10 @@ func constraints(n *jsonObject) string {
 	case hi != nil:
 		cs = append(cs, fmt.Sprintf("at most %v %s", hi, plural(hi, "item")))
 	}
-	if u, _ := n.get("uniqueItems").(bool); u {
+	if u, _ := n.Get("uniqueItems").(bool); u {
 		cs = append(cs, "unique items")
 	}
-	switch lo, hi := n.get("minProperties"), n.get("maxProperties"); {
+	switch lo, hi := n.Get("minProperties"), n.Get("maxProperties"); {
 	case lo != nil && hi != nil:
 		cs = append(cs, fmt.Sprintf("%v–%v keys", lo, hi))
 	case lo != nil:
@@ -901,13 +795,13 @@ func constraints(n *jsonObject) string {
 	case hi != nil:
 		cs = append(cs, fmt.Sprintf("at most %v %s", hi, plural(hi, "key")))
 	}
-	if pn := n.obj("propertyNames"); pn != nil {
+	if pn := n.Obj("propertyNames"); pn != nil {
 		if c := constraints(pn); c != "" {
 			cs = append(cs, "key names: "+c)
 		}
 	}
-	if n.has("default") {
-		cs = append(cs, "default "+literal(n.get("default")))
+	if n.Has("default") {
+		cs = append(cs, "default "+literal(n.Get("default")))
 	}
 	return strings.Join(cs, "; ")
 }
@@ -921,13 +815,13 @@ func plural(n any, word string) string {
 
 // resolved returns n with its local $ref chain merged in: the referring
 // node's keywords win over the referenced ones.
-func (g *refGen) resolved(n *jsonObject, where string) (*jsonObject, error) {
+func (g *refGen) resolved(n *orderedjson.Object, where string) (*orderedjson.Object, error) {
 	seen := map[string]bool{}
 	cur := n
-	var layers []*jsonObject
+	var layers []*orderedjson.Object
 	for {
 		layers = append(layers, cur)
-		ref := cur.str("$ref")
+		ref := cur.Str("$ref")
 		if ref == "" {
 			break
 		}
@@ -941,36 +835,32 @@ func (g *refGen) resolved(n *jsonObject, where string) (*jsonObject, error) {
 		}
 		cur = t
 	}
-	out := &jsonObject{vals: map[string]any{}}
+	out := &orderedjson.Object{}
 	for i := len(layers) - 1; i >= 0; i-- {
-		for _, k := range layers[i].keys {
-			if k == "$ref" {
-				continue
+		for _, k := range layers[i].Keys() {
+			if k != "$ref" {
+				out.Set(k, layers[i].Get(k))
 			}
-			if !out.has(k) {
-				out.keys = append(out.keys, k)
-			}
-			out.vals[k] = layers[i].vals[k]
 		}
 	}
 	return out, nil
 }
 
 // pointer resolves a local reference such as #/$defs/duration.
-func (g *refGen) pointer(ref string) (*jsonObject, error) {
+func (g *refGen) pointer(ref string) (*orderedjson.Object, error) {
 	if !strings.HasPrefix(ref, "#") {
 		return nil, fmt.Errorf("$ref %q: only local references (#/...) are supported", ref)
 	}
 	var v any = g.root
 	for _, tok := range strings.Split(strings.TrimPrefix(ref, "#"), "/")[1:] {
 		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		o, ok := v.(*jsonObject)
-		if !ok || !o.has(tok) {
+		o, ok := v.(*orderedjson.Object)
+		if !ok || !o.Has(tok) {
 			return nil, fmt.Errorf("$ref %q does not resolve", ref)
 		}
-		v = o.get(tok)
+		v = o.Get(tok)
 	}
-	o, ok := v.(*jsonObject)
+	o, ok := v.(*orderedjson.Object)
 	if !ok {
 		return nil, fmt.Errorf("$ref %q is not a schema object", ref)
 	}
@@ -979,31 +869,31 @@ func (g *refGen) pointer(ref string) (*jsonObject, error) {
 
 // checkKeywords walks every subschema and refuses keywords the generator
 // does not know.
-func (g *refGen) checkKeywords(n *jsonObject, loc string) error {
-	for _, k := range n.keys {
+func (g *refGen) checkKeywords(n *orderedjson.Object, loc string) error {
+	for _, k := range n.Keys() {
 		if !knownKeywords[k] {
-			return fmt.Errorf("%s: keyword %q is not rendered by schema/reference.go; teach it there", loc, k)
+			return fmt.Errorf("%s: keyword %q is not rendered by schema/internal/refdoc; teach it there", loc, k)
 		}
-		v := n.get(k)
+		v := n.Get(k)
 		switch k {
 		case "properties", "$defs":
-			o, _ := v.(*jsonObject)
-			for _, name := range o.names() {
-				if s, ok := o.get(name).(*jsonObject); ok {
+			o, _ := v.(*orderedjson.Object)
+			for _, name := range o.Keys() {
+				if s, ok := o.Get(name).(*orderedjson.Object); ok {
 					if err := g.checkKeywords(s, loc+"/"+k+"/"+name); err != nil {
 						return err
 					}
 				}
 			}
 		case "items", "additionalProperties", "unevaluatedProperties", "propertyNames", "if", "then", "else":
-			if s, ok := v.(*jsonObject); ok {
+			if s, ok := v.(*orderedjson.Object); ok {
 				if err := g.checkKeywords(s, loc+"/"+k); err != nil {
 					return err
 				}
 			}
 		case "allOf", "anyOf", "oneOf":
-			for i, x := range n.list(k) {
-				if s, ok := x.(*jsonObject); ok {
+			for i, x := range n.List(k) {
+				if s, ok := x.(*orderedjson.Object); ok {
 					if err := g.checkKeywords(s, fmt.Sprintf("%s/%s/%d", loc, k, i)); err != nil {
 						return err
 					}
@@ -1014,7 +904,7 @@ func (g *refGen) checkKeywords(n *jsonObject, loc string) error {
 	return nil
 }
 
-func anchorOf(k Kind) string { return strings.ToLower(string(k)) }
+func anchorOf(k schema.Kind) string { return strings.ToLower(string(k)) }
 
 var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
 
@@ -1058,11 +948,11 @@ func literal(v any) string {
 
 func jsonText(v any) string {
 	switch x := v.(type) {
-	case *jsonObject:
-		parts := make([]string, 0, len(x.keys))
-		for _, k := range x.keys {
+	case *orderedjson.Object:
+		parts := make([]string, 0, x.Len())
+		for _, k := range x.Keys() {
 			kb, _ := json.Marshal(k)
-			parts = append(parts, string(kb)+":"+jsonText(x.vals[k]))
+			parts = append(parts, string(kb)+":"+jsonText(x.Get(k)))
 		}
 		return "{" + strings.Join(parts, ",") + "}"
 	case []any:
@@ -1075,6 +965,14 @@ func jsonText(v any) string {
 		b, _ := json.Marshal(x)
 		return string(b)
 	}
+}
+
+// firstSentence is s up to its first full stop, without it.
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, ".")
 }
 
 // code renders s as a Markdown code span that is safe inside a table cell.

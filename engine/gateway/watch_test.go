@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// TestWatcherRelevant: which file events may change what the loader reads,
+// and so schedule a reload.
+func TestWatcherRelevant(t *testing.T) {
+	dir := t.TempDir()
+	w := &watcher{dir: dir}
+	const (
+		create = fsnotify.Create
+		write  = fsnotify.Write
+		remove = fsnotify.Remove
+		rename = fsnotify.Rename
+		chmod  = fsnotify.Chmod
+	)
+	tests := []struct {
+		name string
+		path string // relative to the repository root
+		op   fsnotify.Op
+		want bool
+	}{
+		// The root settings file, however it changes.
+		{"settings written", "databus.yaml", write, true},
+		{"settings created", "databus.yaml", create, true},
+		{"settings removed", "databus.yaml", remove, true},
+		{"settings renamed over", "databus.yaml", rename, true},
+		{"settings as .yml is not the settings file", "databus.yml", write, false},
+
+		// The kind folders at the root: appearing, going, replaced.
+		{"apis folder created", "apis", create, true},
+		{"credentials folder removed", "credentials", remove, true},
+		{"policies folder renamed", "policies", rename, true},
+
+		// YAML files in the kind folders, at any depth, .yaml or .yml.
+		{"api written", "apis/order.yaml", write, true},
+		{"api created", "apis/order.yaml", create, true},
+		{"api removed", "apis/order.yaml", remove, true},
+		{"api renamed", "apis/order.yaml", rename, true},
+		{"api .yml", "apis/order.yml", write, true},
+		{"nested api", "apis/team/order.yaml", create, true},
+		{"deeply nested api", "apis/team/sales/v2/order.yaml", write, true},
+		{"credential", "credentials/demo-app.yaml", write, true},
+		{"policy .yml", "policies/standard.yml", remove, true},
+
+		// Folders appearing or going below a kind folder: the watch set
+		// must be rebuilt to see into them.
+		{"sub-folder created", "apis/team", create, true},
+		{"nested sub-folder removed", "credentials/partners/eu", remove, true},
+
+		// Kubernetes ConfigMap volumes: the ..data symlink and the
+		// timestamped folders it points to are swapped.
+		{"configmap ..data created", "..data", create, true},
+		{"configmap ..data_tmp renamed", "..data_tmp", rename, true},
+		{"configmap timestamped folder", "..2024_05_01_10_00_00.123456789", create, true},
+		{"inside a configmap folder", "..2024_05_01_10_00_00.123456789/databus.yaml", create, true},
+
+		// Metadata only: the content the loader reads is the same.
+		{"chmod of the settings", "databus.yaml", chmod, false},
+		{"chmod of an api", "apis/order.yaml", chmod, false},
+		{"chmod of a folder", "apis/team", chmod, false},
+		{"write with chmod", "apis/order.yaml", write | chmod, true},
+
+		// Hidden files and editors' swap, lock and backup files.
+		{"vim swap file", "apis/.order.yaml.swp", create, false},
+		{"emacs lock file", "apis/.#order.yaml", create, false},
+		{"backup file", "apis/order.yaml~", write, false},
+		{"backup copy", "apis/order.yaml.bak", write, false},
+		{"hidden file", "credentials/.demo.yaml", write, false},
+		{"hidden folder", "apis/.drafts", create, false},
+		{"yaml in a hidden folder", "apis/.drafts/order.yaml", write, false},
+
+		// Files the loader does not read.
+		{"markdown in a kind folder", "apis/README.md", write, false},
+		{"json in a kind folder", "policies/standard.json", write, false},
+		{"file at the root", "README.md", write, false},
+		{"yaml at the root", "other.yaml", write, false},
+		{"folder at the root", "secrets", create, false},
+		{"file in another folder", "secrets/demo.sign", write, false},
+		{"yaml in another folder", "examples/apis/order.yaml", write, false},
+		{"git metadata", ".git/index", write, false},
+		{"git folder", ".git", create, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := fsnotify.Event{Name: filepath.Join(dir, filepath.FromSlash(tt.path)), Op: tt.op}
+			if got := w.relevant(ev); got != tt.want {
+				t.Errorf("relevant(%s %s) = %v, want %v", tt.op, tt.path, got, tt.want)
+			}
+		})
+	}
+}
