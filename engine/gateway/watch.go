@@ -131,8 +131,13 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 	if strings.HasPrefix(base, ".") {
 		return false // editor swap files, .git
 	}
-	// YAML files, and folders (which carry no extension) that appear or go.
-	return filepath.Ext(base) == "" || config.IsConfigFile(rel)
+	// YAML files, and folders that appear or go: without an extension, or
+	// one that exists as a folder (apis/team.v2 copied in at once).
+	if filepath.Ext(base) == "" || config.IsConfigFile(rel) {
+		return true
+	}
+	st, err := os.Stat(ev.Name)
+	return err == nil && st.IsDir()
 }
 
 // isGit reports whether path lies in the .git folder.

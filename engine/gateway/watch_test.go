@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -11,6 +12,9 @@ import (
 // and so schedule a reload.
 func TestWatcherRelevant(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "apis", "team.v2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	w := &watcher{dir: dir}
 	const (
 		create = fsnotify.Create
@@ -51,6 +55,7 @@ func TestWatcherRelevant(t *testing.T) {
 		// Folders appearing or going below a kind folder: the watch set
 		// must be rebuilt to see into them.
 		{"sub-folder created", "apis/team", create, true},
+		{"sub-folder with a dot created", "apis/team.v2", create, true},
 		{"nested sub-folder removed", "credentials/partners/eu", remove, true},
 
 		// Kubernetes ConfigMap volumes: the ..data symlink and the
@@ -93,5 +98,37 @@ func TestWatcherRelevant(t *testing.T) {
 				t.Errorf("relevant(%s %s) = %v, want %v", tt.op, tt.path, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWatcherRelevantGit: in a git checkout, what moves HEAD (a commit, a
+// checkout, a fast-forward, packed refs) is relevant; objects, the index,
+// logs and lock files are not.
+func TestWatcherRelevantGit(t *testing.T) {
+	dir := t.TempDir()
+	gitDir := filepath.Join(dir, ".git")
+	w := &watcher{dir: dir, gitDir: gitDir}
+	for path, want := range map[string]bool{
+		"HEAD":                     true,
+		"packed-refs":              true,
+		"refs/heads/main":          true,
+		"refs/heads/feature/x":     true,
+		"HEAD.lock":                false,
+		"refs/heads/main.lock":     false,
+		"index":                    false,
+		"ORIG_HEAD":                false,
+		"logs/HEAD":                false,
+		"objects/ab/cdef":          false,
+		"refs/remotes/origin/main": false,
+		"refs/tags/v1":             false,
+	} {
+		ev := fsnotify.Event{Name: filepath.Join(gitDir, filepath.FromSlash(path)), Op: fsnotify.Create}
+		if got := w.relevant(ev); got != want {
+			t.Errorf("relevant(.git/%s) = %v, want %v", path, got, want)
+		}
+	}
+	// A config file is still a config file.
+	if !w.relevant(fsnotify.Event{Name: filepath.Join(dir, "apis", "a.yaml"), Op: fsnotify.Write}) {
+		t.Error("apis/a.yaml is not relevant with gitDir set")
 	}
 }

@@ -46,16 +46,19 @@ func ClientOptions(s config.RedisSettings, repoDir string) (*redis.UniversalOpti
 		timeout = 200 * time.Millisecond
 	}
 	o := &redis.UniversalOptions{
-		Addrs:           addrs,
-		MasterName:      s.MasterName,
-		Username:        s.Username,
-		DB:              s.DB,
-		DialTimeout:     timeout,
-		ReadTimeout:     timeout,
-		WriteTimeout:    timeout,
-		PoolTimeout:     timeout,
-		MaxRetries:      -1, // no retries: fail fast, the caller decides
-		ConnMaxIdleTime: 5 * time.Minute,
+		Addrs:        addrs,
+		MasterName:   s.MasterName,
+		Username:     s.Username,
+		DB:           s.DB,
+		DialTimeout:  timeout,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+		PoolTimeout:  timeout,
+		MaxRetries:   -1, // no retries: fail fast, the caller decides
+		// A request's deadline or cancellation ends the wait for Redis
+		// (go-redis ignores context deadlines without it).
+		ContextTimeoutEnabled: true,
+		ConnMaxIdleTime:       5 * time.Minute,
 	}
 	if s.Password != nil {
 		pw, err := s.Password.Resolve(repoDir)
