@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/fault"
+	"github.com/databus-gateway/databus/engine/fault/faulttest"
 )
 
 // The errors below are produced for real on loopback: a dial, a read, an
@@ -22,67 +23,10 @@ import (
 // classification is checked against what the standard library returns, not
 // against errors built by hand.
 
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// serve accepts connections on a loopback listener and hands each to
-// handle, until the test ends.
-func serve(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			handle(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
-}
-
-// silent is a listener that never accepts: the kernel completes the
-// handshake, nothing ever answers.
-func silent(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln.Addr().String()
-}
-
-// resetting reads the first line a client sends, then resets the
-// connection (SO_LINGER 0 makes Close send RST).
-func resetting(t *testing.T) string {
-	return serve(t, func(c net.Conn) {
-		bufio.NewReader(c).ReadString('\n')
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-	})
-}
-
 // hangingUp reads the first line a client sends, then closes the
 // connection in order (FIN).
 func hangingUp(t *testing.T) string {
-	return serve(t, func(c net.Conn) {
+	return faulttest.Serve(t, func(c net.Conn) {
 		bufio.NewReader(c).ReadString('\n')
 		c.Close()
 	})
@@ -91,7 +35,7 @@ func hangingUp(t *testing.T) string {
 // shortBody answers an HTTP request with a body shorter than its
 // Content-Length, then closes.
 func shortBody(t *testing.T) string {
-	return serve(t, func(c net.Conn) {
+	return faulttest.Serve(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		for {
 			line, err := r.ReadString('\n')
@@ -107,7 +51,7 @@ func shortBody(t *testing.T) string {
 // alerting answers a TLS ClientHello with a fatal handshake_failure
 // alert, then waits for the client to hang up.
 func alerting(t *testing.T) string {
-	return serve(t, func(c net.Conn) {
+	return faulttest.Serve(t, func(c net.Conn) {
 		buf := make([]byte, 5)
 		if _, err := io.ReadFull(c, buf); err == nil {
 			c.Write([]byte{21, 3, 3, 0, 2, 2, 40}) // alert record: fatal, handshake_failure
@@ -196,18 +140,18 @@ func TestOf(t *testing.T) {
 	}{
 		{"nil", func(*testing.T) error { return nil }, fault.None},
 		{"dial a closed port", func(t *testing.T) error {
-			_, err := net.Dial("tcp", closedAddr(t))
+			_, err := net.Dial("tcp", faulttest.ClosedAddr(t))
 			return err
 		}, fault.Refused},
 		{"http to a closed port", func(t *testing.T) error {
-			return get(http.DefaultClient, "http://"+closedAddr(t)+"/")
+			return get(http.DefaultClient, "http://"+faulttest.ClosedAddr(t)+"/")
 		}, fault.Refused},
 		{"refused, wrapped", func(t *testing.T) error {
-			_, err := net.Dial("tcp", closedAddr(t))
+			_, err := net.Dial("tcp", faulttest.ClosedAddr(t))
 			return fmt.Errorf("resolving the service: %w", err)
 		}, fault.Refused},
 		{"read deadline on a listener that never accepts", func(t *testing.T) error {
-			c, err := net.Dial("tcp", silent(t))
+			c, err := net.Dial("tcp", faulttest.Silent(t))
 			if err != nil {
 				return err
 			}
@@ -217,30 +161,30 @@ func TestOf(t *testing.T) {
 			return err
 		}, fault.Timeout},
 		{"http client timeout", func(t *testing.T) error {
-			return get(&http.Client{Timeout: 50 * time.Millisecond}, "http://"+silent(t)+"/")
+			return get(&http.Client{Timeout: 50 * time.Millisecond}, "http://"+faulttest.Silent(t)+"/")
 		}, fault.Timeout},
 		{"http request deadline", func(t *testing.T) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+silent(t)+"/", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+faulttest.Silent(t)+"/", nil)
 			_, err := http.DefaultClient.Do(req)
 			return err
 		}, fault.Timeout},
 		{"http request cancelled", func(t *testing.T) error {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+silent(t)+"/", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+faulttest.Silent(t)+"/", nil)
 			_, err := http.DefaultClient.Do(req)
 			return err
 		}, fault.Canceled},
 		{"read from a connection the peer reset", func(t *testing.T) error {
-			return sendLine(resetting(t))
+			return sendLine(faulttest.Resetting(t))
 		}, fault.Closed},
 		{"http to a server that resets", func(t *testing.T) error {
-			return get(http.DefaultClient, "http://"+resetting(t)+"/")
+			return get(http.DefaultClient, "http://"+faulttest.Resetting(t)+"/")
 		}, fault.Closed},
 		{"write to a connection the peer reset", func(t *testing.T) error {
-			c, err := net.Dial("tcp", resetting(t))
+			c, err := net.Dial("tcp", faulttest.Resetting(t))
 			if err != nil {
 				return err
 			}

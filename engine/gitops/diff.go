@@ -115,11 +115,7 @@ func (r *Repo) side(rev string) (*side, error) {
 			return data
 		}}, nil
 	}
-	g, err := r.open()
-	if err != nil {
-		return nil, err
-	}
-	c, err := resolve(g, rev)
+	c, err := r.commitOf(rev)
 	if err != nil {
 		return nil, err
 	}

@@ -293,11 +293,7 @@ func walkConfig(abs, rel string, depth int, out *[]string) error {
 // abbreviated hash (at least 4 hex digits), a branch, a tag, HEAD, or any of
 // them followed by ~N or ^N.
 func (r *Repo) Resolve(rev string) (string, error) {
-	g, err := r.open()
-	if err != nil {
-		return "", err
-	}
-	c, err := resolve(g, rev)
+	c, err := r.commitOf(rev)
 	if err != nil {
 		return "", err
 	}
@@ -408,11 +404,7 @@ func (r *Repo) FileAt(rev, file string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.open()
-	if err != nil {
-		return nil, err
-	}
-	c, err := resolve(g, rev)
+	c, err := r.commitOf(rev)
 	if err != nil {
 		return nil, err
 	}
@@ -445,27 +437,43 @@ func (r *Repo) Load(rev string) (*config.Repository, config.Diagnostics, error) 
 	if rev == "" {
 		return config.Load(r.dir)
 	}
-	g, err := r.open()
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := resolve(g, rev)
+	c, err := r.commitOf(rev)
 	if err != nil {
 		return nil, nil, err
 	}
 	return r.loadCommit(c)
 }
 
-func (r *Repo) loadCommit(c *object.Commit) (*config.Repository, config.Diagnostics, error) {
+func (r *Repo) loadCommit(c *object.Commit) (repo *config.Repository, diags config.Diagnostics, err error) {
+	err = r.inTempDir(c, func(dir string) error {
+		var lerr error
+		repo, diags, lerr = config.Load(dir)
+		return lerr
+	})
+	return repo, diags, err
+}
+
+// commitOf resolves rev in the repository as it is now.
+func (r *Repo) commitOf(rev string) (*object.Commit, error) {
+	g, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	return resolve(g, rev)
+}
+
+// inTempDir writes the config folder of commit c to a temporary folder,
+// calls fn with it, and removes it.
+func (r *Repo) inTempDir(c *object.Commit, fn func(dir string) error) error {
 	tmp, err := os.MkdirTemp("", "databus-"+short(c.Hash.String())+"-")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	if err := r.materialize(c, tmp); err != nil {
-		return nil, nil, fmt.Errorf("writing %s to a temporary folder: %w", short(c.Hash.String()), err)
+		return fmt.Errorf("writing %s to a temporary folder: %w", short(c.Hash.String()), err)
 	}
-	return config.Load(tmp)
+	return fn(tmp)
 }
 
 // materialize writes the config folder of commit c into dst.

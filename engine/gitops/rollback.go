@@ -209,28 +209,25 @@ func (r *Repo) headAPIFiles(head *object.Commit, code, version, keep string, rem
 // checkEdited runs check on the config folder of commit c with the file at
 // path set to content and the files in remove deleted: the tree a rollback
 // commit would hold.
-func (r *Repo) checkEdited(ctx context.Context, c *object.Commit, path string, content []byte, remove []string, check Check) (config.Diagnostics, error) {
-	tmp, err := os.MkdirTemp("", "databus-commit-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	if err := r.materialize(c, tmp); err != nil {
-		return nil, err
-	}
-	p := filepath.Join(tmp, filepath.FromSlash(path))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(p, content, 0o644); err != nil {
-		return nil, err
-	}
-	for _, rel := range remove {
-		if err := os.Remove(filepath.Join(tmp, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+func (r *Repo) checkEdited(ctx context.Context, c *object.Commit, path string, content []byte, remove []string, check Check) (diags config.Diagnostics, err error) {
+	err = r.inTempDir(c, func(tmp string) error {
+		p := filepath.Join(tmp, filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
 		}
-	}
-	return check(ctx, tmp)
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			return err
+		}
+		for _, rel := range remove {
+			if err := os.Remove(filepath.Join(tmp, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		var cerr error
+		diags, cerr = check(ctx, tmp)
+		return cerr
+	})
+	return diags, err
 }
 
 // worktreeAPIFiles lists the working-tree files of apis/ that define

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -123,26 +122,19 @@ func (r *Repo) Sync(ctx context.Context, remote, branch string, check Check) Syn
 
 // checkCommit writes the config folder of c to a temporary folder and runs
 // check on it.
-func (r *Repo) checkCommit(ctx context.Context, c *object.Commit, check Check) (config.Diagnostics, error) {
-	tmp, err := os.MkdirTemp("", "databus-"+short(c.Hash.String())+"-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	if err := r.materialize(c, tmp); err != nil {
-		return nil, fmt.Errorf("writing %s to a temporary folder: %w", short(c.Hash.String()), err)
-	}
-	return check(ctx, tmp)
+func (r *Repo) checkCommit(ctx context.Context, c *object.Commit, check Check) (diags config.Diagnostics, err error) {
+	err = r.inTempDir(c, func(dir string) error {
+		var cerr error
+		diags, cerr = check(ctx, dir)
+		return cerr
+	})
+	return diags, err
 }
 
 // CheckRevision runs check on the config folder as of rev (the gate of a
 // revision's tree).
 func (r *Repo) CheckRevision(ctx context.Context, rev string, check Check) (config.Diagnostics, error) {
-	g, err := r.open()
-	if err != nil {
-		return nil, err
-	}
-	c, err := resolve(g, rev)
+	c, err := r.commitOf(rev)
 	if err != nil {
 		return nil, err
 	}

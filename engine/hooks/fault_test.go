@@ -1,43 +1,19 @@
 package hooks
 
 import (
-	"bufio"
 	"errors"
-	"net"
 	"net/http"
 	"testing"
+
+	"github.com/databus-gateway/databus/engine/fault/faulttest"
 )
 
 // TestTransportReason: transport errors are worded by what they are, from
 // real calls on loopback; an error that merely reads like one is not
 // mistaken for it.
 func TestTransportReason(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
-
-	// reset answers the first request line with a reset (SO_LINGER 0).
-	reset, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := reset.Accept()
-			if err != nil {
-				return
-			}
-			bufio.NewReader(c).ReadString('\n')
-			c.(*net.TCPConn).SetLinger(0)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { reset.Close(); <-done })
+	closed := faulttest.ClosedAddr(t)
+	reset := faulttest.Resetting(t)
 
 	call := func(addr string) error {
 		resp, err := http.Post("http://"+addr+"/", "application/json", nil)
@@ -52,7 +28,7 @@ func TestTransportReason(t *testing.T) {
 		want string
 	}{
 		{"refused", call(closed), "the hook service refused the connection"},
-		{"reset", call(reset.Addr().String()), "the hook service closed the connection"},
+		{"reset", call(reset), "the hook service closed the connection"},
 		{"look-alike", errors.New("resolving the service: connection refused"), "the hook service could not be reached"},
 	}
 	for _, tt := range tests {
