@@ -155,12 +155,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	runCtx, cancel := context.WithTimeout(ctx, opts.Duration)
+	// The deadline counts from start, so that the run lasts at least its
+	// duration as measured (and requests/s divides by that).
+	start := time.Now()
+	runCtx, cancel := context.WithDeadline(ctx, start.Add(opts.Duration))
 	defer cancel()
 	cpu0 := processCPU()
 	workers := make([]*worker, opts.Concurrency)
 	var wg sync.WaitGroup
-	start := time.Now()
 	var missed int64
 	if opts.Rate == 0 {
 		for i := range workers {
