@@ -58,6 +58,9 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 		}
 		seen[lp] = fmt.Sprintf("apiPortal.legacyBasePaths[%d]", i)
 	}
+	if p.MaxBodyBytesInFlight < p.MaxBodyBytes {
+		d.errorf("/apiPortal/maxBodyBytesInFlight", "%d is less than apiPortal.maxBodyBytes (%d): no body of the largest size could ever be read; expected at least maxBodyBytes", p.MaxBodyBytesInFlight, p.MaxBodyBytes)
+	}
 	l.checkIPList(d, "/apiPortal/allowedIps", p.AllowedIPs)
 	l.checkIPList(d, "/apiPortal/deniedIps", p.DeniedIPs)
 	l.checkIPList(d, "/apiPortal/trustedProxies", p.TrustedProxies)

@@ -169,6 +169,7 @@ var badFixtures = []badFixture{
 	{"settings-bad-denied-cidr.bad.yaml", 7, 7, "apiPortal.deniedIps[1]", "192.168.0.0/40"},
 	{"settings-bad-allowed-ip.bad.yaml", 4, 28, "apiPortal.allowedIps[1]", "localhost"},
 	{"settings-bad-redis-addr.bad.yaml", 4, 9, "redis.addr", "host:port"},
+	{"settings-body-budget-below-body.bad.yaml", 5, 25, "apiPortal.maxBodyBytesInFlight", "at least maxBodyBytes"},
 	{"settings-duplicate-token-name.bad.yaml", 7, 14, "admin.tokens[2].name", `"ops"`},
 	{"settings-bad-token-role.bad.yaml", 5, 25, "admin.tokens[0].role", "operator"},
 	{"settings-hooks-no-server.bad.yaml", 3, 1, "hooks", "hooks.server"},

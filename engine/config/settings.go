@@ -24,17 +24,26 @@ type Settings struct {
 
 // PortalSettings configures the portal third parties call.
 type PortalSettings struct {
-	BasePath           string           `yaml:"basePath" json:"basePath"`
-	LegacyBasePaths    []string         `yaml:"legacyBasePaths" json:"legacyBasePaths"`
-	AllowedIPs         []string         `yaml:"allowedIps" json:"allowedIps"`
-	DeniedIPs          []string         `yaml:"deniedIps" json:"deniedIps"`
-	TrustedProxies     []string         `yaml:"trustedProxies" json:"trustedProxies"`
-	EnableTenantHeader *bool            `yaml:"enableTenantHeader" json:"enableTenantHeader"`
-	TenantHeader       string           `yaml:"tenantHeader" json:"tenantHeader"`
-	EnableAudit        *bool            `yaml:"enableAudit" json:"enableAudit"`
-	EnableRateLimit    *bool            `yaml:"enableRateLimit" json:"enableRateLimit"`
-	MaxBodyBytes       int64            `yaml:"maxBodyBytes" json:"maxBodyBytes"`
-	Security           SecuritySettings `yaml:"security" json:"security"`
+	BasePath           string   `yaml:"basePath" json:"basePath"`
+	LegacyBasePaths    []string `yaml:"legacyBasePaths" json:"legacyBasePaths"`
+	AllowedIPs         []string `yaml:"allowedIps" json:"allowedIps"`
+	DeniedIPs          []string `yaml:"deniedIps" json:"deniedIps"`
+	TrustedProxies     []string `yaml:"trustedProxies" json:"trustedProxies"`
+	EnableTenantHeader *bool    `yaml:"enableTenantHeader" json:"enableTenantHeader"`
+	TenantHeader       string   `yaml:"tenantHeader" json:"tenantHeader"`
+	EnableAudit        *bool    `yaml:"enableAudit" json:"enableAudit"`
+	EnableRateLimit    *bool    `yaml:"enableRateLimit" json:"enableRateLimit"`
+	MaxBodyBytes       int64    `yaml:"maxBodyBytes" json:"maxBodyBytes"`
+	// MaxBodyBytesInFlight bounds the bytes of request bodies the portal
+	// holds at once, over all requests; a body that does not fit is
+	// refused (503) before it is read.
+	MaxBodyBytesInFlight int64 `yaml:"maxBodyBytesInFlight" json:"maxBodyBytesInFlight"`
+	// MaxJSONDepth and MaxJSONValues bound a JSON request body before it
+	// is decoded: nesting depth (400 above) and number of values (413
+	// above), so its decoded form stays within a small multiple of its size.
+	MaxJSONDepth  int              `yaml:"maxJsonDepth" json:"maxJsonDepth"`
+	MaxJSONValues int              `yaml:"maxJsonValues" json:"maxJsonValues"`
+	Security      SecuritySettings `yaml:"security" json:"security"`
 }
 
 // SecuritySettings configures signature, encryption and replay protection.
@@ -159,6 +168,15 @@ func (s *Settings) applyDefaults() {
 	}
 	if p.MaxBodyBytes == 0 {
 		p.MaxBodyBytes = 10 << 20
+	}
+	if p.MaxBodyBytesInFlight == 0 {
+		p.MaxBodyBytesInFlight = max(256<<20, 4*p.MaxBodyBytes)
+	}
+	if p.MaxJSONDepth == 0 {
+		p.MaxJSONDepth = 64
+	}
+	if p.MaxJSONValues == 0 {
+		p.MaxJSONValues = 250000
 	}
 	sec := &p.Security
 	if sec.Enabled == nil {

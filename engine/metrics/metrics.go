@@ -41,6 +41,16 @@ type Metrics struct {
 	// HookDuration observes callout durations by hook.
 	HookDuration *prometheus.HistogramVec
 
+	// BodyBytesInFlight is the bytes of request bodies the portal holds
+	// now (bounded by apiPortal.maxBodyBytesInFlight).
+	BodyBytesInFlight prometheus.Gauge
+	// Connections is the portal's open connections (bounded by databus
+	// serve --max-connections); ConnectionsRefused counts connections
+	// refused above that cap, by how (answered: a 503 envelope; closed:
+	// too many refusals at once to answer each).
+	Connections        prometheus.Gauge
+	ConnectionsRefused *prometheus.CounterVec
+
 	ReloadSuccess   prometheus.Gauge
 	ReloadTimestamp prometheus.Gauge
 	Reloads         *prometheus.CounterVec
@@ -88,6 +98,15 @@ func New() *Metrics {
 		HookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "databus_hook_duration_seconds", Help: "Duration of callouts to the hook services, by hook.", Buckets: latency,
 		}, []string{"hook"}),
+		BodyBytesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_portal_body_bytes_in_flight", Help: "Bytes of request bodies the portal holds now (apiPortal.maxBodyBytesInFlight bounds it).",
+		}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_portal_connections", Help: "Open portal connections (databus serve --max-connections bounds them).",
+		}),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_portal_connections_refused_total", Help: "Portal connections refused above --max-connections, by how (answered, closed).",
+		}, []string{"how"}),
 		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "databus_config_last_reload_success", Help: "1 when the last reload attempt succeeded, 0 when it failed (the previous configuration keeps serving).",
 		}),
@@ -111,7 +130,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
-		m.HookCalls, m.HookDuration,
+		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -18,8 +18,9 @@ import (
 const (
 	ReasonRoute     = "route"
 	ReasonIP        = "ip"
-	ReasonBody      = "body"   // the body is too large or could not be read
-	ReasonHeader    = "header" // the headers are too large
+	ReasonBody      = "body"        // the body is too large or could not be read
+	ReasonBudget    = "body_budget" // apiPortal.maxBodyBytesInFlight is spent
+	ReasonHeader    = "header"      // the headers are too large
 	ReasonCred      = "credential"
 	ReasonNoKey     = "no_key"
 	ReasonTimestamp = "timestamp"
@@ -46,11 +47,15 @@ const (
 	maxNonce = 128
 )
 
-// serve runs the portal in DESIGN.md section 4's order: IP deny/allow →
-// credential → timestamp → nonce → body decryption → signature → tenant →
-// API and method → caller allowed → anonymous user → hooks (client and site
-// authentication, permission) → rate limit → flow. With security.enabled
-// false the credential-to-signature stages are skipped.
+// serve runs the portal in DESIGN.md section 4's order, except that
+// everything the request line and headers decide comes before the body is
+// read, so that no caller who would be refused anyway can make the gateway
+// hold a body: IP deny/allow → credential → timestamp → tenant → API and
+// method → caller allowed → body (apiPortal.maxBodyBytes, the in-flight
+// budget) → nonce → body decryption → signature → JSON bounds → anonymous
+// user → hooks (client and site authentication, permission) → rate limit →
+// flow. With security.enabled false the credential, timestamp, nonce,
+// decryption and signature stages are skipped.
 func (h *Handler) serve(c *Call) *fault {
 	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
 	if !ok {
@@ -60,24 +65,12 @@ func (h *Handler) serve(c *Call) *fault {
 	if !security.IPAllowed(c.ClientIP, c.Snap.AllowedIPs, c.Snap.DeniedIPs) {
 		return refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
 	}
-	if f := h.readBody(c); f != nil {
-		return f
-	}
 	sec := c.Snap.Settings.APIPortal.Security
 	if *sec.Enabled {
 		if f := h.credential(c); f != nil {
 			return f
 		}
 		if f := h.timestamp(c, sec.AllowedClockSkewSeconds); f != nil {
-			return f
-		}
-		if f := h.nonce(c, time.Duration(sec.NonceTTLSeconds)*time.Second); f != nil {
-			return f
-		}
-		if f := h.decrypt(c, *sec.RequireBodyEncryption); f != nil {
-			return f
-		}
-		if f := h.signature(c); f != nil {
 			return f
 		}
 	}
@@ -94,6 +87,23 @@ func (h *Handler) serve(c *Call) *fault {
 	}
 	if c.Cred != nil && !c.Route.Allows(c.Cred.AppID) {
 		return refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
+	}
+	if f := h.readBody(c); f != nil {
+		return f
+	}
+	if *sec.Enabled {
+		if f := h.nonce(c, time.Duration(sec.NonceTTLSeconds)*time.Second); f != nil {
+			return f
+		}
+		if f := h.decrypt(c, *sec.RequireBodyEncryption); f != nil {
+			return f
+		}
+		if f := h.signature(c); f != nil {
+			return f
+		}
+	}
+	if f := h.checkJSON(c); f != nil {
+		return f
 	}
 	if f := h.anonymous(c); f != nil {
 		return f

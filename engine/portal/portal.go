@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/call"
@@ -40,6 +41,8 @@ type Handler struct {
 	metrics *metrics.Metrics
 	faults  storeFaults
 	acc     AccessLog // nil: no access log
+
+	bodyBytes atomic.Int64 // request body bytes held now (apiPortal.maxBodyBytesInFlight)
 }
 
 // Options are the portal's long-lived parts.
@@ -127,6 +130,7 @@ type Call struct {
 	timestamp string
 	nonce     string
 	decrypted bool
+	held      int64 // bytes of the in-flight body budget this request holds
 }
 
 // fault is a refusal: its reason (for the metrics and the access log),
@@ -144,6 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (Redis client, transports) are released only after its last request.
 	defer func() { c.Snap.Release() }()
 	defer h.finish(c)
+	defer h.release(c)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -211,15 +216,38 @@ func validVersion(s string) bool {
 	return true
 }
 
+// MsgBusy answers a request the gateway has no room for now
+// (apiPortal.maxBodyBytesInFlight, the connection cap).
+const MsgBusy = "网关繁忙，请稍后重试"
+
+// readBody reads the body within apiPortal.maxBodyBytes, holding its size
+// against the in-flight budget (apiPortal.maxBodyBytesInFlight) until the
+// request is done. A body whose announced length does not fit is refused
+// before a byte of it is read; one of unknown length takes the budget as it
+// arrives.
 func (h *Handler) readBody(c *Call) *fault {
-	limit := c.Snap.Settings.APIPortal.MaxBodyBytes
-	if c.R.ContentLength > limit {
+	p := c.Snap.Settings.APIPortal
+	if c.R.ContentLength > p.MaxBodyBytes {
 		return refuse(ReasonBody, http.StatusRequestEntityTooLarge, MsgTooLarge)
 	}
-	if c.R.Body == nil || c.R.Body == http.NoBody {
+	if c.R.Body == nil || c.R.Body == http.NoBody || c.R.ContentLength == 0 {
 		return nil
 	}
-	body, err := readAll(http.MaxBytesReader(c.W, c.R.Body, limit), c.R.ContentLength)
+	r := http.MaxBytesReader(c.W, c.R.Body, p.MaxBodyBytes)
+	var body []byte
+	var err error
+	if n := c.R.ContentLength; n > 0 {
+		if !h.hold(c, n, p.MaxBodyBytesInFlight) {
+			return h.busy(c)
+		}
+		body, err = readKnown(r, n)
+	} else {
+		var full bool
+		body, full, err = h.readUnknown(c, r, p.MaxBodyBytes, p.MaxBodyBytesInFlight)
+		if full {
+			return h.busy(c)
+		}
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -231,21 +259,85 @@ func (h *Handler) readBody(c *Call) *fault {
 	return nil
 }
 
-// readAll reads a body, sized up front when its length is known.
-func readAll(r io.Reader, n int64) ([]byte, error) {
-	if n > 0 && n < 1<<20 {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
+// busy refuses a body the in-flight budget has no room for; the caller
+// may retry shortly.
+func (h *Handler) busy(c *Call) *fault {
+	c.W.Header().Set("Retry-After", "1")
+	return refuse(ReasonBudget, http.StatusServiceUnavailable, MsgBusy)
+}
+
+// hold takes n bytes of the in-flight body budget for c, false when they
+// do not fit under limit. The request gives them back when it is done.
+func (h *Handler) hold(c *Call, n, limit int64) bool {
+	for {
+		cur := h.bodyBytes.Load()
+		if cur+n > limit {
+			return false
 		}
-		// Make sure nothing follows what the length announced.
-		var one [1]byte
-		if m, _ := r.Read(one[:]); m > 0 {
-			return nil, errors.New("body longer than Content-Length")
+		if h.bodyBytes.CompareAndSwap(cur, cur+n) {
+			break
 		}
-		return b, nil
 	}
-	return io.ReadAll(r)
+	c.held += n
+	if h.metrics != nil {
+		h.metrics.BodyBytesInFlight.Add(float64(n))
+	}
+	return true
+}
+
+// release gives back what c holds of the in-flight body budget.
+func (h *Handler) release(c *Call) {
+	if c.held == 0 {
+		return
+	}
+	h.bodyBytes.Add(-c.held)
+	if h.metrics != nil {
+		h.metrics.BodyBytesInFlight.Sub(float64(c.held))
+	}
+	c.held = 0
+}
+
+// readKnown reads a body of announced length n into one buffer of that size.
+func readKnown(r io.Reader, n int64) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	// Make sure nothing follows what the length announced.
+	var one [1]byte
+	if m, _ := r.Read(one[:]); m > 0 {
+		return nil, errors.New("body longer than Content-Length")
+	}
+	return b, nil
+}
+
+// bodyChunk is how much of the budget a body of unknown length takes at a time.
+const bodyChunk = 64 << 10
+
+// readUnknown reads a body of unknown length (chunked) into a buffer that
+// doubles as it fills, taking the budget for each growth before it grows;
+// full reports that the budget ran out.
+func (h *Handler) readUnknown(c *Call, r io.Reader, maxBody, limit int64) (body []byte, full bool, err error) {
+	for {
+		if len(body) == cap(body) {
+			// One byte beyond maxBody lets the reader report the excess.
+			grow := min(max(bodyChunk, int64(cap(body))), maxBody+1-int64(cap(body)))
+			if !h.hold(c, grow, limit) {
+				return nil, true, nil
+			}
+			nb := make([]byte, len(body), int64(cap(body))+grow)
+			copy(nb, body)
+			body = nb
+		}
+		m, rerr := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if rerr == io.EOF {
+			return body, false, nil
+		}
+		if rerr != nil {
+			return nil, false, rerr
+		}
+	}
 }
 
 func (h *Handler) runFlow(c *Call) *fault {

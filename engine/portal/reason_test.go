@@ -47,7 +47,7 @@ func counterSum(t *testing.T, c prometheus.Collector) float64 {
 		if err := m.Write(&d); err != nil {
 			t.Fatal(err)
 		}
-		sum += d.GetCounter().GetValue()
+		sum += d.GetCounter().GetValue() + d.GetGauge().GetValue()
 	}
 	return sum
 }
