@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/gateway"
+	"github.com/databus-gateway/databus/engine/portal"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -29,6 +30,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	storagePath := fs.String("storage", "", "override storage.path (the bbolt file)")
 	readHeaderTimeout := fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send a request's headers")
 	readTimeout := fs.Duration("read-timeout", 60*time.Second, "how long a client may take to send a whole request, body included")
+	maxConns := fs.Int("max-connections", portal.DefaultMaxConnections, "most open portal connections; one more is answered 503 and closed (-1: no cap)")
 	pprofOn := fs.Bool("pprof", false, "serve Go's CPU, heap and goroutine profiles at /debug/pprof/ on the admin listener (role operator)")
 	pos, code, done := parseArgs(fs, args)
 	if done {
@@ -45,7 +47,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain,
 		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
-		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout})
+		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, MaxConnections: *maxConns})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitInvalid

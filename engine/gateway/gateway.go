@@ -51,6 +51,10 @@ type Options struct {
 	// the flow instead.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
+	// MaxConnections caps the portal's open connections (databus serve
+	// --max-connections); one over it is answered 503 with the envelope
+	// and closed. 0: portal.DefaultMaxConnections; negative: no cap.
+	MaxConnections int
 	// Pprof serves Go's profiles at /debug/pprof/ on the admin listener
 	// (role operator; databus serve --pprof).
 	Pprof bool
@@ -311,6 +315,12 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 		ReadTimeout:       read,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	switch maxConns := s.opts.MaxConnections; {
+	case maxConns == 0:
+		portalLn = portal.LimitListener(portalLn, portal.DefaultMaxConnections, s.metrics)
+	case maxConns > 0:
+		portalLn = portal.LimitListener(portalLn, maxConns, s.metrics)
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

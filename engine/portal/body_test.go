@@ -403,3 +403,75 @@ func BenchmarkJSONValid(b *testing.B) {
 		}
 	}
 }
+
+// TestConnectionCap: past the cap, a connection is answered 503 with the
+// envelope and counted; a slot frees when a connection closes (issue 16,
+// item 3).
+func TestConnectionCap(t *testing.T) {
+	f := newBodyFixture(t, "")
+	m := f.m
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: f.h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(LimitListener(ln, 2, m))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+	waitGauge := func(want float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for counterSum(t, m.Connections) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("databus_portal_connections = %v, want %v", counterSum(t, m.Connections), want)
+			}
+			runtime.Gosched()
+		}
+	}
+	// Two connections that send nothing hold both slots.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		held = append(held, c)
+	}
+	waitGauge(2)
+	get := func() *http.Response {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("GET /api/body.count/v1 HTTP/1.1\r\nHost: gateway\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var env envelope
+		if err := json.Unmarshal(body, &env); err != nil || env.Code != resp.StatusCode || env.TraceID == "" {
+			t.Fatalf("answer is not an envelope (%v): %s", err, body)
+		}
+		return resp
+	}
+	if r := get(); r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the cap: HTTP %d, want 503 with Retry-After", r.StatusCode)
+	}
+	if got := counterSum(t, m.ConnectionsRefused.WithLabelValues("answered")); got != 1 {
+		t.Errorf(`databus_portal_connections_refused_total{how="answered"} = %v, want 1`, got)
+	}
+	held[0].Close()
+	waitGauge(1)
+	// Under the cap again: the portal itself answers (unsigned: 401).
+	if r := get(); r.StatusCode != 401 {
+		t.Fatalf("under the cap: HTTP %d, want 401 from the portal", r.StatusCode)
+	}
+}
