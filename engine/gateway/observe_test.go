@@ -195,7 +195,7 @@ storage:
 		{"no such API", "GET", basePath + "/t.missing/v1", "obs-404", "", nil, want{404, 1, "route", ""}},
 		{"not a route", "GET", basePath + "/T.ECHO/v1/extra", "obs-404b", "", nil, want{404, 1, "route", ""}},
 		{"method", "PUT", basePath + "/t.echo/v1", "obs-405", "", nil, want{405, 1, "method", "t.echo"}},
-		{"too large", "POST", basePath + "/t.echo/v1", "obs-413", strings.Repeat("x", 100), nil, want{413, 1, "body", ""}},
+		{"too large", "POST", basePath + "/t.echo/v1", "obs-413", strings.Repeat("x", 100), nil, want{413, 1, "body", "t.echo"}}, // the API is known before the body is read
 		{"limit: first", "GET", basePath + "/t.lim/v1", "obs-rl-1", "", nil, want{200, 0, "", "t.lim"}},
 		{"limit: second", "GET", basePath + "/t.lim/v1", "obs-rl-2", "", nil, want{429, 1, "rate_limit", "t.lim"}},
 		{"headers too large", "GET", basePath + "/t.echo/v1", "obs-431", "", http.Header{"X-Big": {strings.Repeat("b", 70<<10)}}, want{431, 1, "header", ""}},
@@ -517,8 +517,8 @@ func TestMetrics(t *testing.T) {
 		{"databus_requests_total", map[string]string{"api": "t.lim", "version": "v1", "code": "200"}, 1},
 		{"databus_requests_total", map[string]string{"api": "t.lim", "version": "v1", "code": "429"}, 1},
 		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "404"}, 2},
-		{"databus_request_duration_seconds", map[string]string{"api": "t.one", "version": "v1"}, 4},
-		{"databus_request_duration_seconds", map[string]string{"api": "", "version": ""}, 4}, // two 404s, the 413, the 431
+		{"databus_request_duration_seconds", map[string]string{"api": "t.one", "version": "v1"}, 5}, // with the 413: the API is known before the body is read
+		{"databus_request_duration_seconds", map[string]string{"api": "", "version": ""}, 3},        // two 404s, the 431
 		{"databus_step_duration_seconds", map[string]string{"type": "script"}, 3},
 		{"databus_step_duration_seconds", map[string]string{"type": "http"}, 2},
 		{"databus_step_duration_seconds", map[string]string{"type": "start"}, -2},
@@ -528,7 +528,7 @@ func TestMetrics(t *testing.T) {
 		{"databus_portal_refusals_total", map[string]string{"reason": "body"}, 1},
 		{"databus_portal_refusals_total", map[string]string{"reason": "header"}, 1},
 		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "431"}, 1},
-		{"databus_requests_total", map[string]string{"api": "", "version": "", "code": "413"}, 1},
+		{"databus_requests_total", map[string]string{"api": "t.one", "version": "v1", "code": "413"}, 1},
 		{"databus_upstream_errors_total", map[string]string{"api": "t.down", "version": "v1", "step": "up"}, 1},
 		{"databus_ratelimit_decisions_total", map[string]string{"policy": "tight", "outcome": "allowed"}, 1},
 		{"databus_ratelimit_decisions_total", map[string]string{"policy": "tight", "outcome": "rejected"}, 1},
