@@ -223,7 +223,7 @@ func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
 		return nil
 	}
 	if g.Refuses(dst) {
-		return fmt.Errorf("dial %s: %w", address, ErrAdminListener)
+		return ErrAdminListener // the dialer names the address
 	}
 	return nil
 }
