@@ -88,8 +88,34 @@ func TestBodyCannotSteerStepToAdmin(t *testing.T) {
 			t.Errorf("host %q: the admin listener's answer reached the caller: %s", tt.host, env.Response)
 		}
 	}
-	if got := up.got(); len(got) != 1 || got[0] != "/databus/gateway/definitions" {
-		t.Errorf("upstream received %q, want one call to /databus/gateway/definitions", got)
+	// A whole base URL from the body: the same allow-list and guard, no
+	// userinfo, no dot-segment.
+	writeFile(t, dir+"/apis/base.yaml", egressAPI("base", "${.request.body.base}/items"))
+	if res := ts.Reload(context.Background(), "test"); !res.OK {
+		t.Fatalf("reload: %+v", res)
+	}
+	for _, tt := range []struct {
+		base   string
+		status int
+		says   string
+	}{
+		{ts.adminURL, http.StatusBadGateway, "admin listener"},
+		{"http://x@" + admin, http.StatusBadGateway, "userinfo"},
+		{"http://127.0.0.2:1", http.StatusBadGateway, `"127.0.0.2" is not in gateway.webClient.allowedHosts`},
+		{"file:///etc/passwd#", http.StatusBadGateway, "not http or https"},
+		{up.srv.URL + "/..", http.StatusBadRequest, `step "call"`},
+		{up.srv.URL, http.StatusOK, ""},
+	} {
+		env, err := ts.do(http.MethodPost, "base", strings.NewReader(fmt.Sprintf(`{"base":%q}`, tt.base)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Code != tt.status || !strings.Contains(env.Message, tt.says) {
+			t.Errorf("base %q: %d %q %s; want %d naming %q", tt.base, env.Code, env.Message, env.Response, tt.status, tt.says)
+		}
+	}
+	if got := up.got(); strings.Join(got, " ") != "/databus/gateway/definitions /items" {
+		t.Errorf("upstream received %q, want /databus/gateway/definitions then /items", got)
 	}
 }
 
