@@ -147,3 +147,18 @@ func FuzzURLTemplateValue(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkURLTemplateRender(b *testing.B) {
+	tp, err := ParseURLTemplate("http://orders:9001/items/${.request.body.orderNo}/detail?trace=${.traceId}")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := doc()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tp.Render(ctx, d, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
