@@ -16,6 +16,7 @@ import (
 	"github.com/dop251/goja/ast"
 	"github.com/dop251/goja/parser"
 
+	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/schema"
@@ -101,6 +102,11 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 		d.errorAtKey("/hooks", "hooks are enabled but hooks.server is empty: name the registered server that serves them")
 	}
 	checkPositive(d, "/gateway/webClient/timeout", s.Gateway.WebClient.Timeout)
+	for i, h := range s.Gateway.WebClient.AllowedHosts {
+		if err := egress.CheckEntry(h); err != nil {
+			d.errorf(pointerOf("gateway", "webClient", "allowedHosts", i), "%v", err)
+		}
+	}
 	checkPositive(d, "/hooks/timeout", s.Hooks.Timeout)
 	checkPositive(d, "/apiPortal/security/jwt/ttl", s.APIPortal.Security.JWT.TTL)
 }
@@ -375,6 +381,8 @@ func (l *loader) checkHTTP(d *document, ptr string, h *HTTPCall) {
 			lower := strings.ToLower(h.URL)
 			if !strings.HasPrefix(lower, "${") && !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
 				d.errorf(ptr+"/url", "url must start with http:// or https://, got %q", h.URL)
+			} else if ut, err := expr.ParseURLTemplate(h.URL); err == nil && ut.AuthorityTemplated() && len(l.settings.Gateway.WebClient.AllowedHosts) == 0 {
+				d.errorf(ptr+"/url", "the url's scheme or host comes from an interpolation, so a caller could steer the step to any host: write the host literally, or list the hosts it may reach in gateway.webClient.allowedHosts (%s)", SettingsFile)
 			}
 		}
 	}

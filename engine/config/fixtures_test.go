@@ -108,6 +108,7 @@ var badFixtures = []badFixture{
 
 	// Api: ${...} interpolation.
 	{"api-interp-unclosed-url.bad.yaml", 14, 42, "steps[1].http.url", "unclosed"},
+	{"api-http-url-templated-host.bad.yaml", 14, 12, "steps[1].http.url", "gateway.webClient.allowedHosts"},
 	{"api-interp-bad-jq-url.bad.yaml", 14, 64, "steps[1].http.url", "jq"},
 	{"api-interp-unclosed-header.bad.yaml", 16, 28, `steps[1].http.headers["X-Trace-Id"]`, "unclosed"},
 	{"api-interp-bad-jq-header.bad.yaml", 16, 42, `steps[1].http.headers["X-Tenant"]`, "jq"},
@@ -168,6 +169,7 @@ var badFixtures = []badFixture{
 	{"settings-legacy-duplicate.bad.yaml", 5, 50, "apiPortal.legacyBasePaths[2]", `duplicate item "/legacy/portal" (also at index 0)`},
 	{"settings-bad-denied-cidr.bad.yaml", 7, 7, "apiPortal.deniedIps[1]", "192.168.0.0/40"},
 	{"settings-bad-allowed-ip.bad.yaml", 4, 28, "apiPortal.allowedIps[1]", "localhost"},
+	{"settings-bad-allowed-host.bad.yaml", 4, 61, "gateway.webClient.allowedHosts[2]", "no scheme, port or path"},
 	{"settings-bad-redis-addr.bad.yaml", 4, 9, "redis.addr", "host:port"},
 	{"settings-body-budget-below-body.bad.yaml", 5, 25, "apiPortal.maxBodyBytesInFlight", "at least maxBodyBytes"},
 	{"settings-duplicate-token-name.bad.yaml", 7, 14, "admin.tokens[2].name", `"ops"`},
@@ -519,5 +521,23 @@ func TestFixtureSampleRepository(t *testing.T) {
 	}
 	if len(repo.APIs) == 0 || len(repo.Credentials) == 0 || len(repo.Policies) == 0 {
 		t.Fatalf("the sample repository looks empty: %s", repo)
+	}
+}
+
+// TestTemplatedHostAllowedByList: a url whose host comes from an
+// interpolation loads once databus.yaml lists the hosts it may reach.
+func TestTemplatedHostAllowedByList(t *testing.T) {
+	dir, rel := withFixture(t, "bad", "api-http-url-templated-host.bad.yaml")
+	settings, err := os.ReadFile(filepath.Join(dir, SettingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings = append(settings, "gateway:\n  webClient: {allowedHosts: [orders.internal]}\n"...)
+	if err := os.WriteFile(filepath.Join(dir, SettingsFile), settings, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, diags := mustLoad(t, dir)
+	if diags.HasErrors() {
+		t.Fatalf("%s with an allow-list: want no errors, got:\n%s", rel, dump(diags))
 	}
 }

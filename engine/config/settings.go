@@ -73,6 +73,13 @@ type WebClientSettings struct {
 	MaxIdleConnsPerHost   int      `yaml:"maxIdleConnsPerHost" json:"maxIdleConnsPerHost"`
 	Timeout               Duration `yaml:"timeout" json:"timeout"`
 	MaxResponseBytes      int64    `yaml:"maxResponseBytes" json:"maxResponseBytes"`
+	// AllowedHosts are the upstream hosts an http step's URL may name
+	// when its scheme or authority comes from an interpolation (see
+	// engine/egress.AllowList). Empty (default): such URLs are refused.
+	AllowedHosts []string `yaml:"allowedHosts" json:"allowedHosts"`
+	// AllowAdminListener lets http steps connect to the gateway's own
+	// admin listener. Default false.
+	AllowAdminListener bool `yaml:"allowAdminListener" json:"allowAdminListener"`
 }
 
 // StorageSettings configures the bbolt file.

@@ -215,6 +215,11 @@ func FuzzTemplate(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		_, _ = tp.Render(ctx, doc(), nil)
+		// The same text as a URL: positions are followed without panics.
+		if up, err := ParseURLTemplate(s); err == nil {
+			_ = up.AuthorityTemplated()
+			_, _ = up.Render(ctx, doc(), nil)
+		}
 	})
 }
 

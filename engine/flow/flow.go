@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/rpc"
@@ -34,6 +35,10 @@ type Env struct {
 	// Services resolves registry services (service: {server, name}) at
 	// call time; nil: such steps fail with 502.
 	Services registry.Resolver
+	// AllowedHosts are the hosts an http step whose url takes its scheme
+	// or host from an interpolation may call (gateway.webClient.allowedHosts);
+	// nil: none.
+	AllowedHosts *egress.AllowList
 }
 
 // Flow is a compiled API.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/fault"
 	"github.com/databus-gateway/databus/engine/registry"
@@ -190,7 +191,15 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 	} else {
 		var err error
 		if u, err = render(s.url); err != nil {
+			if errors.Is(err, expr.ErrUnsafeValue) {
+				return nil, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("step %q http.url: %v", st.id, err), Step: st.id, Phase: "http.url", Err: err}
+			}
 			return nil, phaseErr(st, "http.url", err)
+		}
+		if s.url.AuthorityTemplated() {
+			if err := s.checkHost(u); err != nil {
+				return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: %v", st.id, err), Step: st.id, Phase: "http.url", Err: err}
+			}
 		}
 	}
 	if len(s.query) > 0 || (ep != nil && len(ep.Service.Params) > 0) {
@@ -265,6 +274,26 @@ func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*pre
 		p.header.Set("Content-Type", p.contentType)
 	}
 	return p, nil
+}
+
+// checkHost holds a url whose scheme or host came from an interpolation
+// to gateway.webClient.allowedHosts: http or https, no userinfo, a listed
+// host.
+func (s *httpStep) checkHost(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("bad upstream url: %v", err)
+	}
+	if pu.Scheme != "http" && pu.Scheme != "https" {
+		return fmt.Errorf("upstream url scheme %q is not http or https", pu.Scheme)
+	}
+	if pu.User != nil {
+		return fmt.Errorf("upstream url for host %q carries userinfo: send credentials in a header", pu.Hostname())
+	}
+	if !s.env.AllowedHosts.Allows(pu.Hostname()) {
+		return fmt.Errorf("upstream host %q is not in gateway.webClient.allowedHosts", pu.Hostname())
+	}
+	return nil
 }
 
 func phaseErr(st *step, phase string, err error) *Error {
@@ -346,7 +375,9 @@ func idempotent(m string) bool {
 
 func retryable(raw *rawResult, err error) bool {
 	if raw == nil {
-		return true // no answer: connection refused, reset, timeout
+		// No answer: connection refused, reset, timeout; but not the
+		// gateway's refusal to dial its own admin listener.
+		return !errors.Is(err, egress.ErrAdminListener)
 	}
 	switch raw.status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/metrics"
@@ -75,8 +76,11 @@ type Options struct {
 	Prev     *snapshot.Snapshot
 	Git      *revision.Revision // the checkout's revision; nil outside git
 	Services registry.Resolver  // what service steps and hooks resolve through
-	Metrics  *metrics.Metrics   // hooks count their callouts here; nil: not counted
-	Logger   *slog.Logger       // nil: discard
+	// Egress guards the upstream dialer: it holds the admin listener's
+	// actual address. nil: no guard (dry builds, tests of the gate).
+	Egress  *egress.Guard
+	Metrics *metrics.Metrics // hooks count their callouts here; nil: not counted
+	Logger  *slog.Logger     // nil: discard
 }
 
 // Result is the outcome of a build.
@@ -208,6 +212,13 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 	st := repo.Settings
 	wc := st.Gateway.WebClient
 	env := &flow.Env{DefaultTimeout: wc.Timeout.D(), MaxResponseBytes: wc.MaxResponseBytes, Services: o.Services}
+	if len(wc.AllowedHosts) > 0 {
+		hosts, err := egress.ParseAllowList(wc.AllowedHosts)
+		if err != nil {
+			return snapshot.Deps{}, &config.Fault{File: config.SettingsFile, Pointer: "/gateway/webClient/allowedHosts", Err: err}
+		}
+		env.AllowedHosts = hosts
+	}
 	deps := snapshot.Deps{Env: env, StoreBackend: "memory"}
 	r := st.Redis
 	if r.Enabled() {
@@ -219,9 +230,13 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		}
 	}
 	if o.Mode == Live {
-		hk := httpKey{*wc.ConnectionPoolEnabled, wc.MaxIdleConnsPerHost}
+		hk := httpKey{pool: *wc.ConnectionPoolEnabled, maxIdle: wc.MaxIdleConnsPerHost, guard: o.Egress != nil && !wc.AllowAdminListener}
 		v, err := lease.Acquire(hk.String(), func() (any, func(), error) {
-			c := &http.Client{Transport: newTransport(hk), CheckRedirect: noRedirect}
+			var guard *egress.Guard
+			if hk.guard {
+				guard = o.Egress
+			}
+			c := &http.Client{Transport: newTransport(hk, guard), CheckRedirect: noRedirect}
 			return c, c.CloseIdleConnections, nil
 		})
 		if err != nil {
@@ -307,12 +322,24 @@ func RedisKey(r config.RedisSettings) string {
 type httpKey struct {
 	pool    bool
 	maxIdle int
+	guard   bool // the dialer refuses the admin listener
 }
 
-func (k httpKey) String() string { return fmt.Sprintf("http:pool=%v,maxIdle=%d", k.pool, k.maxIdle) }
+func (k httpKey) String() string {
+	s := fmt.Sprintf("http:pool=%v,maxIdle=%d", k.pool, k.maxIdle)
+	if k.guard {
+		s += ",guarded"
+	}
+	return s
+}
 
-func newTransport(k httpKey) *http.Transport {
+// newTransport builds the upstream transport. With guard, the dialer
+// refuses the admin listener's address, checked after name resolution.
+func newTransport(k httpKey, guard *egress.Guard) *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	if guard != nil {
+		d.Control = guard.Control
+	}
 	return &http.Transport{
 		Proxy:                 nil, // upstreams are addressed directly, never through the environment's proxy
 		DialContext:           d.DialContext,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/gate"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/metrics"
@@ -109,6 +110,10 @@ type Server struct {
 	// watcher classified each event.
 	watchObserver func(path string, relevant bool)
 
+	// egress keeps http steps off the admin listener: New guards the
+	// configured address, Serve the listener's actual one.
+	egress *egress.Guard
+
 	closeOnce  sync.Once
 	db         *store.DB
 	acc        *store.AccessLog
@@ -130,7 +135,8 @@ func New(opts Options) (*Server, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 15 * time.Second
 	}
-	s := &Server{opts: opts, log: opts.Logger, pool: pool.New()}
+	s := &Server{opts: opts, log: opts.Logger, pool: pool.New(), egress: &egress.Guard{}}
+	s.egress.Set(opts.AdminListen)
 	s.metrics = metrics.New()
 	if g, err := gitops.Open(opts.Dir); err == nil {
 		s.git = g
@@ -228,7 +234,7 @@ func (s *Server) reload(ctx context.Context, reason string, record bool) (res Re
 	prev := s.Current()
 	gitRev := s.gitRevision()
 	b := gate.Build(ctx, s.opts.Dir, gate.Options{Mode: gate.Live, Pool: s.pool, Running: s.running,
-		AdminListen: s.opts.AdminListen, Prev: prev, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log})
+		AdminListen: s.opts.AdminListen, Prev: prev, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress})
 	if b.Err != nil {
 		res.Error = b.Err.Error()
 		s.log.Error("reload failed: repository unreadable; the previous configuration keeps serving", "reason", reason, "error", b.Err)
@@ -294,6 +300,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on listeners the caller opened (tests use port 0).
 func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) error {
+	s.egress.Set(adminLn.Addr().String())
 	readHeader, read := s.opts.ReadHeaderTimeout, s.opts.ReadTimeout
 	if readHeader <= 0 {
 		readHeader = 10 * time.Second
