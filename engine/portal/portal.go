@@ -40,6 +40,8 @@ type Handler struct {
 	metrics *metrics.Metrics
 	faults  storeFaults
 	acc     AccessLog // nil: no access log
+	// refusals is the budget of refusal records in the access log.
+	refusals refusalBudget
 }
 
 // Options are the portal's long-lived parts.
