@@ -168,6 +168,7 @@ var badFixtures = []badFixture{
 	{"settings-legacy-same-as-base.bad.yaml", 7, 7, "apiPortal.legacyBasePaths[1]", "basePath"},
 	{"settings-legacy-duplicate.bad.yaml", 5, 50, "apiPortal.legacyBasePaths[2]", `duplicate item "/legacy/portal" (also at index 0)`},
 	{"settings-bad-denied-cidr.bad.yaml", 7, 7, "apiPortal.deniedIps[1]", "192.168.0.0/40"},
+	{"settings-negative-refusals.bad.yaml", 5, 24, "storage.accessLog.refusalsPerSecond", "must be >= 0"},
 	{"settings-bad-allowed-ip.bad.yaml", 4, 28, "apiPortal.allowedIps[1]", "localhost"},
 	{"settings-bad-allowed-host.bad.yaml", 4, 61, "gateway.webClient.allowedHosts[2]", "no scheme, port or path"},
 	{"settings-bad-redis-addr.bad.yaml", 4, 9, "redis.addr", "host:port"},

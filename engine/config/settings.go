@@ -88,6 +88,9 @@ type StorageSettings struct {
 	AccessLog AccessLogSettings `yaml:"accessLog" json:"accessLog"`
 }
 
+// DefaultRefusalsPerSecond is storage.accessLog.refusalsPerSecond's default.
+const DefaultRefusalsPerSecond = 100
+
 // AccessLogSettings configures the access log.
 type AccessLogSettings struct {
 	RetentionDays int      `yaml:"retentionDays" json:"retentionDays"`
@@ -96,7 +99,10 @@ type AccessLogSettings struct {
 	Mode          string   `yaml:"mode" json:"mode"`
 	QueueSize     int      `yaml:"queueSize" json:"queueSize"`
 	MaxRecords    int      `yaml:"maxRecords" json:"maxRecords"`
-	Export        string   `yaml:"export" json:"export,omitempty"`
+	// RefusalsPerSecond bounds the records of refused requests written a
+	// second (the burst is as many); the others are only counted.
+	RefusalsPerSecond *int   `yaml:"refusalsPerSecond" json:"refusalsPerSecond"`
+	Export            string `yaml:"export" json:"export,omitempty"`
 }
 
 // RedisSettings configures the shared stores.
@@ -227,6 +233,10 @@ func (s *Settings) applyDefaults() {
 	if st.AccessLog.MaxBodyChars == nil {
 		n := 4000
 		st.AccessLog.MaxBodyChars = &n
+	}
+	if st.AccessLog.RefusalsPerSecond == nil {
+		n := DefaultRefusalsPerSecond
+		st.AccessLog.RefusalsPerSecond = &n
 	}
 	if st.AccessLog.Mode == "" {
 		st.AccessLog.Mode = "async"

@@ -62,6 +62,10 @@ type Metrics struct {
 	AccessLogQueue   prometheus.Gauge
 	AccessLogDropped prometheus.Counter
 	AccessLogWrite   prometheus.Histogram
+	// AccessLogRefusalsSkipped counts records of refused requests not
+	// written because storage.accessLog.refusalsPerSecond was spent, by
+	// reason.
+	AccessLogRefusalsSkipped *prometheus.CounterVec
 }
 
 // New registers the metrics on a fresh registry, with the Go and process
@@ -128,11 +132,15 @@ func New() *Metrics {
 		AccessLogWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "databus_accesslog_write_seconds", Help: "Duration of one access-log write transaction.", Buckets: latency,
 		}),
+		AccessLogRefusalsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_accesslog_refusals_skipped_total",
+			Help: "Records of refused requests not written because storage.accessLog.refusalsPerSecond was spent, by reason.",
+		}, []string{"reason"}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
-		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite,
+		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -52,10 +52,16 @@ const (
 // read, so that no caller who would be refused anyway can make the gateway
 // hold a body: IP deny/allow → credential → timestamp → tenant → API and
 // method → caller allowed → body (apiPortal.maxBodyBytes, the in-flight
-// budget) → nonce → body decryption → signature → JSON bounds → anonymous
-// user → hooks (client and site authentication, permission) → rate limit →
-// flow. With security.enabled false the credential, timestamp, nonce,
-// decryption and signature stages are skipped.
+// budget) → nonce form → body decryption → signature → nonce spent → JSON
+// bounds → anonymous user → hooks (client and site authentication,
+// permission) → rate limit → flow. With security.enabled false the
+// credential, timestamp, nonce, decryption and signature stages are skipped.
+//
+// The nonce is checked in two places: its form before decryption, its reuse
+// right after the signature verified (spend). Only a request signed with the
+// credential's key can spend a nonce, so callers who merely know an appId
+// (it travels in clear) can neither burn a real caller's nonce nor fill the
+// nonce store.
 func (h *Handler) serve(c *Call) *fault {
 	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
 	if !ok {
@@ -92,13 +98,16 @@ func (h *Handler) serve(c *Call) *fault {
 		return f
 	}
 	if *sec.Enabled {
-		if f := h.nonce(c, time.Duration(sec.NonceTTLSeconds)*time.Second); f != nil {
+		if f := h.nonce(c); f != nil {
 			return f
 		}
 		if f := h.decrypt(c, *sec.RequireBodyEncryption); f != nil {
 			return f
 		}
 		if f := h.signature(c); f != nil {
+			return f
+		}
+		if f := h.spend(c, time.Duration(sec.NonceTTLSeconds)*time.Second); f != nil {
 			return f
 		}
 	}
@@ -177,18 +186,31 @@ func (h *Handler) timestamp(c *Call, skewSeconds int) *fault {
 	return nil
 }
 
-func (h *Handler) nonce(c *Call, ttl time.Duration) *fault {
+// nonce checks the nonce's form; spend records it once the signature
+// verified.
+func (h *Handler) nonce(c *Call) *fault {
 	n, ok := single(c.R, security.HeaderNonce)
 	if !ok || len(n) < minNonce || len(n) > maxNonce {
 		return refuse(ReasonNonce, http.StatusUnauthorized, fmt.Sprintf("%s（ZT-Nonce 须为 %d 到 %d 个字符）", MsgReplay, minNonce, maxNonce))
 	}
+	c.nonce = n
+	return nil
+}
+
+// spend uses the nonce in the store, atomically: of two requests carrying
+// it within its TTL, one passes. It runs after the signature verified, so
+// a request that fails any earlier check leaves the nonce unspent. Checking
+// reuse before the signature as well would cost every valid call a second
+// store round trip and save nothing: a replay costs the same decryption
+// and verification as a forgery, which anyone can send.
+func (h *Handler) spend(c *Call, ttl time.Duration) *fault {
 	ctx, cancel := context.WithTimeout(c.R.Context(), time.Second)
 	defer cancel()
 	store := c.Snap.Nonces
 	if store == nil {
 		store = h.nonces
 	}
-	fresh, err := store.Use(ctx, c.Cred.AppID+"\x00"+n, ttl)
+	fresh, err := store.Use(ctx, c.Cred.AppID+"\x00"+c.nonce, ttl)
 	if err != nil {
 		// Replay protection cannot be checked: fail closed.
 		h.faults.report(h, "nonce", c.Snap.StoreBackend, err)
@@ -198,7 +220,6 @@ func (h *Handler) nonce(c *Call, ttl time.Duration) *fault {
 	if !fresh {
 		return refuse(ReasonReplay, http.StatusUnauthorized, MsgReplay)
 	}
-	c.nonce = n
 	return nil
 }
 

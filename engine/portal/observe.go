@@ -16,7 +16,8 @@ type AccessLog interface {
 }
 
 // finish counts the request in the metrics and writes its access-log record,
-// after the answer went out.
+// after the answer went out. Records of refusals are written within their
+// own budget (storage.accessLog.refusalsPerSecond); the rest are counted.
 func (h *Handler) finish(c *Call) {
 	elapsed := time.Since(c.started)
 	api, version := "", ""
@@ -51,6 +52,13 @@ func (h *Handler) finish(c *Call) {
 	if h.acc == nil || snap == nil || !*snap.Settings.APIPortal.EnableAudit {
 		return
 	}
+	al := snap.Settings.Storage.AccessLog
+	if c.Reason != "" && !h.refusals.allow(h.now(), *al.RefusalsPerSecond) {
+		if m := h.metrics; m != nil {
+			m.AccessLogRefusalsSkipped.WithLabelValues(c.Reason).Inc()
+		}
+		return
+	}
 	ip := c.ClientIP
 	if !ip.IsValid() {
 		// Refused before the chain looked at the address (not a route,
@@ -75,6 +83,5 @@ func (h *Handler) finish(c *Call) {
 			x.Extra["encrypted"] = true
 		}
 	}
-	al := snap.Settings.Storage.AccessLog
 	h.acc.Append(call.Record(x, *al.MaxBodyChars, al.RedactHeaders))
 }

@@ -43,6 +43,8 @@ type Handler struct {
 	acc     AccessLog // nil: no access log
 
 	bodyBytes atomic.Int64 // request body bytes held now (apiPortal.maxBodyBytesInFlight)
+	// refusals is the budget of refusal records in the access log.
+	refusals refusalBudget
 }
 
 // Options are the portal's long-lived parts.

@@ -66,6 +66,13 @@ var testKeys = map[string]string{
 
 func newSecureFixture(t testing.TB) *secureFixture {
 	t.Helper()
+	return newSecureFixtureWith(t, Options{})
+}
+
+// newSecureFixtureWith is newSecureFixture with the handler's options
+// (its clock is the fixture's).
+func newSecureFixtureWith(t testing.TB, o Options) *secureFixture {
+	t.Helper()
 	for k, v := range testKeys {
 		t.Setenv("DATABUS_TEST_KEY_"+k, v)
 	}
@@ -110,7 +117,8 @@ func newSecureFixture(t testing.TB) *secureFixture {
 		t.Fatal(err)
 	}
 	f.now.Store(time.Now().UnixMilli())
-	h := New(func() *snapshot.Snapshot { return snap }, Options{Now: func() time.Time { return time.UnixMilli(f.now.Load()) }})
+	o.Now = func() time.Time { return time.UnixMilli(f.now.Load()) }
+	h := New(func() *snapshot.Snapshot { return snap }, o)
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	f.base = f.srv.URL + "/api"
@@ -286,6 +294,28 @@ func TestReplayIsRefused(t *testing.T) {
 	other := f.client("app-gcm")
 	other.Nonce = func() string { return req.Header.Get("ZT-Nonce") }
 	expect(t, "other app", f.send(t, other, "POST", "sec.echo", nil, `{}`, nil), 200, MsgOK, true)
+}
+
+// TestForgeryFloodCannotFillNonceStore: forged requests with fresh nonces
+// (anyone who knows an appId can send them) never reach the nonce store, so
+// even a store with room for one nonce a shard keeps serving real callers.
+func TestForgeryFloodCannotFillNonceStore(t *testing.T) {
+	store := security.NewMemoryNonces(1)
+	f := newSecureFixtureWith(t, Options{Nonces: store})
+	c := f.client("app-aes")
+	for i := 0; i < 500; i++ {
+		resp := f.send(t, c, "POST", "sec.echo", nil, "", func(r *client.Request) {
+			r.Header.Set("ZT-Signature", strings.Repeat("0", 64))
+		})
+		expect(t, "forged", resp, 401, MsgBadSignature, true)
+	}
+	if n := store.Len(); n != 0 {
+		t.Fatalf("forged requests left %d nonces in the store", n)
+	}
+	expect(t, "real caller after the flood", f.send(t, c, "POST", "sec.echo", nil, `{}`, nil), 200, MsgOK, true)
+	if n := store.Len(); n != 1 {
+		t.Fatalf("the verified request left %d nonces, want 1", n)
+	}
 }
 
 func TestChangedQueryIsRefusedUnderHMAC(t *testing.T) {
