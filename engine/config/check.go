@@ -98,6 +98,7 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 		d.errorAtKey("/hooks", "hooks are enabled but hooks.server is empty: name the registered server that serves them")
 	}
 	checkPositive(d, "/gateway/webClient/timeout", s.Gateway.WebClient.Timeout)
+	checkPositive(d, "/gateway/jq/timeout", s.Gateway.JQ.Timeout)
 	checkPositive(d, "/hooks/timeout", s.Hooks.Timeout)
 	checkPositive(d, "/apiPortal/security/jwt/ttl", s.APIPortal.Security.JWT.TTL)
 }

@@ -40,6 +40,9 @@ type Metrics struct {
 	HookCalls *prometheus.CounterVec
 	// HookDuration observes callout durations by hook.
 	HookDuration *prometheus.HistogramVec
+	// JQBudgetKills counts jq evaluations stopped by their budget, by
+	// reason (time, memory).
+	JQBudgetKills *prometheus.CounterVec
 
 	ReloadSuccess   prometheus.Gauge
 	ReloadTimestamp prometheus.Gauge
@@ -88,6 +91,9 @@ func New() *Metrics {
 		HookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "databus_hook_duration_seconds", Help: "Duration of callouts to the hook services, by hook.", Buckets: latency,
 		}, []string{"hook"}),
+		JQBudgetKills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_jq_budget_kills_total", Help: "jq evaluations stopped by their budget (gateway.jq), by reason: time or memory.",
+		}, []string{"reason"}),
 		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "databus_config_last_reload_success", Help: "1 when the last reload attempt succeeded, 0 when it failed (the previous configuration keeps serving).",
 		}),
@@ -111,10 +117,13 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
-		m.HookCalls, m.HookDuration,
+		m.HookCalls, m.HookDuration, m.JQBudgetKills,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, reason := range []string{"time", "memory"} {
+		m.JQBudgetKills.WithLabelValues(reason)
+	}
 	return m
 }
 
