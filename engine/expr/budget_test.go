@@ -159,3 +159,42 @@ func mustCompile(t testing.TB, src string) *Program {
 	}
 	return p
 }
+
+func TestLint(t *testing.T) {
+	tests := []struct {
+		src  string
+		want string // "" for no finding
+	}{
+		{`def f: f; f`, "def f calls itself on every path"},
+		{`def f: [f]; f`, "def f calls itself on every path"},
+		{`def f: f + 1; f`, "def f calls itself on every path"},
+		{`{a: (def g($x): g($x + 1); g(0))}`, "def g calls itself on every path"},
+		{`[range(1e9)] | length`, "range(1e9) produces 1000000000 values"},
+		{`[range(0; 20000000)]`, "range(0; 20000000) produces 20000000 values"},
+		{`def f: if . > 3 then . else (. + 1 | f) end; f`, ""},
+		{`def f: ., (. + 1 | f); [limit(3; f)]`, ""},
+		{`def f: (.[] | f) // .; f`, ""},
+		{`def f: select(. < 3) | (. + 1 | f); f`, ""},
+		{`def f: .a? | f; f`, ""},
+		{`[range(10)]`, ""},
+		{`[range(0; 1e9; 1e3)]`, ""},
+		{`[range(.n)]`, ""},
+		{`.request.body`, ""},
+	}
+	for _, tt := range tests {
+		got := Lint(tt.src)
+		switch {
+		case tt.want == "" && len(got) > 0:
+			t.Errorf("Lint(%q) = %q, want nothing", tt.src, got)
+		case tt.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tt.want)):
+			t.Errorf("Lint(%q) = %q, want %q...", tt.src, got, tt.want)
+		}
+	}
+	tpl, err := ParseTemplate(`http://up/${[range(1e8)] | length}/x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := tpl.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "${[range(1e8)] | length}: range(1e8) produces") {
+		t.Errorf("Template.Warnings = %q", w)
+	}
+}
