@@ -64,22 +64,23 @@ func (e *BudgetError) Error() string {
 const GuardInterval = 10 * time.Millisecond
 
 // Guard watches the heap while jq evaluations run and stops them when it
-// passes their ceiling. One Guard serves a gateway across reloads: each
-// evaluation carries the ceiling of the Snapshot it runs on. Its cost on the
-// hot path is one short critical section to enter and one to leave.
+// passes their ceiling; it also enforces their time budgets. One Guard
+// serves a gateway across reloads: each evaluation carries the budget of
+// the Snapshot it runs on. Its watcher goroutine runs only while
+// evaluations do (it ends one interval after the last), so an idle gateway
+// pays nothing; on the hot path an evaluation costs one short critical
+// section to enter and one to leave.
 type Guard struct {
 	mu         sync.Mutex
 	head, tail *evaluation // running evaluations, oldest first
+	watching   bool        // a watcher goroutine runs
 	running    atomic.Int64
 	tick       atomic.Uint64 // counts intervals; evaluations note it on entry
 
 	onKill func(reason string)
 	kills  [2]atomic.Uint64 // by reason: time, memory
 
-	heap      func() uint64 // bytes in heap objects; replaced by tests
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	heap func() uint64 // bytes in heap objects; replaced by tests
 }
 
 // evaluation is one run of a program under a budget.
@@ -116,19 +117,10 @@ var epoch = time.Now()
 
 func nanos() int64 { return int64(time.Since(epoch)) }
 
-// NewGuard starts a guard. onKill, when not nil, is called (from any
-// goroutine) for every evaluation a budget stops, with the reason. Close
-// stops the guard.
+// NewGuard returns a guard. onKill, when not nil, is called (from any
+// goroutine) for every evaluation a budget stops, with the reason.
 func NewGuard(onKill func(reason string)) *Guard {
-	g := &Guard{onKill: onKill, heap: heapObjectBytes, stop: make(chan struct{}), done: make(chan struct{})}
-	go g.watch()
-	return g
-}
-
-// Close stops the guard's watcher and waits for it to end.
-func (g *Guard) Close() {
-	g.closeOnce.Do(func() { close(g.stop) })
-	<-g.done
+	return &Guard{onKill: onKill, heap: heapObjectBytes}
 }
 
 // Running returns the number of evaluations in progress.
@@ -165,8 +157,13 @@ func (g *Guard) enter(e *evaluation) {
 		g.tail.next, e.prev = e, g.tail
 	}
 	g.tail = e
+	start := !g.watching
+	g.watching = true
 	g.mu.Unlock()
 	g.running.Add(1)
+	if start {
+		go g.watch()
+	}
 }
 
 func (g *Guard) leave(e *evaluation) {
@@ -186,17 +183,14 @@ func (g *Guard) leave(e *evaluation) {
 	e.prev, e.next = nil, nil
 }
 
+// watch checks once per interval until no evaluation runs.
 func (g *Guard) watch() {
-	defer close(g.done)
 	t := time.NewTicker(GuardInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-g.stop:
+	for range t.C {
+		if !g.check() {
 			return
-		case <-t.C:
 		}
-		g.check()
 	}
 }
 
@@ -204,15 +198,18 @@ func (g *Guard) watch() {
 // deadline and, when the heap passed their ceiling, those that entered
 // before the previous interval. After a memory kill it collects the garbage,
 // so that the next reading shows what the stopped programs held as freed
-// rather than stopping the next ones for it.
-func (g *Guard) check() {
+// rather than stopping the next ones for it. It reports false, and the
+// watcher ends, when no evaluation runs.
+func (g *Guard) check() bool {
 	tick := g.tick.Add(1)
-	if g.running.Load() == 0 {
-		return
-	}
 	heap, now := g.heap(), nanos()
 	freed := false
 	g.mu.Lock()
+	if g.head == nil {
+		g.watching = false
+		g.mu.Unlock()
+		return false
+	}
 	for e := g.head; e != nil; e = e.next {
 		switch {
 		case e.deadline > 0 && now >= e.deadline:
@@ -225,6 +222,7 @@ func (g *Guard) check() {
 	if freed {
 		runtime.GC()
 	}
+	return true
 }
 
 var heapSample = sync.Pool{New: func() any {

@@ -11,7 +11,6 @@ import (
 // (time budget and memory guard): their ratio is the budget's overhead.
 func BenchmarkRunTransform(b *testing.B) {
 	g := NewGuard(nil)
-	defer g.Close()
 	for _, bc := range []struct {
 		name   string
 		budget *Budget

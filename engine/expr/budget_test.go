@@ -3,6 +3,7 @@ package expr
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,6 @@ func TestBudgetStopsRunawayProgramsInTime(t *testing.T) {
 	// Without a guard a timer of its own stops each evaluation; with one,
 	// the guard's watcher does.
 	g := NewGuard(nil)
-	defer g.Close()
 	for name, src := range runaway {
 		t.Run(name, func(t *testing.T) {
 			testTimeBudget(t, src, &Budget{Timeout: 50 * time.Millisecond})
@@ -69,7 +69,6 @@ func TestBudgetNeverOutlivesTheCaller(t *testing.T) {
 
 func TestBudgetLeavesNormalProgramsAlone(t *testing.T) {
 	g := NewGuard(nil)
-	defer g.Close()
 	p := mustCompile(t, `.request.body.orderNo`).Bind("x", &Budget{Timeout: time.Second, MaxMemoryBytes: 1, Guard: g})
 	for range 100 {
 		v, err := p.Run(context.Background(), doc(), doc())
@@ -89,7 +88,6 @@ func TestGuardStopsEvaluationsPastTheHeapCeiling(t *testing.T) {
 			kills.Add(1)
 		}
 	})
-	defer g.Close()
 	// A ceiling of 64 MiB above today's heap: `[range(1e9)]` passes it
 	// long before its hour is up.
 	ceiling := heapObjectBytes() + 64<<20
@@ -116,7 +114,8 @@ func TestGuardSparesYoungEvaluations(t *testing.T) {
 	// With the heap above the ceiling, an evaluation that entered during
 	// the current interval is not blamed for it; one that has run a full
 	// interval is.
-	g := &Guard{heap: func() uint64 { return 100 }}
+	// watching: no watcher goroutine; the test ticks the guard itself.
+	g := &Guard{heap: func() uint64 { return 100 }, watching: true}
 	var cancelled atomic.Int32
 	old := &evaluation{ceiling: 50, cancel: func() { cancelled.Add(1) }}
 	g.enter(old)
@@ -132,6 +131,25 @@ func TestGuardSparesYoungEvaluations(t *testing.T) {
 	g.leave(young)
 	if g.head != nil || g.tail != nil || g.Running() != 0 {
 		t.Fatal("guard still lists evaluations")
+	}
+	if g.check() || g.watching {
+		t.Fatal("an idle guard keeps watching")
+	}
+}
+
+func TestGuardWatcherEndsWhenIdle(t *testing.T) {
+	before := runtime.NumGoroutine()
+	g := NewGuard(nil)
+	p := mustCompile(t, `def f: f; f`).Bind("x", &Budget{Timeout: 30 * time.Millisecond, MaxMemoryBytes: 1 << 40, Guard: g})
+	if _, err := p.Run(context.Background(), nil, nil); err == nil {
+		t.Fatal("want a budget error")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before: the watcher did not end", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -239,7 +239,7 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		// evaluation carries its own Snapshot's ceiling.
 		v, _ = lease.Acquire("jq", func() (any, func(), error) {
 			g := expr.NewGuard(jqKills(o.Metrics))
-			return g, g.Close, nil
+			return g, nil, nil
 		})
 		env.JQ.Guard = v.(*expr.Guard)
 		var st *Stores

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -81,9 +82,10 @@ func TestJQTimeBudgetStopsRunawayPrograms(t *testing.T) {
 }
 
 func TestJQMemoryGuardStopsRunawayPrograms(t *testing.T) {
-	// A ceiling 128 MiB above the heap of the test process, and a time
-	// budget long enough that only the guard can stop the programs.
-	ceiling := heapBytes() + 128<<20
+	// A ceiling 64 MiB above the live heap of the test process, and a
+	// time budget long enough that only the guard can stop the programs.
+	runtime.GC()
+	ceiling := heapBytes() + 64<<20
 	ts := startServer(t, Options{Dir: jqRepo(t, fmt.Sprintf("{timeout: 10m, maxMemoryBytes: %d}", ceiling), nil)})
 	for i, p := range runawayPrograms[:2] {
 		env, err := ts.call(p.code)
