@@ -107,6 +107,7 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 			d.errorf(pointerOf("gateway", "webClient", "allowedHosts", i), "%v", err)
 		}
 	}
+	checkPositive(d, "/gateway/jq/timeout", s.Gateway.JQ.Timeout)
 	checkPositive(d, "/hooks/timeout", s.Hooks.Timeout)
 	checkPositive(d, "/apiPortal/security/jwt/ttl", s.APIPortal.Security.JWT.TTL)
 }
@@ -330,7 +331,8 @@ func checkTransforms(d *document, ptr string, t *Transforms) {
 	}
 }
 
-// checkJQ compiles a jq program and reports where it fails.
+// checkJQ compiles a jq program and reports where it fails, and warns
+// where it can tell that the program cannot finish within its budget.
 func checkJQ(d *document, ptr, src string) {
 	if _, err := expr.Compile(src); err != nil {
 		var e *expr.Error
@@ -339,6 +341,10 @@ func checkJQ(d *document, ptr, src string) {
 			return
 		}
 		d.errorf(ptr, "jq program does not compile: %s", strings.TrimPrefix(err.Error(), "jq: "))
+		return
+	}
+	for _, w := range expr.Lint(src) {
+		d.warnf(ptr, "%s", w)
 	}
 }
 
@@ -353,6 +359,9 @@ func checkTemplate(d *document, ptr, s string) *expr.Template {
 			d.errorf(ptr, "%v", err)
 		}
 		return nil
+	}
+	for _, w := range t.Warnings() {
+		d.warnf(ptr, "%s", w)
 	}
 	return t
 }

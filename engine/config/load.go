@@ -380,6 +380,10 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 		a := &Api{}
 		if decodeStrict(d, a) {
 			a.Source = src
+			a.lines = make(map[string]int, len(d.nodes))
+			for ptr, n := range d.nodes {
+				a.lines[ptr] = n.Line
+			}
 			l.checkAPI(d, a)
 			r.obj = a
 		}

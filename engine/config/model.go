@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -78,6 +79,27 @@ type Api struct {
 
 	// Source is where the definition was read from; not part of the file.
 	Source Source `yaml:"-" json:"-"`
+	// lines maps the JSON pointer of every value of the file to its line.
+	lines map[string]int
+}
+
+// Place names where the value at the JSON pointer ptr stands in the
+// definition's file, for messages at run time:
+// "apis/order.yaml:14: steps[2].transforms.response". The line is the
+// value's own or its nearest ancestor's; it is left out when unknown (an
+// Api built in code).
+func (a *Api) Place(ptr string) string {
+	for p := ptr; a.lines != nil; {
+		if line, ok := a.lines[p]; ok {
+			return fmt.Sprintf("%s:%d: %s", a.Source.File, line, PointerPath(ptr))
+		}
+		i := strings.LastIndex(p, "/")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return a.Source.File + ": " + PointerPath(ptr)
 }
 
 // ID is the API's identity, "code:version".

@@ -65,6 +65,13 @@ type JWTSettings struct {
 // GatewaySettings configures upstream calls.
 type GatewaySettings struct {
 	WebClient WebClientSettings `yaml:"webClient" json:"webClient"`
+	JQ        JQSettings        `yaml:"jq" json:"jq"`
+}
+
+// JQSettings is the budget of every jq evaluation.
+type JQSettings struct {
+	Timeout        Duration `yaml:"timeout" json:"timeout"`
+	MaxMemoryBytes uint64   `yaml:"maxMemoryBytes" json:"maxMemoryBytes"`
 }
 
 // WebClientSettings configures the shared HTTP client.
@@ -222,6 +229,12 @@ func (s *Settings) applyDefaults() {
 	}
 	if wc.MaxResponseBytes == 0 {
 		wc.MaxResponseBytes = 32 << 20
+	}
+	if s.Gateway.JQ.Timeout == 0 {
+		s.Gateway.JQ.Timeout = Duration(time.Second)
+	}
+	if s.Gateway.JQ.MaxMemoryBytes == 0 {
+		s.Gateway.JQ.MaxMemoryBytes = 1 << 30
 	}
 	st := &s.Storage
 	if st.Path == "" {

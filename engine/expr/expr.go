@@ -30,8 +30,18 @@ func (e *Error) Error() string {
 
 // Program is a compiled jq program.
 type Program struct {
-	src  string
-	code *gojq.Code
+	src    string
+	code   *gojq.Code
+	place  string  // where the program stands in the configuration; "" unknown
+	budget *Budget // nil: bounded by the caller's context only
+}
+
+// Bind returns a copy of p that runs under b and names place (e.g.
+// "apis/x.yaml:12: transforms.response") when the budget stops it.
+func (p *Program) Bind(place string, b *Budget) *Program {
+	c := *p
+	c.place, c.budget = place, b
+	return &c
 }
 
 // Variables are bound in every program to the parts of the invocation
@@ -79,21 +89,29 @@ var ErrNoOutput = errors.New("jq: program produced no output")
 // Run evaluates the program over input and returns its first output. doc is
 // the invocation document whose request, steps, traceId and vars are bound
 // to the program's variables; it may be nil. The context cancels a
-// long-running program.
+// long-running program; so does the program's Budget, with a *BudgetError.
 func (p *Program) Run(ctx context.Context, input any, doc map[string]any) (any, error) {
+	ctx, e := p.budget.start(ctx)
 	iter := p.code.RunWithContext(ctx, input, doc["request"], doc["steps"], doc["traceId"], doc["vars"])
 	v, ok := iter.Next()
 	if !ok {
+		e.end(nil)
 		return nil, ErrNoOutput
 	}
-	if err, isErr := v.(error); isErr {
-		var halt *gojq.HaltError
-		if errors.As(err, &halt) && halt.Value() == nil {
-			return nil, ErrNoOutput
-		}
-		return nil, fmt.Errorf("jq: %w", err)
+	err, isErr := v.(error)
+	if !isErr {
+		e.end(nil)
+		return v, nil
 	}
-	return v, nil
+	if be := e.end(err); be != nil {
+		be.Place = p.place
+		return nil, be
+	}
+	var halt *gojq.HaltError
+	if errors.As(err, &halt) && halt.Value() == nil {
+		return nil, ErrNoOutput
+	}
+	return nil, fmt.Errorf("jq: %w", err)
 }
 
 // Truthy reports jq truthiness: everything but false and null is true.

@@ -327,6 +327,19 @@ func skipParens(s string, i int) (int, bool) {
 	return 0, false
 }
 
+// Bind returns a copy of t whose interpolations run under b and name place
+// when the budget stops them (see Program.Bind).
+func (t *Template) Bind(place string, b *Budget) *Template {
+	c := &Template{parts: make([]part, len(t.parts))}
+	copy(c.parts, t.parts)
+	for i := range c.parts {
+		if p := c.parts[i].prog; p != nil {
+			c.parts[i].prog = p.Bind(place, b)
+		}
+	}
+	return c
+}
+
 // IsLiteral reports whether the template has no interpolation.
 func (t *Template) IsLiteral() bool {
 	for _, p := range t.parts {

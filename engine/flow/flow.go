@@ -39,6 +39,9 @@ type Env struct {
 	// or host from an interpolation may call (gateway.webClient.allowedHosts);
 	// nil: none.
 	AllowedHosts *egress.AllowList
+	// JQ is the budget of every jq evaluation of the flow; nil: bounded
+	// by the request's context only.
+	JQ *expr.Budget
 }
 
 // Flow is a compiled API.
@@ -89,6 +92,17 @@ func (r *rawResult) value() (map[string]any, error) {
 // *config.Fault, placed at the field at fault.
 func Compile(api *config.Api, env *Env) (*Flow, error) {
 	f := &Flow{API: api}
+	jb := jqBinder{api: api, budget: env.JQ}
+	compileOpt := func(src, ptr string) (*expr.Program, error) {
+		if src == "" {
+			return nil, nil
+		}
+		p, err := expr.Compile(src)
+		if err != nil {
+			return nil, err
+		}
+		return jb.program(p, ptr), nil
+	}
 	var err error
 	fail := func(ptr string, e error) (*Flow, error) {
 		ce := &config.Fault{File: api.Source.File, Pointer: ptr, Err: e}
@@ -104,13 +118,13 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 		}
 	}
 	if t := api.Transforms; t != nil {
-		if f.reqT, err = compileOpt(t.Request); err != nil {
+		if f.reqT, err = compileOpt(t.Request, "/transforms/request"); err != nil {
 			return fail("/transforms/request", err)
 		}
-		if f.respT, err = compileOpt(t.Response); err != nil {
+		if f.respT, err = compileOpt(t.Response, "/transforms/response"); err != nil {
 			return fail("/transforms/response", err)
 		}
-		if f.errT, err = compileOpt(t.Error); err != nil {
+		if f.errT, err = compileOpt(t.Error, "/transforms/error"); err != nil {
 			return fail("/transforms/error", err)
 		}
 	}
@@ -118,23 +132,23 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 		cs := &api.Steps[i]
 		ptr := fmt.Sprintf("/steps/%d", i)
 		st := &step{id: cs.ID, typ: cs.Type, cont: cs.OnError == "continue"}
-		if st.when, err = compileOpt(cs.When); err != nil {
+		if st.when, err = compileOpt(cs.When, ptr+"/when"); err != nil {
 			return fail(ptr+"/when", err)
 		}
 		if t := cs.Transforms; t != nil {
-			if st.reqT, err = compileOpt(t.Request); err != nil {
+			if st.reqT, err = compileOpt(t.Request, ptr+"/transforms/request"); err != nil {
 				return fail(ptr+"/transforms/request", err)
 			}
-			if st.respT, err = compileOpt(t.Response); err != nil {
+			if st.respT, err = compileOpt(t.Response, ptr+"/transforms/response"); err != nil {
 				return fail(ptr+"/transforms/response", err)
 			}
-			if st.errT, err = compileOpt(t.Error); err != nil {
+			if st.errT, err = compileOpt(t.Error, ptr+"/transforms/error"); err != nil {
 				return fail(ptr+"/transforms/error", err)
 			}
 		}
 		switch cs.Type {
 		case config.StepHTTP:
-			if st.runner, err = compileHTTP(cs, env); err != nil {
+			if st.runner, err = compileHTTP(cs, env, jb, ptr+"/http"); err != nil {
 				return fail(ptr+"/http", err)
 			}
 		case config.StepScript:
@@ -142,7 +156,7 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 				return fail(ptr+"/script/source", err)
 			}
 		case config.StepRPC:
-			if st.runner, err = compileRPC(cs, env); err != nil {
+			if st.runner, err = compileRPC(cs, env, jb, ptr+"/rpc"); err != nil {
 				return fail(ptr+"/rpc", err)
 			}
 		}
@@ -151,11 +165,27 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 	return f, nil
 }
 
-func compileOpt(src string) (*expr.Program, error) {
-	if src == "" {
-		return nil, nil
+// jqBinder binds a flow's compiled programs to the jq budget and to their
+// place in the API's file, which a budget error names.
+type jqBinder struct {
+	api    *config.Api
+	budget *expr.Budget
+}
+
+func (jb jqBinder) program(p *expr.Program, ptr string) *expr.Program {
+	return p.Bind(jb.api.Place(ptr), jb.budget)
+}
+
+func (jb jqBinder) template(t *expr.Template, ptr string) *expr.Template {
+	if t.IsLiteral() {
+		return t
 	}
-	return expr.Compile(src)
+	return t.Bind(jb.api.Place(ptr), jb.budget)
+}
+
+// escapePointer escapes a key for a JSON pointer.
+func escapePointer(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 // Result is the outcome of a run. Call Close when done with it.
@@ -184,6 +214,7 @@ func (f *Flow) Run(ctx context.Context, req *Request) *Result {
 	res := &Result{Inv: inv}
 	out, ferr := f.run(ctx, inv)
 	if ferr != nil {
+		budgetStopped(ferr)
 		inv.close(nil)
 		res.Err = ferr
 		if f.errT != nil {
@@ -194,6 +225,24 @@ func (f *Flow) Run(ctx context.Context, req *Request) *Result {
 	inv.close(out)
 	res.Output = out
 	return res
+}
+
+// budgetStopped rewrites the error of a run that a jq budget stopped: 504
+// for its time budget (like a script's timeout), 500 for the memory guard,
+// and a message naming the program's file, line and path.
+func budgetStopped(ferr *Error) {
+	var be *expr.BudgetError
+	if !errors.As(ferr.Err, &be) {
+		return
+	}
+	ferr.Status = http.StatusInternalServerError
+	if be.Reason == expr.ReasonTime {
+		ferr.Status = http.StatusGatewayTimeout
+	}
+	ferr.Message = be.Error()
+	if ferr.Step != "" {
+		ferr.Message = fmt.Sprintf("step %q: %s", ferr.Step, ferr.Message)
+	}
 }
 
 func (f *Flow) errorResponse(ctx context.Context, inv *Invocation, ferr *Error) any {

@@ -57,7 +57,7 @@ type pollSpec struct {
 	interval, timeout time.Duration
 }
 
-func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
+func compileHTTP(cs *config.Step, env *Env, jb jqBinder, ptr string) (*httpStep, error) {
 	h := cs.HTTP
 	s := &httpStep{env: env, method: h.Method, methodSet: h.Method != "", timeout: h.Timeout.D(), stream: h.Stream, service: h.Service}
 	if s.method == "" {
@@ -70,18 +70,19 @@ func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 	if s.url, err = expr.ParseURLTemplate(h.URL); err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	if s.headers, err = templates(h.Headers); err != nil {
+	s.url = jb.template(s.url, ptr+"/url")
+	if s.headers, err = templates(h.Headers, jb, ptr+"/headers"); err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
 	}
 	if h.Multipart != nil {
-		if s.multipart, err = compileMultipart(h.Multipart); err != nil {
+		if s.multipart, err = compileMultipart(h.Multipart, jb, ptr+"/multipart"); err != nil {
 			return nil, fmt.Errorf("multipart.%w", err)
 		}
 		if !s.methodSet {
 			s.method = http.MethodPost
 		}
 	}
-	if s.query, err = templates(h.Query); err != nil {
+	if s.query, err = templates(h.Query, jb, ptr+"/query"); err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	if r := h.Retry; r != nil {
@@ -101,10 +102,12 @@ func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 		if ps.until, err = expr.Compile(p.Until); err != nil {
 			return nil, fmt.Errorf("poll.until: %w", err)
 		}
+		ps.until = jb.program(ps.until, ptr+"/poll/until")
 		if p.FailWhen != "" {
 			if ps.failWhen, err = expr.Compile(p.FailWhen); err != nil {
 				return nil, fmt.Errorf("poll.failWhen: %w", err)
 			}
+			ps.failWhen = jb.program(ps.failWhen, ptr+"/poll/failWhen")
 		}
 		s.poll = ps
 	}
@@ -112,7 +115,9 @@ func compileHTTP(cs *config.Step, env *Env) (*httpStep, error) {
 	return s, nil
 }
 
-func templates(m map[string]string) ([]namedTemplate, error) {
+// templates compiles a map of templates (headers, query, form fields) whose
+// map stands at ptr.
+func templates(m map[string]string, jb jqBinder, ptr string) ([]namedTemplate, error) {
 	names := make([]string, 0, len(m))
 	for k := range m {
 		names = append(names, k)
@@ -124,7 +129,7 @@ func templates(m map[string]string) ([]namedTemplate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
-		out = append(out, namedTemplate{k, t})
+		out = append(out, namedTemplate{k, jb.template(t, ptr+"/"+escapePointer(k))})
 	}
 	return out, nil
 }

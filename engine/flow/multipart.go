@@ -23,7 +23,7 @@ type multipartSpec struct {
 	fields                       []namedTemplate
 }
 
-func compileMultipart(m *config.Multipart) (*multipartSpec, error) {
+func compileMultipart(m *config.Multipart, jb jqBinder, ptr string) (*multipartSpec, error) {
 	s := &multipartSpec{field: m.Field, filename: m.Filename, contentType: m.ContentType}
 	if s.field == "" {
 		s.field = "file"
@@ -38,7 +38,8 @@ func compileMultipart(m *config.Multipart) (*multipartSpec, error) {
 	if s.content, err = expr.Compile(m.Content); err != nil {
 		return nil, fmt.Errorf("content: %w", err)
 	}
-	if s.fields, err = templates(m.Fields); err != nil {
+	s.content = jb.program(s.content, ptr+"/content")
+	if s.fields, err = templates(m.Fields, jb, ptr+"/fields"); err != nil {
 		return nil, fmt.Errorf("fields.%w", err)
 	}
 	return s, nil

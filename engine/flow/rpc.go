@@ -50,7 +50,7 @@ var (
 	requestJSON  = protojson.UnmarshalOptions{}
 )
 
-func compileRPC(cs *config.Step, env *Env) (*rpcStep, error) {
+func compileRPC(cs *config.Step, env *Env, jb jqBinder, ptr string) (*rpcStep, error) {
 	r := cs.RPC
 	if r.DescriptorSet != "" && r.Descriptor == nil {
 		return nil, fmt.Errorf("descriptor set %s was not loaded (load the API with config.Load)", r.DescriptorSet)
@@ -62,7 +62,7 @@ func compileRPC(cs *config.Step, env *Env) (*rpcStep, error) {
 	if s.timeout == 0 {
 		s.timeout = env.DefaultTimeout
 	}
-	md, err := templates(r.Metadata)
+	md, err := templates(r.Metadata, jb, ptr+"/metadata")
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}

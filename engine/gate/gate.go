@@ -27,6 +27,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
+	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/metrics"
@@ -211,7 +212,8 @@ func Loopback(addr string) bool {
 func acquire(ctx context.Context, repo *config.Repository, o Options, lease *pool.Lease) (snapshot.Deps, *config.Fault) {
 	st := repo.Settings
 	wc := st.Gateway.WebClient
-	env := &flow.Env{DefaultTimeout: wc.Timeout.D(), MaxResponseBytes: wc.MaxResponseBytes, Services: o.Services}
+	env := &flow.Env{DefaultTimeout: wc.Timeout.D(), MaxResponseBytes: wc.MaxResponseBytes, Services: o.Services,
+		JQ: &expr.Budget{Timeout: st.Gateway.JQ.Timeout.D(), MaxMemoryBytes: st.Gateway.JQ.MaxMemoryBytes}}
 	if len(wc.AllowedHosts) > 0 {
 		hosts, err := egress.ParseAllowList(wc.AllowedHosts)
 		if err != nil {
@@ -248,6 +250,13 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 			return p, p.Close, nil
 		})
 		env.RPC = v.(*rpc.Pool)
+		// One heap guard per gateway, whatever the Snapshot: each
+		// evaluation carries its own Snapshot's ceiling.
+		v, _ = lease.Acquire("jq", func() (any, func(), error) {
+			g := expr.NewGuard(jqKills(o.Metrics))
+			return g, nil, nil
+		})
+		env.JQ.Guard = v.(*expr.Guard)
 		var st *Stores
 		if r.Enabled() {
 			v, err = lease.Acquire("redis:"+RedisKey(r), func() (any, func(), error) {
@@ -266,6 +275,14 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 	}
 	deps.Hooks = hooks.New(hooks.Options{Services: o.Services, Client: env.Client, Settings: st.Hooks, Metrics: o.Metrics})
 	return deps, nil
+}
+
+// jqKills counts the evaluations a jq budget stopped; nil without metrics.
+func jqKills(m *metrics.Metrics) func(reason string) {
+	if m == nil {
+		return nil
+	}
+	return func(reason string) { m.JQBudgetKills.WithLabelValues(reason).Inc() }
 }
 
 // redisFault places a refusal of the redis settings at the key it names.

@@ -98,7 +98,7 @@ func TestLiveBuildSharesAndReleases(t *testing.T) {
 		t.Fatal(first.Diagnostics)
 	}
 	h.Swap(first.Snapshot)
-	want := []string{"grpc", "http:pool=true,maxIdle=256", "memory"}
+	want := []string{"grpc", "http:pool=true,maxIdle=256", "jq", "memory"}
 	if got := p.Keys(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("pool %v, want %v", got, want)
 	}

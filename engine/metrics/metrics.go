@@ -40,6 +40,9 @@ type Metrics struct {
 	HookCalls *prometheus.CounterVec
 	// HookDuration observes callout durations by hook.
 	HookDuration *prometheus.HistogramVec
+	// JQBudgetKills counts jq evaluations stopped by their budget, by
+	// reason (time, memory).
+	JQBudgetKills *prometheus.CounterVec
 
 	// BodyBytesInFlight is the bytes of request bodies the portal holds
 	// now (bounded by apiPortal.maxBodyBytesInFlight).
@@ -111,6 +114,9 @@ func New() *Metrics {
 		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_portal_connections_refused_total", Help: "Portal connections refused above --max-connections, by how (answered, closed).",
 		}, []string{"how"}),
+		JQBudgetKills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_jq_budget_kills_total", Help: "jq evaluations stopped by their budget (gateway.jq), by reason: time or memory.",
+		}, []string{"reason"}),
 		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "databus_config_last_reload_success", Help: "1 when the last reload attempt succeeded, 0 when it failed (the previous configuration keeps serving).",
 		}),
@@ -138,10 +144,13 @@ func New() *Metrics {
 		}, []string{"reason"}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
-		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused,
+		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, reason := range []string{"time", "memory"} {
+		m.JQBudgetKills.WithLabelValues(reason)
+	}
 	return m
 }
 
