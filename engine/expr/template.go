@@ -330,7 +330,7 @@ func skipParens(s string, i int) (int, bool) {
 // Bind returns a copy of t whose interpolations run under b and name place
 // when the budget stops them (see Program.Bind).
 func (t *Template) Bind(place string, b *Budget) *Template {
-	c := &Template{parts: make([]part, len(t.parts))}
+	c := &Template{parts: make([]part, len(t.parts)), url: t.url}
 	copy(c.parts, t.parts)
 	for i := range c.parts {
 		if p := c.parts[i].prog; p != nil {

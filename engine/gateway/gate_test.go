@@ -86,8 +86,15 @@ func TestServeRefusesWhatValidateRefuses(t *testing.T) {
 	for _, src := range good {
 		t.Run(filepath.Base(src), func(t *testing.T) {
 			dir := fixtureRepo(t, src)
-			if _, diags, err := gate.Check(context.Background(), dir); err != nil || diags.HasErrors() {
+			repo, diags, err := gate.Check(context.Background(), dir)
+			if err != nil || diags.HasErrors() {
 				t.Fatalf("validate: %v %v", err, diags)
+			}
+			if repo.Settings.Redis.Enabled() {
+				// Its Redis addresses are examples (redis.internal, fd00::10):
+				// a serving gateway would dial them. Validate's verdict is
+				// the point here; the Redis path is served in the Redis tests.
+				return
 			}
 			s, err := New(Options{Dir: dir, StoragePath: filepath.Join(t.TempDir(), "d.db")})
 			if err != nil {
@@ -160,7 +167,7 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 		t.Fatalf("reload: %+v", res)
 	}
 	after := ts.Pool().Keys()
-	if strings.Join(after, " ") == before || len(after) != 3 {
+	if strings.Join(after, " ") == before || len(after) != len(strings.Fields(before)) {
 		t.Fatalf("pool after the redis change: %v (was %s)", after, before)
 	}
 	call("on the new redis db")
