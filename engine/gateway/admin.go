@@ -80,6 +80,7 @@ func (s *Server) Admin() http.Handler {
 		Traffic:   s.metrics.Traffic.LastHour,
 		Registry:  uiRegistry(reg),
 		Logger:    s.log,
+		Sessions:  api.Sessions(),
 	}).Register(mux)
 	return mux
 }
