@@ -60,6 +60,8 @@ type API struct {
 	log *slog.Logger
 	acc AccessLog // nil: the access log is off
 	reg Registry  // nil: no registry endpoints
+
+	sessions *Sessions
 }
 
 // SetRegistry adds the registry's read-only endpoints; call it before
@@ -71,8 +73,12 @@ func New(gw Gateway, acc AccessLog, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{gw: gw, acc: acc, log: log}
+	return &API{gw: gw, acc: acc, log: log, sessions: NewSessions(0, 0, nil)}
 }
+
+// Sessions is the store of signed-in browsers the API accepts cookies
+// from; the pages sign in and out through it.
+func (a *API) Sessions() *Sessions { return a.sessions }
 
 // Register mounts the endpoints on mux.
 func (a *API) Register(mux *http.ServeMux) {

@@ -12,10 +12,14 @@ import (
 )
 
 // Admin authentication, for the REST API and the pages alike: a token of
-// admin.tokens, sent as "Authorization: Bearer <token>" or, from a
-// signed-in browser, in the SessionCookie; its role decides what it may
-// do. Without admin.tokens in databus.yaml the admin listener is bound to
-// loopback and asks for no token.
+// admin.tokens, sent as "Authorization: Bearer <token>", or, from a
+// browser signed in on the pages, the SessionCookie naming a session of
+// Sessions; the token's role decides what it may do. A request that
+// changes something (any method but GET, HEAD and OPTIONS) with the
+// cookie also needs CSRF proof (CheckCSRF and SameOrigin). Without
+// admin.tokens in databus.yaml the admin listener is bound to loopback and
+// asks for no token, but refuses state changes that a browser marks as
+// cross-site.
 
 // Roles of admin tokens.
 const (
@@ -24,7 +28,7 @@ const (
 	RoleRegistry = "registry"
 )
 
-// SessionCookie carries the admin token of a signed-in browser.
+// SessionCookie carries the session id of a signed-in browser.
 const SessionCookie = "databus_admin"
 
 // ErrNoToken: admin.tokens are configured and the request carries none of
@@ -55,18 +59,6 @@ func Authorize(snap *snapshot.Snapshot, tok, role string) (*snapshot.AdminToken,
 		return t, &RoleError{Token: t.Name, Has: t.Role, Needs: role}
 	}
 	return t, nil
-}
-
-// TokenOf is the admin token r carries: the bearer token of its
-// Authorization header, else its session cookie, else "".
-func TokenOf(r *http.Request) string {
-	if tok := bearer(r.Header.Get("Authorization")); tok != "" {
-		return tok
-	}
-	if c, err := r.Cookie(SessionCookie); err == nil {
-		return c.Value
-	}
-	return ""
 }
 
 // bearer is the token of an "Authorization: Bearer <token>" header (the
@@ -106,8 +98,12 @@ func allowed(has, needs string) bool {
 	return false
 }
 
-// Require wraps h with Authorize for role: 401 without a known token, 403
-// for a token whose role does not allow it, in the admin envelope.
+// Require wraps h with authentication for role: 401 without a known token
+// or live session, 403 for a token whose role does not allow it, and 403
+// for a state-changing request authenticated by the session cookie without
+// CSRF proof (the CSRFHeader matching the CSRFCookie, from a same-origin
+// page) or, without admin.tokens, marked cross-site by the browser; all in
+// the admin envelope.
 func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		snap := a.gw.Current()
@@ -115,7 +111,7 @@ func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
 			fail(w, http.StatusServiceUnavailable, "no configuration loaded")
 			return
 		}
-		t, err := Authorize(snap, TokenOf(r), role)
+		t, via, err := a.sessions.Authenticate(snap, r, role)
 		var re *RoleError
 		switch {
 		case errors.As(err, &re):
@@ -125,6 +121,16 @@ func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="databus-admin"`)
 			fail(w, http.StatusUnauthorized, "%v", err)
 			return
+		}
+		if !safeMethod(r.Method) {
+			switch {
+			case via == ViaSession && !(SameOrigin(r) && CheckCSRF(r, r.Header.Get(CSRFHeader))):
+				fail(w, http.StatusForbidden, "%s %s with the sign-in cookie needs CSRF proof: the %s header set to the %s cookie, from a page of this listener; other clients send Authorization: Bearer <token>", r.Method, r.URL.Path, CSRFHeader, CSRFCookie)
+				return
+			case via == ViaNone && CrossSite(r):
+				fail(w, http.StatusForbidden, "%s %s: cross-site request refused", r.Method, r.URL.Path)
+				return
+			}
 		}
 		if t != nil {
 			r = r.WithContext(withToken(r.Context(), t))

@@ -2,9 +2,12 @@ package admin_test
 
 import (
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/admin"
 	"github.com/databus-gateway/databus/engine/config"
@@ -85,29 +88,111 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
-// TestTokenOf: the bearer token first (the scheme in any case), else the
-// session cookie of a signed-in browser.
-func TestTokenOf(t *testing.T) {
+// TestSessions: a session names its token without holding it, ends on
+// End, after its TTL, when pushed out by newer ones, and when a reload
+// removes or changes its token.
+func TestSessions(t *testing.T) {
+	t.Setenv("ADMIN_TEST_VIEWER", viewerToken)
+	t.Setenv("ADMIN_TEST_OPERATOR", operatorToken)
+	t.Setenv("ADMIN_TEST_REGISTRY", registryToken)
+	snap := snapshotOf(t, adminTokens)
+	now := time.Unix(1_700_000_000, 0)
+	s := admin.NewSessions(time.Hour, 3, func() time.Time { return now })
+	ops := &snap.AdminTokens[1]
+
+	id, exp := s.Start(ops)
+	if len(id) != 64 || strings.Contains(id, operatorToken) || !exp.Equal(now.Add(time.Hour)) {
+		t.Fatalf("session id %q, expires %v", id, exp)
+	}
+	if got := s.Lookup(snap, id); got == nil || got.Name != "ops" {
+		t.Fatalf("lookup: %v", got)
+	}
+	if s.Lookup(snap, operatorToken) != nil || s.Lookup(snap, "") != nil {
+		t.Error("the token itself is not a session id")
+	}
+	// Authenticate: the cookie, with the token's role.
+	r := httptest.NewRequest("POST", "/", nil)
+	r.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: id})
+	if tok, via, err := s.Authenticate(snap, r, admin.RoleOperator); err != nil || via != admin.ViaSession || tok.Name != "ops" {
+		t.Errorf("authenticate by cookie: %v %v %v", tok, via, err)
+	}
+	r.Header.Set("Authorization", "Bearer "+viewerToken) // a bearer token wins
+	if tok, via, err := s.Authenticate(snap, r, admin.RoleViewer); err != nil || via != admin.ViaBearer || tok.Name != "grafana" {
+		t.Errorf("authenticate by bearer: %v %v %v", tok, via, err)
+	}
+	old := httptest.NewRequest("GET", "/", nil)
+	old.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: operatorToken}) // as cookies were before sessions
+	if _, _, err := s.Authenticate(snap, old, admin.RoleViewer); !errors.Is(err, admin.ErrNoToken) {
+		t.Errorf("a token as the cookie: %v", err)
+	}
+
+	// Sign-out.
+	s.End(id)
+	if s.Lookup(snap, id) != nil || s.Len() != 0 {
+		t.Errorf("after End: %d sessions", s.Len())
+	}
+	// Expiry.
+	id, _ = s.Start(ops)
+	now = now.Add(time.Hour)
+	if s.Lookup(snap, id) != nil || s.Len() != 0 {
+		t.Error("expired session still open")
+	}
+	// The cap: the oldest goes.
+	ids := []string{}
+	for range 4 {
+		id, _ := s.Start(ops)
+		ids = append(ids, id)
+	}
+	if s.Len() != 3 || s.Lookup(snap, ids[0]) != nil || s.Lookup(snap, ids[1]) == nil || s.Lookup(snap, ids[3]) == nil {
+		t.Errorf("cap 3: %d sessions", s.Len())
+	}
+	// A reload that changes the token's secret, or removes it, ends its sessions.
+	t.Setenv("ADMIN_TEST_OPERATOR", operatorToken+"-rotated")
+	if s.Lookup(snapshotOf(t, adminTokens), ids[1]) != nil {
+		t.Error("session outlived its token's rotation")
+	}
+	t.Setenv("ADMIN_TEST_OPERATOR", operatorToken)
+	if s.Lookup(snapshotOf(t, adminTokens), ids[1]) != nil {
+		t.Error("a session ended by a rotation came back")
+	}
+	if s.Lookup(snapshotOf(t, "admin:\n  tokens:\n    - {name: grafana, role: viewer, secret: {secretRef: 'env:ADMIN_TEST_VIEWER'}}\n"), ids[2]) != nil {
+		t.Error("session outlived its token's removal")
+	}
+}
+
+// TestCSRF: the double-submit token must match the cookie, and a browser's
+// cross-site signs refuse it.
+func TestCSRF(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
-		auth, cookie, want string
+		name        string
+		hdr         map[string]string
+		cookie, got string
+		ok, same    bool
 	}{
-		{"Bearer abc", "", "abc"},
-		{"bearer abc", "", "abc"},
-		{"Bearer abc", "def", "abc"},
-		{"", "def", "def"},
-		{"Basic abc", "def", "def"},
-		{"abc", "", ""},
-		{"Bearer ", "", ""},
+		{"match, same Origin", map[string]string{"Origin": "http://example.com"}, tok, tok, true, true},
+		{"match, same-origin fetch", map[string]string{"Sec-Fetch-Site": "same-origin"}, tok, tok, true, true},
+		{"match, no browser headers", nil, tok, tok, true, false},
+		{"mismatch", map[string]string{"Origin": "http://example.com"}, tok, "x" + tok[1:], false, true},
+		{"no cookie", map[string]string{"Origin": "http://example.com"}, "", tok, false, true},
+		{"no token", map[string]string{"Origin": "http://example.com"}, tok, "", false, true},
+		{"foreign Origin", map[string]string{"Origin": "http://evil.example"}, tok, tok, false, false},
+		{"null Origin", map[string]string{"Origin": "null"}, tok, tok, false, false},
+		{"same-site fetch", map[string]string{"Sec-Fetch-Site": "same-site"}, tok, tok, false, false},
+		{"cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://example.com"}, tok, tok, false, false},
 	} {
-		r := httptest.NewRequest("GET", "/", nil)
-		if tc.auth != "" {
-			r.Header.Set("Authorization", tc.auth)
+		r := httptest.NewRequest("POST", "http://example.com/", nil)
+		for k, v := range tc.hdr {
+			r.Header.Set(k, v)
 		}
 		if tc.cookie != "" {
-			r.Header.Set("Cookie", admin.SessionCookie+"="+tc.cookie)
+			r.AddCookie(&http.Cookie{Name: admin.CSRFCookie, Value: tc.cookie})
 		}
-		if got := admin.TokenOf(r); got != tc.want {
-			t.Errorf("Authorization %q, cookie %q: %q; want %q", tc.auth, tc.cookie, got, tc.want)
+		if got := admin.CheckCSRF(r, tc.got); got != tc.ok {
+			t.Errorf("%s: CheckCSRF %v, want %v", tc.name, got, tc.ok)
+		}
+		if got := admin.SameOrigin(r); got != tc.same {
+			t.Errorf("%s: SameOrigin %v, want %v", tc.name, got, tc.same)
 		}
 	}
 }

@@ -37,6 +37,12 @@ func (s *Server) Admin() http.Handler {
 		if sync := s.LastSync(); sync != nil {
 			body["lastGitSync"] = sync
 		}
+		if s.acc != nil {
+			// A degraded access log (records being lost, a full disk say)
+			// shows here but does not make the gateway unready: the portal
+			// keeps answering.
+			body["accessLog"] = s.acc.Health()
+		}
 		if !s.ready.Load() || snap == nil {
 			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
@@ -80,6 +86,7 @@ func (s *Server) Admin() http.Handler {
 		Traffic:   s.metrics.Traffic.LastHour,
 		Registry:  uiRegistry(reg),
 		Logger:    s.log,
+		Sessions:  api.Sessions(),
 	}).Register(mux)
 	return mux
 }

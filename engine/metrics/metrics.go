@@ -69,6 +69,12 @@ type Metrics struct {
 	// written because storage.accessLog.refusalsPerSecond was spent, by
 	// reason.
 	AccessLogRefusalsSkipped *prometheus.CounterVec
+	// AccessLogWriteErrors counts failed access-log write transactions
+	// (their records count in AccessLogDropped too).
+	AccessLogWriteErrors prometheus.Counter
+	// AccessLogDegraded is 1 from a failed access-log write until the
+	// next one succeeds.
+	AccessLogDegraded prometheus.Gauge
 }
 
 // New registers the metrics on a fresh registry, with the Go and process
@@ -133,7 +139,7 @@ func New() *Metrics {
 			Name: "databus_accesslog_queue_depth", Help: "Access-log records waiting to be written.",
 		}),
 		AccessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "databus_accesslog_dropped_total", Help: "Access-log records dropped because the queue was full.",
+			Name: "databus_accesslog_dropped_total", Help: "Access-log records lost: dropped because the queue was full or the log closed, or lost with a failed write.",
 		}),
 		AccessLogWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "databus_accesslog_write_seconds", Help: "Duration of one access-log write transaction.", Buckets: latency,
@@ -142,11 +148,17 @@ func New() *Metrics {
 			Name: "databus_accesslog_refusals_skipped_total",
 			Help: "Records of refused requests not written because storage.accessLog.refusalsPerSecond was spent, by reason.",
 		}, []string{"reason"}),
+		AccessLogWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "databus_accesslog_write_errors_total", Help: "Failed access-log write transactions (a full disk, say); their records count in databus_accesslog_dropped_total.",
+		}),
+		AccessLogDegraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_accesslog_degraded", Help: "1 from a failed access-log write until the next write succeeds.",
+		}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
-		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped,
+		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, reason := range []string{"time", "memory"} {
 		m.JQBudgetKills.WithLabelValues(reason)
@@ -174,15 +186,24 @@ func (m *Metrics) Reloaded(ok, changed bool, revision, previous string, at time.
 	m.ConfigInfo.WithLabelValues(revision).Set(1)
 }
 
-// AccessLogObserver feeds the access log's queue depth, drops and write
-// latency into the metrics.
+// AccessLogObserver feeds the access log's queue depth, lost records, write
+// latency and write errors into the metrics.
 type AccessLogObserver struct{ M *Metrics }
 
 // QueueDepth sets the queue gauge.
 func (o AccessLogObserver) QueueDepth(n int) { o.M.AccessLogQueue.Set(float64(n)) }
 
-// Dropped counts a dropped record.
-func (o AccessLogObserver) Dropped() { o.M.AccessLogDropped.Inc() }
+// Dropped counts lost records.
+func (o AccessLogObserver) Dropped(n int) { o.M.AccessLogDropped.Add(float64(n)) }
 
-// Wrote observes one write transaction.
-func (o AccessLogObserver) Wrote(_ int, d time.Duration) { o.M.AccessLogWrite.Observe(d.Seconds()) }
+// Wrote observes one write transaction; the log is healthy again.
+func (o AccessLogObserver) Wrote(_ int, d time.Duration) {
+	o.M.AccessLogWrite.Observe(d.Seconds())
+	o.M.AccessLogDegraded.Set(0)
+}
+
+// WriteFailed counts a failed write transaction; the log is degraded.
+func (o AccessLogObserver) WriteFailed(int) {
+	o.M.AccessLogWriteErrors.Inc()
+	o.M.AccessLogDegraded.Set(1)
+}

@@ -34,15 +34,30 @@ type LogOptions struct {
 // for concurrent use and cheap.
 type Observer interface {
 	QueueDepth(n int)                   // after each enqueue and each dequeued batch
-	Dropped()                           // a record dropped because the queue was full (or the log closed)
+	Dropped(records int)                // records lost: the queue was full, the log closed, or their write failed
 	Wrote(records int, d time.Duration) // one committed write transaction
+	WriteFailed(records int)            // one failed write transaction (its records are also Dropped)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) QueueDepth(int)           {}
-func (nopObserver) Dropped()                 {}
+func (nopObserver) Dropped(int)              {}
 func (nopObserver) Wrote(int, time.Duration) {}
+func (nopObserver) WriteFailed(int)          {}
+
+// Health is the access log's state as /readyz shows it. The log is
+// degraded from a failed write transaction (a full disk, say) until the
+// next one succeeds; records keep being accepted meanwhile and those lost
+// are counted.
+type Health struct {
+	Status       string    `json:"status"`                // ok | degraded
+	Since        time.Time `json:"since,omitzero"`        // degraded: the first failed write of this outage
+	Error        string    `json:"error,omitempty"`       // degraded: the last write error
+	Lost         uint64    `json:"lost,omitempty"`        // degraded: records lost in this outage
+	DroppedTotal uint64    `json:"droppedTotal"`          // records lost since start, for any reason
+	WriteErrors  uint64    `json:"writeErrors,omitempty"` // failed write transactions since start
+}
 
 const (
 	defaultQueueSize = 10000
@@ -77,11 +92,17 @@ type AccessLog struct {
 	days       atomic.Int64
 	maxRecords atomic.Int64
 
-	dropped       atomic.Uint64
+	dropped       atomic.Uint64 // every lost record
 	droppedLogged atomic.Uint64
 	dropLog       limiter
 	writeLog      limiter
 	exportLog     limiter
+	writeErrors   atomic.Uint64
+	writeLost     uint64 // writer only: records lost to failed writes, not yet logged
+
+	healthMu sync.Mutex
+	outage   Health // Status "" when healthy
+	told     bool   // writer only: the current outage was logged
 
 	closing     atomic.Bool
 	lostOnClose int   // records the final flush could not store; writer only until wg.Wait
@@ -161,9 +182,22 @@ func (l *AccessLog) SetRetention(days, maxRecords int) {
 	l.maxRecords.Store(int64(max(maxRecords, 0)))
 }
 
-// Dropped is the number of records dropped so far because the queue was
-// full (or the log was closed).
+// Dropped is the number of records lost so far: dropped because the queue
+// was full or the log closed, or lost with a failed write transaction.
 func (l *AccessLog) Dropped() uint64 { return l.dropped.Load() }
+
+// Health is the access log's state now.
+func (l *AccessLog) Health() Health {
+	l.healthMu.Lock()
+	h := l.outage
+	l.healthMu.Unlock()
+	if h.Status == "" {
+		h = Health{Status: "ok"}
+	}
+	h.DroppedTotal = l.dropped.Load()
+	h.WriteErrors = l.writeErrors.Load()
+	return h
+}
 
 // Append logs r. It sets r.ID when empty (from r.StartedAt, which it sets
 // to now when zero) and r.Status from r.HTTPStatus, then takes ownership of
@@ -221,7 +255,7 @@ func (l *AccessLog) prepare(r *Record) key {
 
 func (l *AccessLog) drop(msg string) {
 	n := l.dropped.Add(1)
-	l.obs.Dropped()
+	l.obs.Dropped(1)
 	if l.dropLog.allow() {
 		prev := l.droppedLogged.Swap(n)
 		l.log.Warn(msg+"; records dropped", "dropped", n-prev, "droppedTotal", n)
@@ -346,15 +380,10 @@ func (l *AccessLog) write(batch []item) {
 	})
 	elapsed := time.Since(start)
 	if err != nil {
-		if l.closing.Load() {
-			l.lostOnClose += len(batch)
-			l.errOnClose = err
-		}
-		if l.writeLog.allow() {
-			l.log.Error("access log: write failed; records lost", "records", len(batch), "err", err)
-		}
+		l.writeFailed(len(batch), err)
 	} else {
 		l.obs.Wrote(len(batch), elapsed)
+		l.recovered()
 	}
 	// Exported even when the transaction failed: the shipper may be the
 	// only copy left (a full disk, say).
@@ -368,6 +397,51 @@ func (l *AccessLog) write(batch []item) {
 			it.done <- err
 		}
 	}
+}
+
+// writeFailed counts the n records of a failed write transaction as lost,
+// marks the log degraded, and logs at most once per logEvery with the count
+// since the last message.
+func (l *AccessLog) writeFailed(n int, err error) {
+	if l.closing.Load() {
+		l.lostOnClose += n
+		l.errOnClose = err
+	}
+	total := l.dropped.Add(uint64(n))
+	l.writeErrors.Add(1)
+	l.obs.WriteFailed(n)
+	l.obs.Dropped(n)
+	l.healthMu.Lock()
+	if l.outage.Status == "" {
+		l.outage = Health{Status: "degraded", Since: time.Now()}
+	}
+	l.outage.Error = err.Error()
+	l.outage.Lost += uint64(n)
+	l.healthMu.Unlock()
+	l.writeLost += uint64(n)
+	if l.writeLog.allow() {
+		l.log.Error("access log: write failed; records lost", "records", l.writeLost, "droppedTotal", total, "path", l.db.path, "err", err)
+		l.writeLost = 0
+		l.told = true
+	}
+}
+
+// recovered ends an outage after a successful write. An outage that was
+// logged ends with a message saying what it cost; one that was not (it
+// began within logEvery of the last message: a nearly full disk where some
+// writes still fit) is left to the next failure message's count, so a
+// flapping disk cannot flood the log either.
+func (l *AccessLog) recovered() {
+	l.healthMu.Lock()
+	h := l.outage
+	l.outage = Health{}
+	l.healthMu.Unlock()
+	if h.Status == "" || !l.told {
+		return
+	}
+	l.told = false
+	l.writeLost = 0 // counted in the message below
+	l.log.Warn("access log: writes recovered", "lost", h.Lost, "degradedFor", time.Since(h.Since).Round(time.Millisecond), "path", l.db.path)
 }
 
 // encode appends r's JSON and a newline to l.buf. Values that cannot be

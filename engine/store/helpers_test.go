@@ -169,7 +169,7 @@ func noLeak(t testing.TB) {
 // counter is an Observer that counts.
 type counter struct {
 	dropped, wrote, txs atomic.Int64
-	maxDepth            atomic.Int64
+	maxDepth, failed    atomic.Int64
 }
 
 func (c *counter) QueueDepth(n int) {
@@ -180,7 +180,8 @@ func (c *counter) QueueDepth(n int) {
 		}
 	}
 }
-func (c *counter) Dropped() { c.dropped.Add(1) }
+func (c *counter) Dropped(n int)   { c.dropped.Add(int64(n)) }
+func (c *counter) WriteFailed(int) { c.failed.Add(1) }
 func (c *counter) Wrote(n int, _ time.Duration) {
 	c.wrote.Add(int64(n))
 	c.txs.Add(1)

@@ -12,7 +12,6 @@ package ui
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"embed"
 	"encoding/hex"
 	"html/template"
@@ -41,8 +40,8 @@ const Prefix = "/ui/"
 
 // Cookie names.
 const (
-	SessionCookie = admin.SessionCookie // the admin token of a signed-in browser
-	CSRFCookie    = "databus_csrf"      // the double-submit token of the forms
+	SessionCookie = admin.SessionCookie // the session id of a signed-in browser
+	CSRFCookie    = admin.CSRFCookie    // the double-submit token of the forms and of REST calls
 )
 
 // CSP is the Content-Security-Policy of every page.
@@ -69,6 +68,10 @@ type Source struct {
 	Registry   admin.Registry // nil: no registry in this gateway
 	Logger     *slog.Logger
 	Now        func() time.Time // nil: time.Now
+	// Sessions is where sign-ins live; share the admin API's
+	// (admin.API.Sessions) so its endpoints accept the cookie. nil: a
+	// store of the pages' own.
+	Sessions *admin.Sessions
 }
 
 // UI serves the pages.
@@ -86,6 +89,9 @@ func New(src Source) *UI {
 	}
 	if src.Now == nil {
 		src.Now = time.Now
+	}
+	if src.Sessions == nil {
+		src.Sessions = admin.NewSessions(0, 0, src.Now)
 	}
 	u := &UI{src: src, log: src.Logger, pages: map[string]*template.Template{}}
 	names, err := fs.Glob(templateFS, "templates/*.html")
@@ -162,10 +168,10 @@ type page struct {
 	Data     any
 }
 
-// auth admits a request that admin.Authorize lets view (a viewer or
-// operator token, as a session cookie or a bearer token; anyone without
-// admin.tokens), sends any other to the sign-in form, and builds the page
-// context.
+// auth admits a request that admin.Sessions.Authenticate lets view (a
+// viewer or operator token, by its session cookie or as a bearer token;
+// anyone without admin.tokens), sends any other to the sign-in form, and
+// builds the page context.
 func (u *UI) auth(h func(w http.ResponseWriter, r *http.Request, p *page)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		snap := u.src.Current()
@@ -176,7 +182,7 @@ func (u *UI) auth(h func(w http.ResponseWriter, r *http.Request, p *page)) http.
 			return
 		}
 		p.RepoURL = strings.TrimSuffix(snap.Settings.UI.RepoURL, "/")
-		t, err := admin.Authorize(snap, admin.TokenOf(r), admin.RoleViewer)
+		t, _, err := u.src.Sessions.Authenticate(snap, r, admin.RoleViewer)
 		if err != nil {
 			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
@@ -199,7 +205,7 @@ func (u *UI) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	rand.Read(b)
 	tok := hex.EncodeToString(b)
 	http.SetCookie(w, &http.Cookie{
-		Name: CSRFCookie, Value: tok, Path: Prefix, HttpOnly: true,
+		Name: CSRFCookie, Value: tok, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	return tok
@@ -210,24 +216,10 @@ func isHex(s string) bool {
 	return err == nil
 }
 
-// checkForm verifies a POST: the Origin (when sent) is this host, and the
-// form's csrf field equals the CSRF cookie.
+// checkForm verifies a POST: the Origin and Sec-Fetch-Site (when sent) are
+// this host's, and the form's csrf field equals the CSRF cookie.
 func checkForm(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		ou, err := url.Parse(o)
-		if err != nil || ou.Host == "" || !strings.EqualFold(ou.Host, r.Host) {
-			return false
-		}
-	}
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
-	}
-	c, err := r.Cookie(CSRFCookie)
-	if err != nil || c.Value == "" {
-		return false
-	}
-	form := r.PostFormValue("csrf")
-	return subtle.ConstantTimeCompare([]byte(form), []byte(c.Value)) == 1
+	return admin.CheckCSRF(r, r.PostFormValue("csrf"))
 }
 
 // safeNext is next when it is a local page, else the overview.
@@ -275,14 +267,19 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(snap.Settings.Admin.Tokens) > 0 {
 		tok := strings.TrimSpace(r.PostFormValue("token"))
-		if _, err := admin.Authorize(snap, tok, admin.RoleViewer); err != nil {
+		t, err := admin.Authorize(snap, tok, admin.RoleViewer)
+		if err != nil {
 			u.log.Warn("admin pages: sign-in refused", "remote", r.RemoteAddr)
 			u.renderLogin(w, r, http.StatusUnauthorized, "That token is not a viewer or operator token of admin.tokens.")
 			return
 		}
+		if c, err := r.Cookie(SessionCookie); err == nil {
+			u.src.Sessions.End(c.Value) // signing in again replaces the session
+		}
+		id, expires := u.src.Sessions.Start(t)
 		http.SetCookie(w, &http.Cookie{
-			Name: SessionCookie, Value: tok, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+			Name: SessionCookie, Value: id, Path: "/", Expires: expires, MaxAge: int(expires.Sub(u.src.Now()).Seconds()),
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 		})
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -293,6 +290,9 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
 	if !checkForm(r) {
 		u.forbidden(w, r)
 		return
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		u.src.Sessions.End(c.Value)
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
