@@ -375,7 +375,7 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 		p := &RateLimitPolicy{}
 		if decodeStrict(d, p) {
 			p.Source = src
-			p.applyDefaults()
+			p.applyDefaults(l.settings)
 			l.checkPolicy(d, p)
 			r.obj = p
 		}
@@ -408,7 +408,9 @@ func (c *Credential) applyDefaults() {
 	}
 }
 
-func (p *RateLimitPolicy) applyDefaults() {
+// applyDefaults fills in the policy; the default key depends on whether
+// set verifies callers (DefaultKeyTemplate, DefaultKeyTemplateOpen).
+func (p *RateLimitPolicy) applyDefaults(set *Settings) {
 	if p.Algorithm == "" {
 		p.Algorithm = AlgoFixedWindow
 	}
@@ -420,6 +422,9 @@ func (p *RateLimitPolicy) applyDefaults() {
 	}
 	if p.KeyTemplate == "" {
 		p.KeyTemplate = DefaultKeyTemplate
+		if sec := set.APIPortal.Security.Enabled; sec != nil && !*sec {
+			p.KeyTemplate = DefaultKeyTemplateOpen
+		}
 	}
 }
 

@@ -1,9 +1,14 @@
 package portal
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/client"
 )
 
 func TestRateLimitAnswers(t *testing.T) {
@@ -46,4 +51,61 @@ func TestRateLimitAnswers(t *testing.T) {
 			t.Fatalf("with enableRateLimit false, call %d: %d %v", i+1, w.Code, w.Header())
 		}
 	}
+}
+
+// TestDefaultKeyIgnoresClientID: a policy without keyTemplate counts per
+// verified appId with security on and per client IP with it off, so a
+// caller rotating the unsigned X-Client-Id header (the Java default's key)
+// does not escape a limit of 3.
+func TestDefaultKeyIgnoresClientID(t *testing.T) {
+	const three = "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\nlimit: 3\nwindowSeconds: 3600\n"
+	app := scriptStep(`function main(c) { return 1 }`)
+
+	t.Run("security on", func(t *testing.T) {
+		for k, v := range testKeys {
+			t.Setenv("DATABUS_TEST_KEY_"+k, v)
+		}
+		dir := testRepo(t, map[string]string{
+			"databus.yaml":          "apiPortal:\n  basePath: /api\n  security: {enabled: true}\n",
+			"policies/p.yaml":       three,
+			"credentials/aes.yaml":  cred("app-aes", "HMAC-SHA256", "AES", ""),
+			"credentials/none.yaml": cred("app-none", "HMAC-SHA256", "NONE", ""),
+			"apis/a.yaml":           api("rl.a", "online", "[POST]", app),
+		})
+		h, _ := newPortal(t, dir)
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		f := &secureFixture{base: srv.URL + "/api"}
+		c := f.client("app-aes")
+		c.Now = time.Now
+		var got []int
+		for i := 0; i < 6; i++ {
+			resp := f.send(t, c, "POST", "rl.a", nil, `{}`, func(r *client.Request) { r.Header.Set("X-Client-Id", fmt.Sprint("rotated-", i)) })
+			got = append(got, resp.StatusCode)
+		}
+		if fmt.Sprint(got) != "[200 200 200 429 429 429]" {
+			t.Errorf("rotating X-Client-Id under a limit of 3: %v, want 3 allowed then 429", got)
+		}
+		other := f.client("app-none")
+		other.Now = time.Now
+		if resp := f.send(t, other, "POST", "rl.a", nil, `{}`, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("another credential shares the counter: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("security off", func(t *testing.T) {
+		h, _ := newPortal(t, testRepo(t, map[string]string{
+			"databus.yaml":    openSettings,
+			"policies/p.yaml": three,
+			"apis/a.yaml":     api("rl.a", "online", "[POST]", app),
+		}))
+		var got []int
+		for i := 0; i < 6; i++ {
+			w, _ := do(t, h, "POST", "/api/rl.a/v1", `{}`, map[string]string{"X-Client-Id": fmt.Sprint("rotated-", i)})
+			got = append(got, w.Code)
+		}
+		if fmt.Sprint(got) != "[200 200 200 429 429 429]" {
+			t.Errorf("rotating X-Client-Id under a limit of 3: %v, want 3 allowed then 429", got)
+		}
+	})
 }

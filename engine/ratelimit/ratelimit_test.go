@@ -212,7 +212,7 @@ func TestKeyTemplate(t *testing.T) {
 	h.Set("X-Client-Id", "web-1")
 	v := &Vars{APICode: "order.create", Version: "v1", AppID: "shop", TenantID: "7", ClientIP: "10.0.0.1", Header: h}
 	tests := []struct{ algo, tmpl, want string }{
-		{config.AlgoFixedWindow, "", "databus:api:rl:order.create:v1:web-1"},
+		{config.AlgoFixedWindow, "", "databus:api:rl:order.create:v1:shop"}, // the default: the verified appId
 		{config.AlgoFixedWindow, "${appId}/${tenantId}/${clientIp}", "databus:api:rl:shop/7/10.0.0.1"},
 		{config.AlgoSlidingWindow, "${apiCode}:${header.X-Missing}", "databus:api:rl:order.create::sw"},
 		{config.AlgoTokenBucket, "global", "databus:api:rl:global:tb"},
