@@ -9,6 +9,11 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/client"
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/metrics"
+	"github.com/databus-gateway/databus/engine/ratelimit"
+	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
 func TestRateLimitAnswers(t *testing.T) {
@@ -108,4 +113,48 @@ func TestDefaultKeyIgnoresClientID(t *testing.T) {
 			t.Errorf("rotating X-Client-Id under a limit of 3: %v, want 3 allowed then 429", got)
 		}
 	})
+}
+
+// TestRateLimitEvictionsCounted: a full embedded store answers every caller
+// (it drops its least recently used key) and counts what it dropped in
+// databus_ratelimit_evictions_total.
+func TestRateLimitEvictionsCounted(t *testing.T) {
+	dir := testRepo(t, map[string]string{
+		"databus.yaml":    openSettings + "redis: {failOpen: false}\n",
+		"policies/p.yaml": policy,
+		"apis/a.yaml":     api("rl.a", "online", "[POST]", scriptStep(`function main(c) { return 1 }`)),
+	})
+	repo, diags, err := config.Load(dir)
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("repository: %v %s", err, diags.Error())
+	}
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: &http.Client{}, DefaultTimeout: 5 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New()
+	h := New(func() *snapshot.Snapshot { return snap }, Options{Limits: ratelimit.NewMemory(32), Metrics: m})
+	const callers = 200
+	for i := 0; i < callers; i++ {
+		r := httptest.NewRequest("POST", "/api/rl.a/v1", strings.NewReader(`{}`))
+		r.RemoteAddr = fmt.Sprintf("10.0.%d.%d:40000", i/250, i%250+1)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("caller %d of %d into a store of 32 keys: %d %s", i+1, callers, w.Code, w.Body)
+		}
+	}
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := -1.0
+	for _, f := range fams {
+		if f.GetName() == "databus_ratelimit_evictions_total" {
+			n = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if n < callers-32 {
+		t.Errorf("databus_ratelimit_evictions_total = %v, want at least %d", n, callers-32)
+	}
 }
