@@ -141,11 +141,11 @@ func Load(dir string) (*Repository, Diagnostics, error) {
 	if !st.IsDir() {
 		return nil, nil, fmt.Errorf("%s: %w: not a directory", dir, ErrNotRepository)
 	}
-	files, err := listFiles(abs)
+	files, walkDiags, err := listFiles(abs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
 	}
-	l := &loader{dir: abs}
+	l := &loader{dir: abs, diags: walkDiags}
 	repo := &Repository{Dir: abs}
 	hash := sha256.New()
 
@@ -235,53 +235,33 @@ func hashFile(h interface{ Write([]byte) (int, error) }, name string, data []byt
 
 // listFiles returns the repository-relative paths of every YAML file under
 // the kind folders, sorted. Hidden files and folders are skipped; symlinked
-// folders (Kubernetes ConfigMaps) are followed.
-func listFiles(abs string) ([]string, error) {
+// folders (Kubernetes ConfigMaps) are followed, each real folder once: a
+// symlink loop or a second link to a folder already read is a warning at
+// the link, and the files behind it are listed once.
+func listFiles(abs string) ([]string, Diagnostics, error) {
 	var files []string
+	var diags Diagnostics
+	w := &FolderWalk{
+		File: func(_, rel string) {
+			if isYAML(rel) {
+				files = append(files, rel)
+			}
+		},
+		Alias: func(rel, first string, loop bool) {
+			msg := fmt.Sprintf("symlink loop: this link leads back to %s/, which contains it; not followed (remove the link)", first)
+			if !loop {
+				msg = fmt.Sprintf("this link leads to the folder already read as %s/; its files are read once, under %s/ (remove one of the two)", first, first)
+			}
+			diags = append(diags, Diagnostic{File: rel, Severity: SevWarning, Message: msg})
+		},
+	}
 	for dir := range kindOfDir {
-		root := filepath.Join(abs, dir)
-		if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		err := walk(root, dir, 0, func(rel string) { files = append(files, rel) })
-		if err != nil {
-			return nil, err
+		if err := w.Walk(filepath.Join(abs, dir), dir); err != nil {
+			return nil, nil, err
 		}
 	}
 	sort.Strings(files)
-	return files, nil
-}
-
-func walk(path, rel string, depth int, add func(string)) error {
-	if depth > 16 {
-		return fmt.Errorf("%s: folders nested too deep", rel)
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		p := filepath.Join(path, name)
-		r := rel + "/" + name
-		st, err := os.Stat(p) // follows symlinks
-		if err != nil {
-			continue // dangling link
-		}
-		if st.IsDir() {
-			if err := walk(p, r, depth+1, add); err != nil {
-				return err
-			}
-			continue
-		}
-		if isYAML(name) {
-			add(r)
-		}
-	}
-	return nil
+	return files, diags, nil
 }
 
 // decodeStrict decodes data into out with unknown keys as errors. The schema
@@ -399,7 +379,7 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 		p := &RateLimitPolicy{}
 		if decodeStrict(d, p) {
 			p.Source = src
-			p.applyDefaults()
+			p.applyDefaults(l.settings)
 			l.checkPolicy(d, p)
 			r.obj = p
 		}
@@ -432,7 +412,9 @@ func (c *Credential) applyDefaults() {
 	}
 }
 
-func (p *RateLimitPolicy) applyDefaults() {
+// applyDefaults fills in the policy; the default key depends on whether
+// set verifies callers (DefaultKeyTemplate, DefaultKeyTemplateOpen).
+func (p *RateLimitPolicy) applyDefaults(set *Settings) {
 	if p.Algorithm == "" {
 		p.Algorithm = AlgoFixedWindow
 	}
@@ -444,6 +426,9 @@ func (p *RateLimitPolicy) applyDefaults() {
 	}
 	if p.KeyTemplate == "" {
 		p.KeyTemplate = DefaultKeyTemplate
+		if sec := set.APIPortal.Security.Enabled; sec != nil && !*sec {
+			p.KeyTemplate = DefaultKeyTemplateOpen
+		}
 	}
 }
 

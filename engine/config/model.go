@@ -270,8 +270,20 @@ const (
 	AlgoTokenBucket   = "token-bucket"
 )
 
-// DefaultKeyTemplate is the rate-limit key when a policy names none.
-const DefaultKeyTemplate = "${apiCode}:${version}:${header.X-Client-Id}"
+// The rate-limit keys of a policy that names none. The Java gateway's
+// default, ${apiCode}:${version}:${header.X-Client-Id}, counts per a header
+// the caller sets freely and nothing signs: a new X-Client-Id on every call
+// escaped the limit. Databus keys the default on what the chain verified
+// instead; a policy that wants the header too names it in keyTemplate.
+const (
+	// DefaultKeyTemplate is the default with security.enabled: one counter
+	// per verified appId.
+	DefaultKeyTemplate = "${apiCode}:${version}:${appId}"
+	// DefaultKeyTemplateOpen is the default with security.enabled false,
+	// where no caller is verified: one counter per client IP
+	// (X-Forwarded-For is believed only from trustedProxies).
+	DefaultKeyTemplateOpen = "${apiCode}:${version}:${clientIp}"
+)
 
 // Source is the file a document was read from (relative to the repository,
 // slash-separated) and the hash of its bytes.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,7 +32,8 @@ type watcher struct {
 	debounce time.Duration
 	log      *slog.Logger
 	fs       *fsnotify.Watcher
-	watched  map[string]bool
+	watched  map[string]bool // folders in the watch set
+	links    map[string]bool // links to folders already watched, logged once
 	// observe, when set (tests), is told how each event was classified.
 	observe func(path string, relevant bool)
 }
@@ -51,53 +53,59 @@ func newWatcher(dir, gitDir string, debounce time.Duration, log *slog.Logger) (*
 }
 
 // dirs lists the folders to watch: the root and every folder below the kind
-// folders, through symlinks.
-func (w *watcher) dirs() []string {
-	out := []string{w.dir}
+// folders, through symlinks, each real folder once (config.FolderWalk), and
+// the links it did not follow because they lead to a folder already listed.
+func (w *watcher) dirs() (dirs, aliases []string) {
+	dirs = []string{w.dir}
+	walk := &config.FolderWalk{
+		Folder: func(abs, _ string) { dirs = append(dirs, abs) },
+		Alias:  func(rel, _ string, _ bool) { aliases = append(aliases, rel) },
+		Error:  func(string, error) error { return nil }, // watch what can be read
+	}
 	for _, kind := range []string{config.APIsDir, config.CredentialsDir, config.PoliciesDir} {
-		out = appendDirs(out, filepath.Join(w.dir, kind), 0)
+		walk.Walk(filepath.Join(w.dir, kind), kind)
 	}
 	if w.gitDir != "" {
-		out = append(out, w.gitDir)
-		out = appendDirs(out, filepath.Join(w.gitDir, "refs", "heads"), 0)
+		dirs = append(dirs, w.gitDir)
+		walk.Walk(filepath.Join(w.gitDir, "refs", "heads"), ".git/refs/heads")
 	}
-	return out
+	return dirs, aliases
 }
 
-func appendDirs(out []string, dir string, depth int) []string {
-	st, err := os.Stat(dir)
-	if err != nil || !st.IsDir() || depth > 16 {
-		return out
-	}
-	out = append(out, dir)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return out
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			out = appendDirs(out, p, depth+1)
-		}
-	}
-	return out
-}
-
-// resync rebuilds the watch set.
+// resync rebuilds the watch set. Links not followed are logged once each
+// (until they go away), and folders that cannot be watched in one line per
+// resync, so a loop cannot flood the log.
 func (w *watcher) resync() {
 	for p := range w.watched {
 		w.fs.Remove(p)
 	}
 	w.watched = map[string]bool{}
-	for _, d := range w.dirs() {
+	dirs, aliases := w.dirs()
+	failed, firstErr := 0, error(nil)
+	for _, d := range dirs {
 		if err := w.fs.Add(d); err != nil {
-			w.log.Warn("cannot watch folder", "dir", d, "error", err)
+			if failed == 0 {
+				firstErr = fmt.Errorf("%s: %w", d, err)
+			}
+			failed++
 			continue
 		}
 		w.watched[d] = true
+	}
+	if failed > 0 {
+		w.log.Warn("cannot watch folders; their changes reload only with SIGHUP or the refresh endpoint", "folders", failed, "first", firstErr)
+	}
+	var fresh []string
+	links := make(map[string]bool, len(aliases))
+	for _, a := range aliases {
+		links[a] = true
+		if !w.links[a] {
+			fresh = append(fresh, a)
+		}
+	}
+	w.links = links
+	if len(fresh) > 0 {
+		w.log.Warn("symlinked folders not followed: they lead to a folder already watched (a symlink loop or a second link)", "links", fresh)
 	}
 }
 

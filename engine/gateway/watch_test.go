@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -130,5 +135,75 @@ func TestWatcherRelevantGit(t *testing.T) {
 	// A config file is still a config file.
 	if !w.relevant(fsnotify.Event{Name: filepath.Join(dir, "apis", "a.yaml"), Op: fsnotify.Write}) {
 		t.Error("apis/a.yaml is not relevant with gitDir set")
+	}
+}
+
+// TestWatcherSymlinkLoops: with `ln -s . apis/l1` and `ln -s . apis/l2`
+// the watcher watches each real folder once (not 2^16 aliases), logs the
+// links once however often it resyncs, still reloads on a change in the
+// real folder, and logs no "cannot watch" flood once the links are gone.
+func TestWatcherSymlinkLoops(t *testing.T) {
+	dir := newRepo(t, map[string]string{"team/one.yaml": scriptAPI("one", "online", "1")})
+	for _, l := range []string{"l1", "l2"} {
+		if err := os.Symlink(".", filepath.Join(dir, "apis", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("..", filepath.Join(dir, "apis", "team", "up")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	w, err := newWatcher(dir, "", 10*time.Millisecond, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The root, apis and apis/team.
+	if n := len(w.watched); n != 3 {
+		t.Fatalf("watching %d folders, want 3 (the real ones)", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var reloads, watchedAtReload int
+	go func() {
+		defer close(done)
+		w.run(ctx, func(bool) {
+			mu.Lock()
+			reloads++
+			watchedAtReload = len(w.watched)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	reloaded := func(n int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reloads >= n
+	}
+
+	// A change in the real folder reloads, each time (each burst resyncs).
+	for i := 1; i <= 3; i++ {
+		replaceFile(t, filepath.Join(dir, "apis", "team", "one.yaml"), scriptAPI("one", "online", fmt.Sprint(i)))
+		waitFor(t, 5*time.Second, fmt.Sprintf("reload %d", i), func() bool { return reloaded(i) })
+	}
+	mu.Lock()
+	if watchedAtReload != 3 {
+		t.Errorf("watching %d folders after a resync, want 3", watchedAtReload)
+	}
+	mu.Unlock()
+	if n := logs.count("symlinked folders not followed"); n != 1 {
+		t.Errorf("the links were logged %d times over 4 resyncs, want once:\n%s", n, logs.String())
+	}
+
+	// The loops go: no flood of warnings about folders that went with them.
+	for _, l := range []string{"apis/l1", "apis/l2", "apis/team/up"} {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(l))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replaceFile(t, filepath.Join(dir, "apis", "team", "one.yaml"), scriptAPI("one", "online", "4"))
+	waitFor(t, 5*time.Second, "reload after the links went", func() bool { return reloaded(4) })
+	if n := logs.count("cannot watch"); n > 1 {
+		t.Errorf("%d \"cannot watch\" lines, want at most one per resync:\n%s", n, logs.String())
 	}
 }

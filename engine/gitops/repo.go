@@ -3,7 +3,6 @@ package gitops
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -237,56 +236,25 @@ func (r *Repo) treeFiles(root *object.Tree, fn func(rel string, f *object.File) 
 
 // worktreeConfigFiles lists the config files of the working tree the way
 // config.Load finds them: databus.yaml and the YAML files under the kind
-// folders, hidden names skipped, symlinks followed.
+// folders, hidden names skipped, symlinks followed (each real folder once).
 func worktreeConfigFiles(dir string) ([]string, error) {
 	var out []string
 	if st, err := os.Stat(filepath.Join(dir, config.SettingsFile)); err == nil && !st.IsDir() {
 		out = append(out, config.SettingsFile)
 	}
+	// The loader's walk: each real folder once, symlink loops not followed.
+	w := &config.FolderWalk{File: func(_, rel string) {
+		if config.IsConfigFile(rel) {
+			out = append(out, rel)
+		}
+	}}
 	for _, kind := range []string{config.APIsDir, config.CredentialsDir, config.PoliciesDir} {
-		if err := walkConfig(filepath.Join(dir, kind), kind, 0, &out); err != nil {
+		if err := w.Walk(filepath.Join(dir, kind), kind); err != nil {
 			return nil, err
 		}
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func walkConfig(abs, rel string, depth int, out *[]string) error {
-	if depth > 16 {
-		return fmt.Errorf("%s: folders nested too deep", rel)
-	}
-	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-		if err == nil || errors.Is(err, fs.ErrNotExist) {
-			return nil // no such folder, or a file where it would be
-		}
-		return err
-	}
-	entries, err := os.ReadDir(abs)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		p := filepath.Join(abs, e.Name())
-		r := rel + "/" + e.Name()
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			continue // dangling link
-		}
-		if st.IsDir() {
-			if err := walkConfig(p, r, depth+1, out); err != nil {
-				return err
-			}
-			continue
-		}
-		if config.IsConfigFile(r) {
-			*out = append(*out, r)
-		}
-	}
-	return nil
 }
 
 // Resolve returns the full hash of the commit rev names: a full or

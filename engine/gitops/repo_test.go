@@ -133,6 +133,29 @@ func TestRevisionDirty(t *testing.T) {
 	}
 }
 
+// TestRevisionSymlinkLoop: a symlink loop in a kind folder neither fails
+// the working-tree listing nor lists a file twice (under its aliases).
+func TestRevisionSymlinkLoop(t *testing.T) {
+	s := gitopstest.Sample(t, "")
+	r := open(t, s.Dir)
+	for _, l := range []string{"l1", "l2", "l3"} {
+		if err := os.Symlink(".", filepath.Join(s.Root, "apis", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := r.Revision()
+	if err != nil {
+		t.Fatalf("Revision with symlink loops: %v", err)
+	}
+	if rev.Dirty {
+		t.Errorf("dirty through the loops: %v", rev.DirtyFiles)
+	}
+	s.Write("apis/orders/create.yaml", gitopstest.OrderV1)
+	if rev, err = r.Revision(); err != nil || !reflect.DeepEqual(rev.DirtyFiles, []string{"apis/orders/create.yaml"}) {
+		t.Errorf("dirty files %v (%v), want the real file once", rev.DirtyFiles, err)
+	}
+}
+
 func TestRevisionNoCommits(t *testing.T) {
 	b := gitopstest.New(t, "")
 	r := open(t, b.Dir)

@@ -31,6 +31,9 @@ type Metrics struct {
 	// RateLimit counts rate-limit decisions by policy and outcome
 	// (allowed, rejected, fail_open, fail_closed).
 	RateLimit *prometheus.CounterVec
+	// RateLimitEvictions counts live keys the embedded rate-limit store
+	// dropped (least recently used first) to make room for new ones.
+	RateLimitEvictions prometheus.Counter
 	// StoreErrors counts failed calls to a shared store, by store (nonce,
 	// ratelimit) and backend (redis, memory).
 	StoreErrors *prometheus.CounterVec
@@ -102,6 +105,9 @@ func New() *Metrics {
 		RateLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_ratelimit_decisions_total", Help: "Rate-limit decisions, by policy and outcome.",
 		}, []string{"policy", "outcome"}),
+		RateLimitEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "databus_ratelimit_evictions_total", Help: "Live keys the embedded rate-limit store dropped, least recently used first, because it was full.",
+		}),
 		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_store_errors_total", Help: "Failed calls to the nonce and rate-limit stores, by store and backend.",
 		}, []string{"store", "backend"}),
@@ -155,7 +161,7 @@ func New() *Metrics {
 			Name: "databus_accesslog_degraded", Help: "1 from a failed access-log write until the next write succeeds.",
 		}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.StoreErrors,
+	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.RateLimitEvictions, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogWriteErrors, m.AccessLogDegraded,

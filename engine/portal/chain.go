@@ -157,7 +157,10 @@ func (h *Handler) credential(c *Call) *fault {
 		return refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
 	}
 	if cred.KeyProblem != "" {
-		h.log.Error("credential has no usable key", "appId", appID, "problem", cred.KeyProblem, "traceId", c.TraceID)
+		// Anyone who knows the appId can send this: log once per interval.
+		if due, suppressed := h.faults.due("key " + appID); due {
+			h.log.Error("credential has no usable key", "appId", appID, "problem", cred.KeyProblem, "traceId", c.TraceID, "failuresNotLogged", suppressed)
+		}
 		return refuse(ReasonNoKey, http.StatusInternalServerError, MsgNoKey)
 	}
 	c.Cred = cred

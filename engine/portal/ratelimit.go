@@ -57,6 +57,9 @@ func (h *Handler) rateLimit(c *Call) *fault {
 		return refuse(ReasonStore, http.StatusServiceUnavailable, MsgRateLimitUnavailable)
 	}
 	h.faults.ok(h, "ratelimit")
+	if d.Evicted > 0 && h.metrics != nil {
+		h.metrics.RateLimitEvictions.Add(float64(d.Evicted))
+	}
 	hd := c.W.Header()
 	hd.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
 	hd.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))

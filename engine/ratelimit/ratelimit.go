@@ -7,7 +7,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -104,6 +103,9 @@ type Decision struct {
 	Remaining  int64         // requests left now
 	Reset      time.Duration // until the limit is fully available again
 	RetryAfter time.Duration // when refused: until a request can pass
+	// Evicted is how many live keys the store dropped to make room for
+	// this one (the embedded store when full; Redis evicts on its own).
+	Evicted int
 }
 
 // Store counts requests per key.
@@ -111,10 +113,6 @@ type Store interface {
 	// Take counts one request for key under p at now.
 	Take(ctx context.Context, key string, p *Policy, now time.Time) (Decision, error)
 }
-
-// ErrStoreFull is returned by the embedded store when it holds as many live
-// keys as it may.
-var ErrStoreFull = errors.New("rate-limit store full: too many live keys")
 
 // fixedDecision: count is the counter after this request, resetMs the time
 // left in the window.

@@ -2,7 +2,7 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -212,7 +212,7 @@ func TestKeyTemplate(t *testing.T) {
 	h.Set("X-Client-Id", "web-1")
 	v := &Vars{APICode: "order.create", Version: "v1", AppID: "shop", TenantID: "7", ClientIP: "10.0.0.1", Header: h}
 	tests := []struct{ algo, tmpl, want string }{
-		{config.AlgoFixedWindow, "", "databus:api:rl:order.create:v1:web-1"},
+		{config.AlgoFixedWindow, "", "databus:api:rl:order.create:v1:shop"}, // the default: the verified appId
 		{config.AlgoFixedWindow, "${appId}/${tenantId}/${clientIp}", "databus:api:rl:shop/7/10.0.0.1"},
 		{config.AlgoSlidingWindow, "${apiCode}:${header.X-Missing}", "databus:api:rl:order.create::sw"},
 		{config.AlgoTokenBucket, "global", "databus:api:rl:global:tb"},
@@ -227,26 +227,61 @@ func TestKeyTemplate(t *testing.T) {
 	}
 }
 
-func TestMemoryIsBounded(t *testing.T) {
-	m := NewMemory(memShards * 2)
-	p := policy(t, config.AlgoFixedWindow, 1, 1, "")
+// TestMemoryEvictsWhenFull: a full embedded store drops its least recently
+// used key to make room (counted in Decision.Evicted) instead of refusing
+// the new one, and a key in use keeps its count through a flood of fresh
+// keys.
+func TestMemoryEvictsWhenFull(t *testing.T) {
+	const capacity = memShards * 4
+	const flood = capacity * 50
+	m := NewMemory(capacity)
+	p := policy(t, config.AlgoFixedWindow, 2*flood, 60, "")
 	now := time.UnixMilli(1_800_000_000_000)
-	full := 0
-	for i := 0; i < memShards*8; i++ {
-		_, err := m.Take(context.Background(), "k"+string(rune('a'+i%26))+time.Duration(i).String(), p, now)
-		if errors.Is(err, ErrStoreFull) {
-			full++
-		} else if err != nil {
+	ctx := context.Background()
+	evicted := 0
+	for i := 0; i < flood; i++ {
+		d, err := m.Take(ctx, fmt.Sprint("flood-", i), p, now)
+		if err != nil {
+			t.Fatalf("take %d of %d fresh keys into %d: %v", i+1, flood, capacity, err)
+		}
+		evicted += d.Evicted
+		// The hot key is used between every two fresh keys: it is never
+		// the least recently used of its shard, so its count survives.
+		d, err = m.Take(ctx, "hot", p, now)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if want := int64(2*flood - (i + 1)); d.Remaining != want {
+			t.Fatalf("after %d fresh keys the hot key has %d left, want %d: its state was dropped", i+1, d.Remaining, want)
+		}
+		evicted += d.Evicted
 	}
-	if full == 0 || m.Len() > memShards*2 {
-		t.Fatalf("full=%d len=%d: the store must stay bounded", full, m.Len())
+	if n := m.Len(); n > capacity {
+		t.Errorf("holds %d keys, capacity %d", n, capacity)
 	}
-	// Expired keys make room again.
-	if _, err := m.Take(context.Background(), "fresh", p, now.Add(2*time.Second)); err != nil {
-		t.Fatalf("after expiry: %v", err)
+	if want := flood + 1 - m.Len(); evicted != want {
+		t.Errorf("evicted %d, want %d (every key taken minus the ones held)", evicted, want)
 	}
+	// An expired key makes room without counting as an eviction.
+	if d, err := m.Take(ctx, "later", p, now.Add(2*time.Minute)); err != nil || d.Evicted != 0 {
+		t.Fatalf("after expiry: evicted %d, %v", d.Evicted, err)
+	}
+}
+
+// BenchmarkMemoryFull is a full store taking fresh keys: each evicts one.
+func BenchmarkMemoryFull(b *testing.B) {
+	m := NewMemory(memShards * 1024)
+	p := policy(b, config.AlgoFixedWindow, 10, 60, "")
+	now := time.Now()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			m.Take(ctx, fmt.Sprintf("k%p-%d", pb, i), p, now)
+		}
+	})
 }
 
 func BenchmarkStores(b *testing.B) {

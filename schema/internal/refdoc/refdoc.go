@@ -183,8 +183,9 @@ name: standard
 algorithm: fixed-window        # fixed-window | sliding-window | token-bucket
 limit: 100                     # default 100
 windowSeconds: 60              # default 60
-keyTemplate: '${apiCode}:${version}:${header.X-Client-Id}'   # vars: apiCode version appId
-                                                             # tenantId clientIp header.NAME
+keyTemplate: '${apiCode}:${version}:${appId}'   # vars: apiCode version appId tenantId
+                                               # clientIp header.NAME; default: this with
+                                               # security on, ${clientIp} for ${appId} off
 `,
 	schema.KindSettings: `apiPortal:
   basePath: /admin-api/databus/api/portal
