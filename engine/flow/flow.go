@@ -91,6 +91,9 @@ func (r *rawResult) value() (map[string]any, error) {
 // Compile builds a flow from a validated API definition. Its errors are
 // *config.Fault, placed at the field at fault.
 func Compile(api *config.Api, env *Env) (*Flow, error) {
+	if env == nil {
+		env = &Env{} // no upstream client, no budget beyond the request's context
+	}
 	f := &Flow{API: api}
 	jb := jqBinder{api: api, budget: env.JQ}
 	compileOpt := func(src, ptr string) (*expr.Program, error) {
