@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
