@@ -263,7 +263,10 @@ func (s *rpcStep) callError(ctx, cctx context.Context, st *step, what string, st
 	switch {
 	case ctx.Err() != nil:
 		e.Status, e.Message = http.StatusGatewayTimeout, fmt.Sprintf("step %q: request cancelled (%s)", st.id, desc)
-	case cctx.Err() != nil:
+	case cctx.Err() != nil, stat.Code() == codes.DeadlineExceeded && atDeadline(cctx, s.timeout):
+		// The server enforces the deadline the step sent with the call
+		// and may cancel the stream moments before the client's own timer
+		// fires: that is still the step's timeout.
 		e.Status, e.Message = http.StatusGatewayTimeout, fmt.Sprintf("step %q timed out after %s (%s)", st.id, s.timeout, desc)
 	case stat.Code() == codes.DeadlineExceeded:
 		e.Status, e.Message = http.StatusGatewayTimeout, fmt.Sprintf("step %q failed: %s", st.id, desc)
@@ -271,6 +274,16 @@ func (s *rpcStep) callError(ctx, cctx context.Context, st *step, what string, st
 		e.Message = fmt.Sprintf("step %q failed: %s", st.id, desc)
 	}
 	return e
+}
+
+// atDeadline reports whether ctx's deadline is all but reached: within a
+// tenth of the step's timeout, or 20ms.
+func atDeadline(ctx context.Context, timeout time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return false
+	}
+	return time.Until(dl) <= max(timeout/10, 20*time.Millisecond)
 }
 
 // metadataHeader merges response headers and trailers into the raw
