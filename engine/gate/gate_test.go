@@ -251,3 +251,50 @@ func BenchmarkGateLargeRepo(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGateUnchanged is a reload that finds the same bytes (an editor
+// saving without a change, a touch, SIGHUP): 1,000 APIs.
+func BenchmarkGateUnchanged(b *testing.B) {
+	dir := b.TempDir()
+	configtest.WriteLargeRepo(b, dir, 1000, 200, 50)
+	first := Build(context.Background(), dir, Options{Mode: Dry})
+	if !first.OK() {
+		b.Fatal(first.Diagnostics)
+	}
+	b.Run("full load", func(b *testing.B) {
+		for b.Loop() {
+			repo, _, err := config.Load(dir)
+			if err != nil || repo.Hash != first.Snapshot.Revision {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("content hash", func(b *testing.B) {
+		for b.Loop() {
+			if r := Build(context.Background(), dir, Options{Mode: Dry, Prev: first.Snapshot}); !r.Unchanged {
+				b.Fatal("not found unchanged")
+			}
+		}
+	})
+}
+
+// A reload of the same bytes parses nothing; one changed byte is seen.
+func TestUnchangedWithoutParsing(t *testing.T) {
+	dir := repoWith(t, nil)
+	first := Build(context.Background(), dir, Options{Mode: Dry})
+	if !first.OK() {
+		t.Fatal(first.Diagnostics)
+	}
+	r := Build(context.Background(), dir, Options{Mode: Dry, Prev: first.Snapshot})
+	if !r.Unchanged || r.Repo != first.Snapshot.Repo {
+		t.Fatalf("same bytes: unchanged %v, repo reused %v", r.Unchanged, r.Repo == first.Snapshot.Repo)
+	}
+	p := filepath.Join(dir, "databus.yaml")
+	data, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, append(data, []byte("# edited\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := Build(context.Background(), dir, Options{Mode: Dry, Prev: first.Snapshot}); r.Unchanged || r.Snapshot == nil {
+		t.Fatalf("one byte more: %+v", r)
+	}
+}
