@@ -330,14 +330,14 @@ func skipParens(s string, i int) (int, bool) {
 // Bind returns a copy of t whose interpolations run under b and name place
 // when the budget stops them (see Program.Bind).
 func (t *Template) Bind(place string, b *Budget) *Template {
-	c := &Template{parts: make([]part, len(t.parts)), url: t.url}
-	copy(c.parts, t.parts)
+	c := *t // every field of t, so that a new one is never lost here
+	c.parts = append([]part(nil), t.parts...)
 	for i := range c.parts {
 		if p := c.parts[i].prog; p != nil {
 			c.parts[i].prog = p.Bind(place, b)
 		}
 	}
-	return c
+	return &c
 }
 
 // IsLiteral reports whether the template has no interpolation.
