@@ -121,16 +121,26 @@ func (l *loader) checkSecret(d *document, ptr string, ref *SecretRef) string {
 		return ""
 	}
 	abs := path
-	if !filepath.IsAbs(abs) {
+	if filepath.IsAbs(abs) {
+		d.dirBound = true // inside or outside depends on where the repository is
+	} else {
 		abs = filepath.Join(l.dir, filepath.FromSlash(path))
 	}
 	rel, err := filepath.Rel(l.dir, abs)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return "" // outside the repository: the deployment provides it
 	}
-	data, err := os.ReadFile(abs)
+	rel = filepath.ToSlash(rel)
+	var data []byte
+	if l.files != nil {
+		var e *fileEntry
+		e, data, err = l.files.read(rel, nil)
+		d.deps = append(d.deps, depFrom(rel, false, e, err))
+	} else {
+		data, err = os.ReadFile(abs)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		d.errorf(ptr, "secret file %s does not exist in the repository", filepath.ToSlash(rel))
+		d.errorf(ptr, "secret file %s does not exist in the repository", rel)
 		return ""
 	}
 	d.warnf(ptr, "secret %s lies inside the repository (a committed secret): acceptable for demo data only; use env:NAME or a file outside the repository", ref.Ref)

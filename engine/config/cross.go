@@ -7,46 +7,42 @@ import (
 )
 
 // crossCheck gathers the documents into the repository and applies the rules
-// that span files: uniqueness and references.
+// that span files: uniqueness and references. It reads the documents and
+// never changes them (a later Reload may reuse them).
 func (l *loader) crossCheck(repo *Repository, all []*loaded) {
-	apiDoc := map[*Api]*document{}
+	apiOf := map[*Api]*loaded{}
 	credByID := map[string]*Credential{}
-	credDoc := map[*Credential]*document{}
+	credOf := map[*Credential]*loaded{}
 	polByName := map[string]*RateLimitPolicy{}
-	polDoc := map[*RateLimitPolicy]*document{}
+	polOf := map[*RateLimitPolicy]*loaded{}
 	apiByID := map[string]*Api{}
 
 	// all is in file order, so "first" is stable.
 	for _, r := range all {
-		d := r.doc
-		if d == nil {
-			continue
-		}
-		d.diags = &l.diags
 		switch o := r.obj.(type) {
 		case *Api:
 			if first, dup := apiByID[o.ID()]; dup {
-				d.errorf("/code", "API %s is already defined in %s:%d; code+version must be unique", o.ID(), first.Source.File, lineOf(apiDoc[first], "/code"))
+				r.at(&l.diags, SevError, "/code", "API %s is already defined in %s:%d; code+version must be unique", o.ID(), first.Source.File, apiOf[first].lineOf("/code"))
 				continue
 			}
 			apiByID[o.ID()] = o
-			apiDoc[o] = d
+			apiOf[o] = r
 			repo.APIs = append(repo.APIs, o)
 		case *Credential:
 			if first, dup := credByID[o.AppID]; dup {
-				d.errorf("/appId", "appId %q is already defined in %s:%d; appIds must be unique", o.AppID, first.Source.File, lineOf(credDoc[first], "/appId"))
+				r.at(&l.diags, SevError, "/appId", "appId %q is already defined in %s:%d; appIds must be unique", o.AppID, first.Source.File, credOf[first].lineOf("/appId"))
 				continue
 			}
 			credByID[o.AppID] = o
-			credDoc[o] = d
+			credOf[o] = r
 			repo.Credentials = append(repo.Credentials, o)
 		case *RateLimitPolicy:
 			if first, dup := polByName[o.Name]; dup {
-				d.errorf("/name", "policy %q is already defined in %s:%d; policy names must be unique", o.Name, first.Source.File, lineOf(polDoc[first], "/name"))
+				r.at(&l.diags, SevError, "/name", "policy %q is already defined in %s:%d; policy names must be unique", o.Name, first.Source.File, polOf[first].lineOf("/name"))
 				continue
 			}
 			polByName[o.Name] = o
-			polDoc[o] = d
+			polOf[o] = r
 			repo.Policies = append(repo.Policies, o)
 		}
 	}
@@ -61,37 +57,52 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 	sort.Slice(repo.Policies, func(i, j int) bool { return repo.Policies[i].Name < repo.Policies[j].Name })
 
 	portalPaths := append([]string{l.settings.APIPortal.BasePath}, l.settings.APIPortal.LegacyBasePaths...)
+	var deprecated []*Api
 	for _, a := range repo.APIs {
-		d := apiDoc[a]
+		if a.Status == StatusDeprecated {
+			deprecated = append(deprecated, a)
+		}
+	}
+	var polKnown, credKnown string // the lists in messages, made once
+	for _, a := range repo.APIs {
+		r := apiOf[a]
 		if a.Policies == nil || a.Policies.RateLimit == "" {
-			d.warnf("/code", "API %s has no rate-limit policy: set policies.rateLimit", a.ID())
+			r.at(&l.diags, SevWarning, "/code", "API %s has no rate-limit policy: set policies.rateLimit", a.ID())
 		} else if polByName[a.Policies.RateLimit] == nil {
-			d.errorf("/policies/rateLimit", "rate-limit policy %q not found in %s/ (known: %s)", a.Policies.RateLimit, PoliciesDir, known(polNames(repo.Policies)))
+			if polKnown == "" {
+				polKnown = known(polNames(repo.Policies))
+			}
+			r.at(&l.diags, SevError, "/policies/rateLimit", "rate-limit policy %q not found in %s/ (known: %s)", a.Policies.RateLimit, PoliciesDir, polKnown)
 		}
 		if a.Auth != nil {
 			for i, app := range a.Auth.Credentials {
 				c := credByID[app]
 				switch {
 				case c == nil:
-					d.errorf(pointerOf("auth", "credentials", i), "credential %q not found in %s/ (known: %s)", app, CredentialsDir, known(credNames(repo.Credentials)))
+					if credKnown == "" {
+						credKnown = known(credNames(repo.Credentials))
+					}
+					r.at(&l.diags, SevError, pointerOf("auth", "credentials", i), "credential %q not found in %s/ (known: %s)", app, CredentialsDir, credKnown)
 				case !c.IsEnabled():
-					d.warnf(pointerOf("auth", "credentials", i), "credential %q is disabled (%s): it cannot call this API", app, c.Source.File)
+					r.at(&l.diags, SevWarning, pointerOf("auth", "credentials", i), "credential %q is disabled (%s): it cannot call this API", app, c.Source.File)
 				}
 			}
 		}
-		l.checkDeprecatedRefs(d, a, apiByID, portalPaths)
+		if len(deprecated) > 0 {
+			checkDeprecatedRefs(&l.diags, r, a, deprecated, portalPaths)
+		}
 	}
 }
 
 // checkDeprecatedRefs warns when a step calls, through the portal, an API
 // that is deprecated.
-func (l *loader) checkDeprecatedRefs(d *document, a *Api, apis map[string]*Api, portal []string) {
+func checkDeprecatedRefs(diags *Diagnostics, r *loaded, a *Api, deprecated []*Api, portal []string) {
 	for i, s := range a.Steps {
 		if s.HTTP == nil || s.HTTP.URL == "" {
 			continue
 		}
-		for _, target := range apis {
-			if target.Status != StatusDeprecated || target == a {
+		for _, target := range deprecated {
+			if target == a {
 				continue
 			}
 			for _, base := range portal {
@@ -99,7 +110,7 @@ func (l *loader) checkDeprecatedRefs(d *document, a *Api, apis map[string]*Api, 
 				if at := strings.Index(s.HTTP.URL, ref); at >= 0 {
 					rest := s.HTTP.URL[at+len(ref):]
 					if rest == "" || strings.ContainsAny(rest[:1], "/?#") {
-						d.warnf(pointerOf("steps", i, "http", "url"), "calls API %s, which is deprecated (%s)", target.ID(), target.Source.File)
+						r.at(diags, SevWarning, pointerOf("steps", i, "http", "url"), "calls API %s, which is deprecated (%s)", target.ID(), target.Source.File)
 						break
 					}
 				}

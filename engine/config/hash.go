@@ -4,52 +4,52 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 )
 
-// ContentHash is the Hash that Load would compute for dir, given the
-// descriptor sets its APIs name (repository-relative), found without
+// ContentHash is the Hash that Reload would compute for dir, found without
 // parsing anything: a reload tells an unchanged repository from a changed
-// one at the cost of reading its files. It fails when a file cannot be
-// read; the caller then loads the repository to learn why.
-func ContentHash(dir string, descriptorSets []string) (string, error) {
+// one at the cost of listing its files. The files whose metadata prev's
+// load recorded, unchanged, are not even read; prev's APIs name the
+// descriptor sets that count. It fails when a file cannot be read; the
+// caller then loads the repository to learn why.
+func ContentHash(dir string, prev *Repository) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
-	files, _, err := listFiles(abs)
+	list, _, err := listFiles(abs)
 	if err != nil {
 		return "", err
 	}
-	hash := sha256.New()
-	read := func(rel string) error {
-		data, err := os.ReadFile(filepath.Join(abs, filepath.FromSlash(rel)))
-		if err != nil {
-			return err
-		}
-		hashFile(hash, rel, data)
-		return nil
+	var idx *fileIndex
+	if prev != nil {
+		idx = prev.files
 	}
+	fs := newFiles(abs, idx)
+	hash := sha256.New()
 	// The order Load hashes in: settings, the kind folders' files (sorted),
 	// then the descriptor sets (sorted).
-	if err := read(SettingsFile); err != nil {
+	e, _, err := fs.look(SettingsFile, nil)
+	if err != nil {
 		return "", err
 	}
-	for _, f := range files {
-		if err := read(f); err != nil {
+	hashEntry(hash, SettingsFile, e.sum)
+	for _, f := range list {
+		e, _, err := fs.look(f.rel, f.st)
+		if err != nil {
 			return "", err
 		}
+		hashEntry(hash, f.rel, e.sum)
 	}
-	sets := append([]string(nil), descriptorSets...)
-	sort.Strings(sets)
-	for i, rel := range sets {
-		if i > 0 && rel == sets[i-1] {
-			continue
-		}
-		if err := read(rel); err != nil {
-			return "", fmt.Errorf("descriptor set %s: %w", rel, err)
+	if prev != nil {
+		for _, rel := range prev.DescriptorSets() {
+			e, _, err := fs.look(rel, nil)
+			if err != nil {
+				return "", fmt.Errorf("descriptor set %s: %w", rel, err)
+			}
+			hashEntry(hash, rel, e.sum)
 		}
 	}
 	return hex.EncodeToString(hash.Sum(nil)), nil

@@ -14,7 +14,7 @@ func TestContentHashIsLoadsHash(t *testing.T) {
 		if err != nil || diags.HasErrors() {
 			t.Fatalf("%s: %v %v", dir, err, diags)
 		}
-		got, err := ContentHash(dir, repo.DescriptorSets())
+		got, err := ContentHash(dir, repo)
 		if err != nil || got != repo.Hash {
 			t.Errorf("%s: ContentHash %s, %v; Load %s", dir, got, err, repo.Hash)
 		}
@@ -25,7 +25,7 @@ func TestContentHashIsLoadsHash(t *testing.T) {
 	if err := os.WriteFile(p, []byte("# a comment\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := ContentHash(dir, repo.DescriptorSets()); got == repo.Hash {
+	if got, _ := ContentHash(dir, repo); got == repo.Hash {
 		t.Error("a new file left the hash unchanged")
 	}
 	os.Remove(filepath.Join(dir, "databus.yaml"))

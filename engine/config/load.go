@@ -6,7 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
+	"hash"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,7 +29,22 @@ type Repository struct {
 	APIs        []*Api             // sorted by code, then version
 	Credentials []*Credential      // sorted by appId
 	Policies    []*RateLimitPolicy // sorted by name
-	Hash        string             // sha256 over every config file's path and bytes
+	// Hash is the content hash: sha256 over every config file's path and
+	// the sha256 of its bytes (databus.yaml, the kind folders' files in
+	// path order, then the descriptor sets the APIs name).
+	Hash string
+	// Loaded says what the load cost: files listed, read and parsed.
+	Loaded LoadStats
+
+	files *fileIndex // what the load learnt of each file, for Reload
+}
+
+// LoadStats says how much of the repository a load read and parsed
+// (Reload reads and parses only what changed).
+type LoadStats struct {
+	Files  int // config files listed, databus.yaml included
+	Read   int // files read (databus.yaml always; the others when their metadata changed)
+	Parsed int // documents parsed and checked (the others were reused)
 }
 
 // API returns the API code:version, or nil.
@@ -106,12 +122,26 @@ func hidden(rel string) bool {
 	return false
 }
 
-// loaded is one parsed document of a kind folder.
+// loaded is one checked document of a kind folder. Once its Load returns
+// it is immutable (a later Reload may reuse it) and holds no YAML tree.
 type loaded struct {
-	doc   *document
+	doc   *document // during its Load only
+	file  string
 	kind  schema.Kind
 	obj   any // *Api, *Credential or *RateLimitPolicy; nil when it did not decode
 	diags Diagnostics
+	// anchors place the values the checks across files speak of.
+	anchors map[string]anchor
+	// deps are the other files its checks read; dirBound: its checks
+	// depend on the repository's absolute path (an absolute secret path).
+	deps     []dep
+	dirBound bool
+}
+
+// anchor is where a value stands in its file.
+type anchor struct {
+	line, col int
+	path      string
 }
 
 // loader carries the state of one Load.
@@ -120,6 +150,8 @@ type loader struct {
 	settings *Settings
 	setDoc   *document
 	diags    Diagnostics
+
+	files *files // the repository's files, with what the previous Load learnt
 
 	protoMu sync.Mutex
 	protos  map[string]*protoFile // descriptor sets by repository-relative path
@@ -130,6 +162,24 @@ type loader struct {
 // A repository whose Diagnostics hold errors must not be served. The error
 // is non-nil only when dir cannot be read at all.
 func Load(dir string) (*Repository, Diagnostics, error) {
+	return load(dir, nil)
+}
+
+// Reload is Load reusing what the load of prev learnt: a file whose
+// metadata is unchanged is not read again (in the same folder), and a
+// document whose bytes, settings and referenced files are unchanged is
+// not parsed or checked again (in any folder: a git revision's tree
+// reuses the checkout's documents). The checks across files run over
+// every document each time, so the findings are Load's. prev may be nil.
+func Reload(dir string, prev *Repository) (*Repository, Diagnostics, error) {
+	var idx *fileIndex
+	if prev != nil {
+		idx = prev.files
+	}
+	return load(dir, idx)
+}
+
+func load(dir string, prev *fileIndex) (*Repository, Diagnostics, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
@@ -141,79 +191,120 @@ func Load(dir string) (*Repository, Diagnostics, error) {
 	if !st.IsDir() {
 		return nil, nil, fmt.Errorf("%s: %w: not a directory", dir, ErrNotRepository)
 	}
-	files, walkDiags, err := listFiles(abs)
+	list, walkDiags, err := listFiles(abs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
 	}
-	l := &loader{dir: abs, diags: walkDiags}
-	repo := &Repository{Dir: abs}
-	hash := sha256.New()
+	fs := newFiles(abs, prev)
+	l := &loader{dir: abs, diags: walkDiags, files: fs}
+	repo := &Repository{Dir: abs, files: fs.idx}
 
 	// Settings first: other checks read them. A folder without
 	// databus.yaml is not a repository: validating one (a CI step pointed
 	// at the wrong folder) or reloading after the file was deleted must not
 	// pass on the built-in defaults.
 	l.settings = DefaultSettings()
-	if data, err := os.ReadFile(filepath.Join(abs, SettingsFile)); err == nil {
-		hashFile(hash, SettingsFile, data)
+	settingsSame := false
+	if e, data, err := fs.read(SettingsFile, nil); err == nil {
+		fs.idx.settings = e.sum
+		settingsSame = prev != nil && prev.settings == e.sum
 		l.loadSettings(data)
-	} else if errors.Is(err, fs.ErrNotExist) {
+	} else if errors.Is(err, iofs.ErrNotExist) {
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Line: 1, Column: 1, Severity: SevError, Message: missingSettings(dir, abs)})
 	} else {
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Severity: SevError, Message: "cannot read: " + err.Error()})
 	}
 	repo.Settings = l.settings
 
-	// Documents of the kind folders, in parallel.
-	datas := make([][]byte, len(files))
-	for i, f := range files {
-		data, err := os.ReadFile(filepath.Join(abs, filepath.FromSlash(f)))
+	// Documents of the kind folders: reused when unchanged, else parsed
+	// and checked in parallel.
+	results := make([]*loaded, len(list))
+	entries := make([]*fileEntry, len(list))
+	datas := make([][]byte, len(list))
+	var todo []int
+	for i, f := range list {
+		e, data, err := fs.look(f.rel, f.st)
 		if err != nil {
-			l.diags = append(l.diags, Diagnostic{File: f, Severity: SevError, Message: "cannot read: " + err.Error()})
+			l.diags = append(l.diags, Diagnostic{File: f.rel, Severity: SevError, Message: "cannot read: " + err.Error()})
 			continue
 		}
-		hashFile(hash, f, data)
-		datas[i] = data
+		if r := fs.reusable(f.rel, e.sum, settingsSame); r != nil {
+			results[i], entries[i] = r, e
+			continue
+		}
+		if data == nil {
+			if e, data, err = fs.read(f.rel, f.st); err != nil {
+				l.diags = append(l.diags, Diagnostic{File: f.rel, Severity: SevError, Message: "cannot read: " + err.Error()})
+				continue
+			}
+		}
+		entries[i], datas[i] = e, data
+		todo = append(todo, i)
 	}
-	results := make([]*loaded, len(files))
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(todo)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if datas[i] != nil {
-					results[i] = l.loadDocument(files[i], datas[i])
-				}
+				results[i] = l.loadDocument(list[i].rel, datas[i])
 			}
 		}()
 	}
-	for i := range files {
+	for _, i := range todo {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
 
 	var all []*loaded
-	for _, r := range results {
+	for i, r := range results {
 		if r == nil {
 			continue
 		}
+		r.doc = nil // what the checks across files need is in its anchors
+		entries[i].res = r
 		l.diags = append(l.diags, r.diags...)
 		all = append(all, r)
 	}
 	l.crossCheck(repo, all)
-	// Descriptor sets are read by the APIs that name them; their bytes
-	// count in the content hash, so a reload sees a changed set.
-	for _, rel := range l.protoPaths() {
-		if p := l.protos[rel]; p.data != nil {
-			hashFile(hash, rel, p.data)
+
+	// The content hash: settings, the kind folders' files in path order,
+	// then the descriptor sets the APIs name (a reload sees a changed set).
+	hash := sha256.New()
+	if e := fs.idx.entries[SettingsFile]; e != nil {
+		hashEntry(hash, SettingsFile, e.sum)
+	}
+	for i, f := range list {
+		if entries[i] != nil {
+			hashEntry(hash, f.rel, entries[i].sum)
 		}
 	}
+	for _, d := range protoDeps(all) {
+		hashEntry(hash, d.rel, d.sum)
+	}
 	repo.Hash = hex.EncodeToString(hash.Sum(nil))
+	repo.Loaded = LoadStats{Files: len(list) + 1, Read: int(fs.reads.Load()), Parsed: len(todo) + 1}
 	l.diags.Sort()
 	return repo, l.diags, nil
+}
+
+// protoDeps lists the descriptor sets the documents read that exist,
+// sorted by path, each once.
+func protoDeps(all []*loaded) []dep {
+	seen := map[string]bool{}
+	var out []dep
+	for _, r := range all {
+		for _, d := range r.deps {
+			if d.proto && d.exists && !seen[d.rel] {
+				seen[d.rel] = true
+				out = append(out, d)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
+	return out
 }
 
 // missingSettings says why a folder without databus.yaml is refused, and
@@ -228,23 +319,32 @@ func missingSettings(dir, abs string) string {
 	return msg
 }
 
-func hashFile(h interface{ Write([]byte) (int, error) }, name string, data []byte) {
-	fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
-	h.Write(data)
+// hashEntry adds one file, by its path and the sha256 of its bytes, to a
+// content hash.
+func hashEntry(h hash.Hash, name string, sum [32]byte) {
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write(sum[:])
 }
 
-// listFiles returns the repository-relative paths of every YAML file under
-// the kind folders, sorted. Hidden files and folders are skipped; symlinked
+// listed is a file of a kind folder, with its metadata.
+type listed struct {
+	rel string
+	st  iofs.FileInfo
+}
+
+// listFiles returns every YAML file under the kind folders, sorted by
+// repository-relative path. Hidden files and folders are skipped; symlinked
 // folders (Kubernetes ConfigMaps) are followed, each real folder once: a
 // symlink loop or a second link to a folder already read is a warning at
 // the link, and the files behind it are listed once.
-func listFiles(abs string) ([]string, Diagnostics, error) {
-	var files []string
+func listFiles(abs string) ([]listed, Diagnostics, error) {
+	var files []listed
 	var diags Diagnostics
 	w := &FolderWalk{
-		File: func(_, rel string) {
+		File: func(_, rel string, st iofs.FileInfo) {
 			if isYAML(rel) {
-				files = append(files, rel)
+				files = append(files, listed{rel, st})
 			}
 		},
 		Alias: func(rel, first string, loop bool) {
@@ -260,7 +360,7 @@ func listFiles(abs string) ([]string, Diagnostics, error) {
 			return nil, nil, err
 		}
 	}
-	sort.Strings(files)
+	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
 	return files, diags, nil
 }
 
@@ -341,7 +441,7 @@ func sum(data []byte) string {
 // loadDocument parses, validates and checks one file of a kind folder.
 func (l *loader) loadDocument(file string, data []byte) *loaded {
 	dir, _, _ := strings.Cut(file, "/")
-	r := &loaded{kind: kindOfDir[dir]}
+	r := &loaded{file: file, kind: kindOfDir[dir]}
 	d := parseDocument(file, data, &r.diags)
 	if d == nil {
 		return r
@@ -384,7 +484,58 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 			r.obj = p
 		}
 	}
+	r.deps, r.dirBound = d.deps, d.dirBound
+	r.anchors = anchorsOf(d, r.obj)
 	return r
+}
+
+// lineOf returns the line of ptr among r's anchors.
+func (r *loaded) lineOf(ptr string) int {
+	if a, ok := r.anchors[ptr]; ok {
+		return a.line
+	}
+	return 1
+}
+
+// anchorsOf keeps where the values stand that the checks across files
+// speak of: identities and references.
+func anchorsOf(d *document, obj any) map[string]anchor {
+	var ptrs []string
+	switch o := obj.(type) {
+	case *Api:
+		ptrs = append(ptrs, "/code", "/policies/rateLimit")
+		if o.Auth != nil {
+			for i := range o.Auth.Credentials {
+				ptrs = append(ptrs, pointerOf("auth", "credentials", i))
+			}
+		}
+		for i, s := range o.Steps {
+			if s.HTTP != nil && s.HTTP.URL != "" {
+				ptrs = append(ptrs, pointerOf("steps", i, "http", "url"))
+			}
+		}
+	case *Credential:
+		ptrs = append(ptrs, "/appId")
+	case *RateLimitPolicy:
+		ptrs = append(ptrs, "/name")
+	default:
+		return nil
+	}
+	out := make(map[string]anchor, len(ptrs))
+	for _, p := range ptrs {
+		line, col := d.pos(p)
+		out[p] = anchor{line: line, col: col, path: d.path(p)}
+	}
+	return out
+}
+
+// at places a finding of the checks across files at ptr.
+func (r *loaded) at(diags *Diagnostics, sev Severity, ptr, format string, args ...any) {
+	a, ok := r.anchors[ptr]
+	if !ok {
+		a = anchor{line: 1, col: 1, path: PointerPath(ptr)}
+	}
+	*diags = append(*diags, Diagnostic{File: r.file, Line: a.line, Column: a.col, Path: a.path, Severity: sev, Message: fmt.Sprintf(format, args...)})
 }
 
 func isKnownKind(k string) bool {

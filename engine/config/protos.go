@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"github.com/databus-gateway/databus/engine/rpc/protoset"
@@ -19,11 +18,12 @@ type protoFile struct {
 	data []byte
 	set  *protoset.Set
 	err  error // the finding, worded for the descriptorSet key
+	dep  dep   // the bytes read, for the documents that name it
 }
 
 // descriptorSet reads and links the descriptor set at rel (relative to the
 // repository root, slash-separated).
-func (l *loader) descriptorSet(rel string) (*protoset.Set, error) {
+func (l *loader) descriptorSet(rel string) (*protoFile, error) {
 	l.protoMu.Lock()
 	if l.protos == nil {
 		l.protos = map[string]*protoFile{}
@@ -36,16 +36,25 @@ func (l *loader) descriptorSet(rel string) (*protoset.Set, error) {
 	l.protoMu.Unlock()
 	p.once.Do(func() {
 		path := filepath.Join(l.dir, filepath.FromSlash(rel))
+		p.dep = dep{rel: rel, proto: true}
 		st, err := os.Stat(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			p.err = fmt.Errorf("descriptor set %s not found in the repository", rel)
 			return
 		case err == nil && st.IsDir():
+			p.dep.exists, p.dep.sum[0] = true, 1 // never equal to a file's state
 			p.err = fmt.Errorf("descriptor set %s is a folder: expected a FileDescriptorSet file", rel)
 			return
 		}
-		data, err := os.ReadFile(path)
+		var data []byte
+		if l.files != nil {
+			var e *fileEntry
+			e, data, err = l.files.read(rel, st)
+			p.dep = depFrom(rel, true, e, err)
+		} else {
+			data, err = os.ReadFile(path)
+		}
 		if err != nil {
 			p.err = fmt.Errorf("cannot read descriptor set %s: %v", rel, errors.Unwrap(err))
 			return
@@ -55,17 +64,7 @@ func (l *loader) descriptorSet(rel string) (*protoset.Set, error) {
 			p.err = fmt.Errorf("descriptor set %s: %v", rel, err)
 		}
 	})
-	return p.set, p.err
-}
-
-// protoPaths lists the descriptor sets read, sorted.
-func (l *loader) protoPaths() []string {
-	paths := make([]string, 0, len(l.protos))
-	for rel := range l.protos {
-		paths = append(paths, rel)
-	}
-	sort.Strings(paths)
-	return paths
+	return p, p.err
 }
 
 // checkDescriptor loads the step's descriptor set and finds its method
@@ -76,12 +75,13 @@ func (l *loader) checkDescriptor(d *document, ptr string, r *RPCCall) {
 		d.errorf(ptr+"/descriptorSet", "descriptor set %q must be a path inside the repository, relative to its root (e.g. protos/inventory.pb)", r.DescriptorSet)
 		return
 	}
-	set, err := l.descriptorSet(r.DescriptorSet)
+	p, err := l.descriptorSet(r.DescriptorSet)
+	d.deps = append(d.deps, p.dep)
 	if err != nil {
 		d.errorf(ptr+"/descriptorSet", "%v", err)
 		return
 	}
-	m, err := set.Method(r.Method)
+	m, err := p.set.Method(r.Method)
 	if err != nil {
 		if errors.Is(err, protoset.ErrBadName) {
 			return // the schema's pattern reported it

@@ -31,8 +31,9 @@ type FolderWalk struct {
 	// Folder, when set, is called for each folder entered, root included.
 	Folder func(abs, rel string)
 	// File, when set, is called for each entry that is not a folder
-	// (a symlink to a file included).
-	File func(abs, rel string)
+	// (a symlink to a file included), with its metadata (symlinks
+	// followed).
+	File func(abs, rel string, st fs.FileInfo)
 	// Alias, when set, is called for a folder not entered because it was
 	// entered already as first; loop is true when first is an ancestor of
 	// rel (the link makes a cycle).
@@ -115,7 +116,7 @@ func (w *FolderWalk) walk(abs, rel string, st fs.FileInfo, depth int) error {
 			continue
 		}
 		if w.File != nil {
-			w.File(p, r)
+			w.File(p, r, st)
 		}
 	}
 	return nil

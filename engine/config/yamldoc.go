@@ -35,6 +35,11 @@ type document struct {
 
 	diags *Diagnostics
 	count int
+
+	// deps are the other files the checks read; dirBound: the checks
+	// depended on the repository's absolute path.
+	deps     []dep
+	dirBound bool
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -123,7 +123,11 @@ func Build(ctx context.Context, dir string, o Options) (res Result) {
 		// listener) still holds.
 		return Result{Repo: o.Prev.Repo, Unchanged: true}
 	}
-	repo, diags, err := config.Load(dir)
+	var prevRepo *config.Repository
+	if o.Prev != nil {
+		prevRepo = o.Prev.Repo
+	}
+	repo, diags, err := config.Reload(dir, prevRepo)
 	res.Repo, res.Diagnostics, res.Err = repo, diags, err
 	if err != nil || diags.HasErrors() {
 		return res
@@ -181,7 +185,7 @@ func unchanged(dir string, prev *snapshot.Snapshot) bool {
 	if abs, err := filepath.Abs(dir); err != nil || abs != prev.Repo.Dir {
 		return false
 	}
-	h, err := config.ContentHash(dir, prev.Repo.DescriptorSets())
+	h, err := config.ContentHash(dir, prev.Repo)
 	return err == nil && h == prev.Revision
 }
 

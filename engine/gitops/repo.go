@@ -3,6 +3,7 @@ package gitops
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -243,7 +244,7 @@ func worktreeConfigFiles(dir string) ([]string, error) {
 		out = append(out, config.SettingsFile)
 	}
 	// The loader's walk: each real folder once, symlink loops not followed.
-	w := &config.FolderWalk{File: func(_, rel string) {
+	w := &config.FolderWalk{File: func(_, rel string, _ fs.FileInfo) {
 		if config.IsConfigFile(rel) {
 			out = append(out, rel)
 		}

@@ -1,0 +1,183 @@
+package config
+
+import (
+	"crypto/sha256"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A reload of a large repository costs what changed, not what is there:
+// each Load leaves a fileIndex in its Repository (what it learnt of every
+// file: metadata, the hash of its bytes and what it parsed of it), and
+// Reload hands the previous one to the next Load.
+//
+//   - A file whose metadata is unchanged (device, inode, size, modification
+//     and change time) is not read: its hash stands.
+//   - A kind-folder document whose bytes are unchanged is not parsed or
+//     checked again, as long as what its checks read is unchanged too: the
+//     settings' bytes, and the in-repository files it names (descriptor
+//     sets, secret files).
+//   - The rules that span files (uniqueness, references) are always
+//     checked again over every document, from the small anchors each
+//     document keeps (no YAML tree is kept).
+
+// fileStat is what a file's metadata says of its bytes.
+type fileStat struct {
+	dev, ino           uint64
+	size, mtime, ctime int64
+}
+
+// racyWindow: a file written this shortly before it was read may be
+// written again within the same timestamp tick without its metadata
+// changing, so its metadata is not trusted the next time (it is read and
+// hashed again, as git does with "racily clean" entries).
+var racyWindow = 2 * time.Second
+
+// fileEntry is what a Load learnt of one file.
+type fileEntry struct {
+	stat  fileStat
+	trust bool // stat stands for sum next time
+	sum   [32]byte
+	res   *loaded // the checked document of a kind folder; nil otherwise
+}
+
+// fileIndex is what one Load learnt of the repository's files. It is
+// immutable once its Load returns.
+type fileIndex struct {
+	dir      string
+	settings [32]byte // the sum of databus.yaml's bytes (zero when missing)
+	entries  map[string]*fileEntry
+}
+
+// dep is a file a document's checks read besides its own: a descriptor
+// set or an in-repository secret file. A cached document is reused only
+// while its deps hold the same bytes.
+type dep struct {
+	rel    string
+	sum    [32]byte
+	exists bool
+	proto  bool // a descriptor set: its bytes count in the content hash
+}
+
+// files tracks the files of one Load: what the previous Load learnt, and
+// the new index being filled (documents are checked in parallel).
+type files struct {
+	abs   string
+	prev  *fileIndex // nil: nothing to reuse
+	mu    sync.Mutex
+	idx   *fileIndex
+	reads atomic.Int64 // files read
+}
+
+func newFiles(abs string, prev *fileIndex) *files {
+	return &files{abs: abs, prev: prev, idx: &fileIndex{dir: abs, entries: map[string]*fileEntry{}}}
+}
+
+// sameDir reports whether the previous index is of this very folder, so
+// that file metadata can stand for bytes.
+func (f *files) sameDir() bool { return f.prev != nil && f.prev.dir == f.abs }
+
+// look returns the entry of rel: its sum from the previous index when its
+// metadata is unchanged (data nil), else from its bytes (data set). st is
+// the file's metadata when the caller has it.
+func (f *files) look(rel string, st fs.FileInfo) (e *fileEntry, data []byte, err error) {
+	abs := filepath.Join(f.abs, filepath.FromSlash(rel))
+	if st == nil {
+		if st, err = os.Stat(abs); err != nil {
+			return nil, nil, err
+		}
+	}
+	stat, statOK := statOf(st)
+	if statOK && f.sameDir() {
+		if p := f.prev.entries[rel]; p != nil && p.trust && p.stat == stat {
+			e = &fileEntry{stat: stat, trust: true, sum: p.sum}
+			f.put(rel, e)
+			return e, nil, nil
+		}
+	}
+	start := time.Now()
+	if data, err = os.ReadFile(abs); err != nil {
+		return nil, nil, err
+	}
+	f.reads.Add(1)
+	e = &fileEntry{stat: stat, sum: sha256.Sum256(data)}
+	// Trusted next time only when the file was not written just before
+	// it was read, and not during the read (size and times still match).
+	if statOK && start.Sub(time.Unix(0, stat.mtime)) > racyWindow && start.Sub(time.Unix(0, stat.ctime)) > racyWindow {
+		if st2, err := os.Stat(abs); err == nil {
+			if s2, ok := statOf(st2); ok && s2 == stat && int64(len(data)) == stat.size {
+				e.trust = true
+			}
+		}
+	}
+	f.put(rel, e)
+	return e, data, nil
+}
+
+// read returns rel's bytes and entry, reading it when look found it
+// unchanged.
+func (f *files) read(rel string, st fs.FileInfo) (*fileEntry, []byte, error) {
+	e, data, err := f.look(rel, st)
+	if err != nil || data != nil {
+		return e, data, err
+	}
+	data, err = os.ReadFile(filepath.Join(f.abs, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, nil, err
+	}
+	f.reads.Add(1)
+	if sha256.Sum256(data) != e.sum { // written since it was looked at
+		e = &fileEntry{stat: e.stat, sum: sha256.Sum256(data)}
+		f.put(rel, e)
+	}
+	return e, data, nil
+}
+
+func (f *files) put(rel string, e *fileEntry) {
+	f.mu.Lock()
+	f.idx.entries[rel] = e
+	f.mu.Unlock()
+}
+
+// depOf describes the current state of the file rel a check reads.
+func (f *files) depOf(rel string, proto bool) dep {
+	e, _, err := f.look(rel, nil)
+	return depFrom(rel, proto, e, err)
+}
+
+// depFrom describes a file as found: its entry, or the error finding it.
+func depFrom(rel string, proto bool, e *fileEntry, err error) dep {
+	d := dep{rel: rel, proto: proto}
+	switch {
+	case err == nil:
+		d.sum, d.exists = e.sum, true
+	case !errors.Is(err, fs.ErrNotExist):
+		d.exists = true // unreadable: never equal to a readable state
+		d.sum[0] = 1
+	}
+	return d
+}
+
+// reusable returns the previous Load's checked document for rel when its
+// bytes are sum, the settings are unchanged and the files it read hold
+// the same bytes.
+func (f *files) reusable(rel string, sum [32]byte, settingsSame bool) *loaded {
+	if f.prev == nil || !settingsSame {
+		return nil
+	}
+	p := f.prev.entries[rel]
+	if p == nil || p.res == nil || p.sum != sum || (p.res.dirBound && !f.sameDir()) {
+		return nil
+	}
+	for _, d := range p.res.deps {
+		if f.depOf(d.rel, d.proto) != d {
+			return nil
+		}
+	}
+	return p.res
+}

@@ -1,0 +1,254 @@
+package config
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sameAsLoad checks that an incremental Reload found exactly what a full
+// Load of the same folder finds: findings, content hash and documents.
+func sameAsLoad(t *testing.T, step string, dir string, inc *Repository, incDiags Diagnostics) {
+	t.Helper()
+	full, fullDiags, err := Load(dir)
+	if err != nil {
+		t.Fatalf("%s: Load: %v", step, err)
+	}
+	if !reflect.DeepEqual(fullDiags, incDiags) {
+		t.Fatalf("%s: findings differ\nLoad:\n%s\nReload:\n%s", step, dump(fullDiags), dump(incDiags))
+	}
+	if full.Hash != inc.Hash {
+		t.Fatalf("%s: hash %s, Load's %s", step, inc.Hash, full.Hash)
+	}
+	for _, pair := range [][2]any{{full.Settings, inc.Settings}, {full.APIs, inc.APIs}, {full.Credentials, inc.Credentials}, {full.Policies, inc.Policies}} {
+		a, _ := json.Marshal(pair[0])
+		b, _ := json.Marshal(pair[1])
+		if string(a) != string(b) {
+			t.Fatalf("%s: documents differ\nLoad:   %s\nReload: %s", step, a, b)
+		}
+	}
+	for i := range full.APIs {
+		if !reflect.DeepEqual(full.APIs[i].lines, inc.APIs[i].lines) {
+			t.Fatalf("%s: %s: line table differs", step, full.APIs[i].ID())
+		}
+	}
+}
+
+func write(t *testing.T, dir, rel, body string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, dir, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Every kind of change a reload can meet, one after the other: after each,
+// Reload (from the previous Reload) equals a full Load, findings included.
+func TestReloadEqualsLoad(t *testing.T) {
+	dir := baseRepo(t)
+	copyFile(filepath.Join("testdata", "good", "api-rpc-descriptor-set.good.yaml"), filepath.Join(dir, "apis", "rpc.yaml"))
+	steps := []struct {
+		name string
+		edit func()
+	}{
+		{"nothing", func() {}},
+		{"an API's field", func() {
+			write(t, dir, "apis/base.echo.yaml", strings.Replace(read(t, dir, "apis/base.echo.yaml"), "status: online", "status: deprecated", 1))
+		}},
+		{"a call through the portal to the deprecated API", func() {
+			write(t, dir, "apis/caller.yaml", `apiVersion: databus/v1
+kind: Api
+code: fx.caller
+version: v1
+status: online
+methods: [POST]
+policies: {rateLimit: base-standard}
+steps:
+  - {id: start, type: start}
+  - id: call
+    type: http
+    http: {url: 'http://127.0.0.1:1/api/portal/base.echo/v1'}
+  - {id: end, type: end}
+`)
+		}},
+		{"a duplicate API in another file", func() {
+			write(t, dir, "apis/zz-dup.yaml", read(t, dir, "apis/base.calc.yaml"))
+		}},
+		{"the duplicate removed", func() { os.Remove(filepath.Join(dir, "apis", "zz-dup.yaml")) }},
+		{"a policy an API names removed", func() { os.Remove(filepath.Join(dir, "policies", "base-strict.yaml")) }},
+		{"the policy back", func() {
+			copyFile(filepath.Join("testdata", "base", "policies", "base-strict.yaml"), filepath.Join(dir, "policies", "base-strict.yaml"))
+		}},
+		{"a credential with a secret in the repository", func() {
+			write(t, dir, "secrets/gamma.key", "0123456789abcdef\n")
+			write(t, dir, "credentials/gamma.yaml", "apiVersion: databus/v1\nkind: Credential\nappId: fx-gamma\nencryptionKey: {secretRef: 'file:secrets/gamma.key'}\n")
+		}},
+		{"the secret file removed", func() { os.Remove(filepath.Join(dir, "secrets", "gamma.key")) }},
+		{"the secret file back", func() { write(t, dir, "secrets/gamma.key", "fedcba9876543210\n") }},
+		{"an API restricted to a disabled credential", func() {
+			write(t, dir, "credentials/gamma.yaml", "apiVersion: databus/v1\nkind: Credential\nappId: fx-gamma\nenabled: false\nencryptionKey: {secretRef: 'file:secrets/gamma.key'}\n")
+			write(t, dir, "apis/base.calc.yaml", strings.Replace(read(t, dir, "apis/base.calc.yaml"), "policies:", "auth: {credentials: [fx-gamma, fx-nobody]}\npolicies:", 1))
+		}},
+		{"the descriptor set changed", func() {
+			copyFile(filepath.Join("testdata", "base", "protos", "ticker.binpb"), filepath.Join(dir, "protos", "inventory.binpb"))
+		}},
+		{"the descriptor set back", func() {
+			copyFile(filepath.Join("testdata", "base", "protos", "inventory.binpb"), filepath.Join(dir, "protos", "inventory.binpb"))
+		}},
+		{"the settings: security off (policies' default keys change)", func() {
+			write(t, dir, "databus.yaml", strings.Replace(read(t, dir, "databus.yaml"), "enabled: true", "enabled: false", 1))
+		}},
+		{"a syntax error", func() { write(t, dir, "apis/base.echo.yaml", "code: [\n") }},
+		{"a file that is not YAML any more", func() {
+			os.Rename(filepath.Join(dir, "apis", "base.echo.yaml"), filepath.Join(dir, "apis", "base.echo.txt"))
+		}},
+		{"the settings removed", func() { os.Remove(filepath.Join(dir, "databus.yaml")) }},
+		{"the settings back", func() {
+			copyFile(filepath.Join("testdata", "base", "databus.yaml"), filepath.Join(dir, "databus.yaml"))
+		}},
+	}
+	prev, diags, err := Reload(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsLoad(t, "first", dir, prev, diags)
+	for _, s := range steps {
+		s.edit()
+		repo, diags, err := Reload(dir, prev)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		sameAsLoad(t, s.name, dir, repo, diags)
+		prev = repo
+	}
+}
+
+// Random runs of fixtures added, changed and removed: Reload equals Load
+// after every change.
+func TestReloadEqualsLoadRandom(t *testing.T) {
+	var names []string
+	for _, folder := range []string{"good", "bad"} {
+		entries, _ := os.ReadDir(filepath.Join("testdata", folder))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".yaml") {
+				names = append(names, folder+"/"+e.Name())
+			}
+		}
+	}
+	sort.Strings(names)
+	rng := rand.New(rand.NewPCG(17, 1))
+	dir := baseRepo(t)
+	prev, _, _ := Reload(dir, nil)
+	placed := map[string]string{} // fixture -> rel
+	for i := 0; i < 60; i++ {
+		name := names[rng.IntN(len(names))]
+		folder, file, _ := strings.Cut(name, "/")
+		rel := fixtureTarget(t, file)
+		if rel == SettingsFile && rng.IntN(3) > 0 {
+			continue // the settings less often: each change re-checks everything
+		}
+		switch cur, ok := placed[name]; {
+		case ok && rng.IntN(2) == 0:
+			os.Remove(filepath.Join(dir, filepath.FromSlash(cur)))
+			delete(placed, name)
+		case ok:
+			write(t, dir, cur, read(t, dir, cur)+"# edited\n")
+		default:
+			if err := copyFile(filepath.Join("testdata", folder, file), filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+				t.Fatal(err)
+			}
+			placed[name] = rel
+		}
+		repo, diags, err := Reload(dir, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameAsLoad(t, name, dir, repo, diags)
+		prev = repo
+	}
+}
+
+// A reload reads only the files whose metadata changed and parses only
+// the documents whose bytes changed; the others are the same objects.
+func TestReloadReadsAndParsesOnlyWhatChanged(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour // trust metadata however fresh the files
+	dir := baseRepo(t)
+	first, _, _ := Reload(dir, nil)
+	if first.Loaded.Parsed != first.Loaded.Files || first.Loaded.Read < first.Loaded.Files {
+		t.Fatalf("first load: %+v", first.Loaded)
+	}
+	same, _, _ := Reload(dir, first)
+	if same.Loaded.Read != 1 || same.Loaded.Parsed != 1 { // the settings are always read and parsed
+		t.Fatalf("nothing changed: %+v", same.Loaded)
+	}
+	if same.Hash != first.Hash {
+		t.Fatal("hash changed")
+	}
+	for i := range first.APIs {
+		if first.APIs[i] != same.APIs[i] {
+			t.Fatalf("%s parsed again", first.APIs[i].ID())
+		}
+	}
+	// Same bytes written again: read (new metadata), not parsed.
+	write(t, dir, "apis/base.calc.yaml", read(t, dir, "apis/base.calc.yaml"))
+	again, _, _ := Reload(dir, same)
+	if again.Loaded.Read != 2 || again.Loaded.Parsed != 1 || again.Hash != first.Hash {
+		t.Fatalf("same bytes rewritten: %+v", again.Loaded)
+	}
+	// One file changed: read and parsed, the others kept.
+	write(t, dir, "apis/base.calc.yaml", strings.Replace(read(t, dir, "apis/base.calc.yaml"), "Adds two numbers", "Adds", 1))
+	edited, diags, _ := Reload(dir, again)
+	if edited.Loaded.Read != 2 || edited.Loaded.Parsed != 2 || edited.Hash == first.Hash {
+		t.Fatalf("one file changed: %+v", edited.Loaded)
+	}
+	sameAsLoad(t, "one file changed", dir, edited, diags)
+	if edited.API("base.calc", "v1") == again.API("base.calc", "v1") || edited.API("base.echo", "v1") != again.API("base.echo", "v1") {
+		t.Fatal("the changed API was reused, or the unchanged one parsed again")
+	}
+	// A tool that restores the modification time after a same-size write
+	// is still seen: the change time moved.
+	p := filepath.Join(dir, "apis", "base.echo.yaml")
+	st, _ := os.Stat(p)
+	body := read(t, dir, "apis/base.echo.yaml")
+	write(t, dir, "apis/base.echo.yaml", strings.Replace(body, "online", "ONLINE", 1))
+	os.Chtimes(p, st.ModTime(), st.ModTime())
+	sneaky, diags, _ := Reload(dir, edited)
+	if sneaky.Hash == edited.Hash || !diags.HasErrors() {
+		t.Fatalf("a same-size write with its modification time restored went unseen: %+v", sneaky.Loaded)
+	}
+}
+
+// ContentHash with the previous load's metadata reads nothing when nothing
+// changed, and still sees a change.
+func TestContentHashTrustsUnchangedMetadata(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour
+	dir := baseRepo(t)
+	repo, _, _ := Reload(dir, nil)
+	if h, err := ContentHash(dir, repo); err != nil || h != repo.Hash {
+		t.Fatalf("%s %v, want %s", h, err, repo.Hash)
+	}
+	write(t, dir, "policies/base-standard.yaml", read(t, dir, "policies/base-standard.yaml")+"# x\n")
+	if h, _ := ContentHash(dir, repo); h == repo.Hash {
+		t.Fatal("a changed file went unseen")
+	}
+}
