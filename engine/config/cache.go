@@ -20,8 +20,8 @@ import (
 //     and change time) is not read: its hash stands.
 //   - A kind-folder document whose bytes are unchanged is not parsed or
 //     checked again, as long as what its checks read is unchanged too: the
-//     settings' bytes, and the in-repository files it names (descriptor
-//     sets, secret files).
+//     few settings they read (docView), and the in-repository files it
+//     names (descriptor sets, secret files).
 //   - The rules that span files (uniqueness, references) are always
 //     checked again over every document, from the small anchors each
 //     document keeps (no YAML tree is kept).
@@ -49,9 +49,9 @@ type fileEntry struct {
 // fileIndex is what one Load learnt of the repository's files. It is
 // immutable once its Load returns.
 type fileIndex struct {
-	dir      string
-	settings [32]byte // the sum of databus.yaml's bytes (zero when missing)
-	entries  map[string]*fileEntry
+	dir     string
+	view    docView // what the documents' checks read of the settings
+	entries map[string]*fileEntry
 }
 
 // dep is a file a document's checks read besides its own: a descriptor

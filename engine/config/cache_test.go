@@ -116,6 +116,9 @@ steps:
 		{"the settings: security off (policies' default keys change)", func() {
 			write(t, dir, "databus.yaml", strings.Replace(read(t, dir, "databus.yaml"), "enabled: true", "enabled: false", 1))
 		}},
+		{"the hooks server and party (site steps read them)", func() {
+			write(t, dir, "databus.yaml", read(t, dir, "databus.yaml")+"hooks: {server: fate, partyId: '9999'}\n")
+		}},
 		{"a syntax error", func() { write(t, dir, "apis/base.echo.yaml", "code: [\n") }},
 		{"a file that is not YAML any more", func() {
 			os.Rename(filepath.Join(dir, "apis", "base.echo.yaml"), filepath.Join(dir, "apis", "base.echo.txt"))
@@ -224,6 +227,15 @@ func TestReloadReadsAndParsesOnlyWhatChanged(t *testing.T) {
 	if edited.API("base.calc", "v1") == again.API("base.calc", "v1") || edited.API("base.echo", "v1") != again.API("base.echo", "v1") {
 		t.Fatal("the changed API was reused, or the unchanged one parsed again")
 	}
+	// A setting no document's checks read: the settings parsed, no
+	// document.
+	write(t, dir, "databus.yaml", read(t, dir, "databus.yaml")+"gateway: {webClient: {timeout: 9s}}\n")
+	timeout, diags, _ := Reload(dir, edited)
+	if timeout.Loaded.Parsed != 1 || timeout.API("base.echo", "v1") != edited.API("base.echo", "v1") {
+		t.Fatalf("a setting no document reads: %+v", timeout.Loaded)
+	}
+	sameAsLoad(t, "a setting no document reads", dir, timeout, diags)
+	edited = timeout
 	// A tool that restores the modification time after a same-size write
 	// is still seen: the change time moved.
 	p := filepath.Join(dir, "apis", "base.echo.yaml")

@@ -177,7 +177,7 @@ func (l *loader) checkCredential(d *document, c *Credential) {
 		if c.AnonymousUser == nil {
 			d.errorf("/allowAnonymous", "allowAnonymous needs anonymousUser {id, name}")
 		}
-		if l.settings.APIPortal.Security.JWT.Key == nil {
+		if !l.view.jwtKey {
 			d.errorf("/allowAnonymous", "allowAnonymous needs apiPortal.security.jwt.key in databus.yaml to sign the internal JWT")
 		}
 	}
@@ -400,7 +400,7 @@ func (l *loader) checkHTTP(d *document, ptr string, h *HTTPCall) {
 			lower := strings.ToLower(h.URL)
 			if !strings.HasPrefix(lower, "${") && !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
 				d.errorf(ptr+"/url", "url must start with http:// or https://, got %q", h.URL)
-			} else if ut, err := expr.ParseURLTemplate(h.URL); err == nil && ut.AuthorityTemplated() && len(l.settings.Gateway.WebClient.AllowedHosts) == 0 {
+			} else if ut, err := expr.ParseURLTemplate(h.URL); err == nil && ut.AuthorityTemplated() && !l.view.allowedHosts {
 				d.errorf(ptr+"/url", "the url's scheme or host comes from an interpolation, so a caller could steer the step to any host: write the host literally, or list the hosts it may reach in gateway.webClient.allowedHosts (%s)", SettingsFile)
 			}
 		}
@@ -448,10 +448,10 @@ func (l *loader) checkSite(d *document, ptr string, h *HTTPCall) {
 	if h.Site == "" {
 		return
 	}
-	switch hs := l.settings.Hooks; {
-	case hs.Server == "":
+	switch {
+	case !l.view.hooksServer:
 		d.warnf(ptr+"/site", "site %q is signed by the signature hook of hooks.server, which databus.yaml leaves empty: this step fails until it is set", h.Site)
-	case hs.PartyID == "":
+	case !l.view.hooksParty:
 		d.warnf(ptr+"/site", "site %q needs hooks.partyId in databus.yaml (sent as Src-Party-Id): this step fails until it is set", h.Site)
 	}
 }

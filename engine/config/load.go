@@ -138,6 +138,26 @@ type loaded struct {
 	dirBound bool
 }
 
+// docView is what the checks of one document read of the settings.
+type docView struct {
+	securityOff  bool // apiPortal.security.enabled: false (policies' default key)
+	jwtKey       bool // apiPortal.security.jwt.key is set (anonymous credentials)
+	allowedHosts bool // gateway.webClient.allowedHosts is not empty (templated hosts)
+	hooksServer  bool // hooks.server is set (site steps)
+	hooksParty   bool // hooks.partyId is set (site steps)
+}
+
+func viewOf(s *Settings) docView {
+	sec := s.APIPortal.Security.Enabled
+	return docView{
+		securityOff:  sec != nil && !*sec,
+		jwtKey:       s.APIPortal.Security.JWT.Key != nil,
+		allowedHosts: len(s.Gateway.WebClient.AllowedHosts) > 0,
+		hooksServer:  s.Hooks.Server != "",
+		hooksParty:   s.Hooks.PartyID != "",
+	}
+}
+
 // anchor is where a value stands in its file.
 type anchor struct {
 	line, col int
@@ -148,8 +168,12 @@ type anchor struct {
 type loader struct {
 	dir      string
 	settings *Settings
-	setDoc   *document
-	diags    Diagnostics
+	// view is all the checks of a kind folder's document read of the
+	// settings: a document is checked again on Reload when its bytes,
+	// this view or the files it names changed.
+	view   docView
+	setDoc *document
+	diags  Diagnostics
 
 	files *files // the repository's files, with what the previous Load learnt
 
@@ -204,10 +228,7 @@ func load(dir string, prev *fileIndex) (*Repository, Diagnostics, error) {
 	// at the wrong folder) or reloading after the file was deleted must not
 	// pass on the built-in defaults.
 	l.settings = DefaultSettings()
-	settingsSame := false
-	if e, data, err := fs.read(SettingsFile, nil); err == nil {
-		fs.idx.settings = e.sum
-		settingsSame = prev != nil && prev.settings == e.sum
+	if _, data, err := fs.read(SettingsFile, nil); err == nil {
 		l.loadSettings(data)
 	} else if errors.Is(err, iofs.ErrNotExist) {
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Line: 1, Column: 1, Severity: SevError, Message: missingSettings(dir, abs)})
@@ -215,6 +236,9 @@ func load(dir string, prev *fileIndex) (*Repository, Diagnostics, error) {
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Severity: SevError, Message: "cannot read: " + err.Error()})
 	}
 	repo.Settings = l.settings
+	l.view = viewOf(l.settings)
+	fs.idx.view = l.view
+	settingsSame := prev != nil && prev.view == l.view
 
 	// Documents of the kind folders: reused when unchanged, else parsed
 	// and checked in parallel.
@@ -479,7 +503,7 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 		p := &RateLimitPolicy{}
 		if decodeStrict(d, p) {
 			p.Source = src
-			p.applyDefaults(l.settings)
+			p.applyDefaults(l.view.securityOff)
 			l.checkPolicy(d, p)
 			r.obj = p
 		}
@@ -564,8 +588,8 @@ func (c *Credential) applyDefaults() {
 }
 
 // applyDefaults fills in the policy; the default key depends on whether
-// set verifies callers (DefaultKeyTemplate, DefaultKeyTemplateOpen).
-func (p *RateLimitPolicy) applyDefaults(set *Settings) {
+// the portal verifies callers (DefaultKeyTemplate, DefaultKeyTemplateOpen).
+func (p *RateLimitPolicy) applyDefaults(securityOff bool) {
 	if p.Algorithm == "" {
 		p.Algorithm = AlgoFixedWindow
 	}
@@ -577,7 +601,7 @@ func (p *RateLimitPolicy) applyDefaults(set *Settings) {
 	}
 	if p.KeyTemplate == "" {
 		p.KeyTemplate = DefaultKeyTemplate
-		if sec := set.APIPortal.Security.Enabled; sec != nil && !*sec {
+		if securityOff {
 			p.KeyTemplate = DefaultKeyTemplateOpen
 		}
 	}
@@ -588,7 +612,7 @@ func (p *RateLimitPolicy) applyDefaults(set *Settings) {
 // references to the repository's policies and credentials. name is the
 // file name its findings carry.
 func ParseAPI(repo *Repository, name string, data []byte) (*Api, Diagnostics) {
-	l := &loader{dir: repo.Dir, settings: repo.Settings}
+	l := &loader{dir: repo.Dir, settings: repo.Settings, view: viewOf(repo.Settings)}
 	r := l.loadDocument(APIsDir+"/"+name, data)
 	diags := r.diags
 	a, _ := r.obj.(*Api)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,19 @@ type Env struct {
 	// JQ is the budget of every jq evaluation of the flow; nil: bounded
 	// by the request's context only.
 	JQ *expr.Budget
+}
+
+// Same reports whether a flow compiled with e behaves as one compiled
+// with o: the same shared resources and the same settings. A reload reuses
+// the compiled flows of unchanged APIs only then.
+func (e *Env) Same(o *Env) bool {
+	if e == nil || o == nil {
+		return e == o
+	}
+	jqSame := e.JQ == o.JQ || (e.JQ != nil && o.JQ != nil && *e.JQ == *o.JQ)
+	return e.Client == o.Client && e.DefaultTimeout == o.DefaultTimeout && e.MaxResponseBytes == o.MaxResponseBytes &&
+		e.Hooks == o.Hooks && e.RPC == o.RPC && e.Services == o.Services && jqSame &&
+		reflect.DeepEqual(e.AllowedHosts, o.AllowedHosts)
 }
 
 // Flow is a compiled API.

@@ -159,6 +159,7 @@ func Build(ctx context.Context, dir string, o Options) (res Result) {
 	}
 	deps.Git = o.Git
 	deps.Lease = lease
+	deps.Prev = o.Prev
 	snap, err := snapshot.Build(repo, deps)
 	if err != nil {
 		lease.Release()
@@ -297,7 +298,12 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		st = v.(*Stores)
 		deps.Nonces, deps.Limits, deps.StoreBackend, deps.Shared = st.Nonces, st.Limits, st.Backend, st.Registry
 	}
-	deps.Hooks = hooks.New(hooks.Options{Services: o.Services, Client: env.Client, Settings: st.Hooks, Metrics: o.Metrics})
+	ho := hooks.Options{Services: o.Services, Client: env.Client, Settings: st.Hooks, Metrics: o.Metrics}
+	if o.Prev != nil && o.Prev.Hooks.Same(ho) {
+		deps.Hooks = o.Prev.Hooks // the compiled flows that sign through it stay valid
+	} else {
+		deps.Hooks = hooks.New(ho)
+	}
 	return deps, nil
 }
 

@@ -298,3 +298,49 @@ func TestUnchangedWithoutParsing(t *testing.T) {
 		t.Fatalf("one byte more: %+v", r)
 	}
 }
+
+// A reload compiles only the flows of the APIs that changed; a change of
+// what flows are compiled with (the upstream client's settings) compiles
+// them all.
+func TestReloadCompilesOnlyWhatChanged(t *testing.T) {
+	dir := repoWith(t, nil)
+	p := pool.New()
+	var h snapshot.Holder
+	defer h.Close()
+	first := Build(context.Background(), dir, Options{Mode: Live, Pool: p})
+	if !first.OK() {
+		t.Fatal(first.Diagnostics)
+	}
+	h.Swap(first.Snapshot)
+	calc := filepath.Join(dir, "apis", "base.calc.yaml")
+	data, _ := os.ReadFile(calc)
+	if err := os.WriteFile(calc, []byte(strings.Replace(string(data), "Adds two numbers", "Adds", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next := Build(context.Background(), dir, Options{Mode: Live, Pool: p, Prev: h.Load()})
+	if !next.OK() || next.Snapshot == nil {
+		t.Fatal(next.Diagnostics)
+	}
+	n := len(next.Repo.APIs)
+	if next.Snapshot.Reused != n-1 {
+		t.Fatalf("reused %d flows of %d, want all but the edited one", next.Snapshot.Reused, n)
+	}
+	if next.Snapshot.Route("base.calc", "v1").Flow == first.Snapshot.Route("base.calc", "v1").Flow ||
+		next.Snapshot.Route("base.echo", "v1").Flow != first.Snapshot.Route("base.echo", "v1").Flow {
+		t.Fatal("the edited API's flow was reused, or an unchanged one compiled again")
+	}
+	h.Swap(next.Snapshot)
+	set := filepath.Join(dir, "databus.yaml")
+	data, _ = os.ReadFile(set)
+	if err := os.WriteFile(set, append(data, "gateway: {webClient: {timeout: 7s}}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third := Build(context.Background(), dir, Options{Mode: Live, Pool: p, Prev: h.Load()})
+	if !third.OK() || third.Snapshot == nil {
+		t.Fatal(third.Diagnostics)
+	}
+	if third.Repo.Loaded.Parsed != 1 || third.Snapshot.Reused != 0 {
+		t.Fatalf("the default timeout changed: %d documents parsed (want the settings only), %d flows reused (want none)", third.Repo.Loaded.Parsed, third.Snapshot.Reused)
+	}
+	h.Swap(third.Snapshot)
+}

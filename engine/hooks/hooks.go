@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"net/url"
 	"strings"
 	"time"
@@ -83,11 +84,25 @@ type Caller struct {
 	client   *http.Client
 	settings config.HookSettings
 	metrics  *metrics.Metrics
+	given    *http.Client // Options.Client
+}
+
+// Same reports whether c is the Caller New(o) would return: a reload keeps
+// it (and the compiled flows that sign through it) when nothing changed.
+func (c *Caller) Same(o Options) bool {
+	if c == nil {
+		return false
+	}
+	set := o.Settings
+	if set.Timeout <= 0 {
+		set.Timeout = config.Duration(3 * time.Second)
+	}
+	return c.services == o.Services && c.metrics == o.Metrics && c.given == o.Client && reflect.DeepEqual(c.settings, set)
 }
 
 // New returns a Caller.
 func New(o Options) *Caller {
-	c := &Caller{services: o.Services, client: o.Client, settings: o.Settings, metrics: o.Metrics}
+	c := &Caller{services: o.Services, client: o.Client, settings: o.Settings, metrics: o.Metrics, given: o.Client}
 	if c.client == nil {
 		c.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}

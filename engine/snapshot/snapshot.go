@@ -64,6 +64,10 @@ type Snapshot struct {
 	JWTKey     []byte
 	JWTProblem string
 
+	// Reused counts the flows taken over from the previous Snapshot
+	// (Deps.Prev) instead of compiled.
+	Reused int
+
 	routes map[routeKey]*Route
 	life   *life
 }
@@ -115,6 +119,11 @@ type Deps struct {
 	// Lease holds the pool references of the resources above; the
 	// Snapshot releases it when it is retired and its last request ends.
 	Lease *pool.Lease
+	// Prev is the Snapshot serving, whose compiled flows are reused for
+	// the APIs whose definitions are the very same objects (config.Reload
+	// reuses unchanged documents) when the Env is the same; nil: compile
+	// every flow.
+	Prev *Snapshot
 }
 
 // Build compiles every API of repo into a new Snapshot. Its errors are
@@ -145,6 +154,10 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		e := *env
 		e.Hooks = deps.Hooks
 		env = &e
+	}
+	reuse := deps.Prev != nil && deps.Prev.Env != nil && deps.Prev.Env.Same(env)
+	if reuse {
+		env = deps.Prev.Env
 	}
 	s.Env = env
 	s.Hooks = deps.Hooks
@@ -192,9 +205,18 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		s.JWTProblem = "apiPortal.security.jwt.key is not set"
 	}
 	for _, a := range repo.APIs {
-		f, err := flow.Compile(a, env)
-		if err != nil {
-			return nil, err
+		var f *flow.Flow
+		if reuse {
+			if pr := deps.Prev.routes[routeKey{a.Code, a.Version}]; pr != nil && pr.API == a {
+				f = pr.Flow
+				s.Reused++
+			}
+		}
+		if f == nil {
+			var err error
+			if f, err = flow.Compile(a, env); err != nil {
+				return nil, err
+			}
 		}
 		r := &Route{API: a, Flow: f, Methods: map[string]bool{}}
 		if a.Policies != nil && a.Policies.RateLimit != "" {
