@@ -25,8 +25,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
