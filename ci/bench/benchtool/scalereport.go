@@ -240,9 +240,13 @@ func writeScaleTable(w io.Writer, rep *scaleReport) {
 		}
 		load := "-"
 		if l := r.Load; l != nil {
-			load = fmt.Sprintf("req/s ×%.2f, p99 ×%.2f (%.0f → %.0f req/s, p99 %s → %s; %d reloads, busy %.0f%%",
+			reloads := "reloads"
+			if l.Reloads == 1 {
+				reloads = "reload"
+			}
+			load = fmt.Sprintf("req/s ×%.2f, p99 ×%.2f (%.0f → %.0f req/s, p99 %s → %s; %d %s, busy %.0f%%",
 				l.RPSRatio, l.P99Ratio, l.ControlRPS, l.DuringRPS, wall(l.ControlP99), wall(l.DuringP99),
-				l.Reloads, 100*min(l.ReloadBusyMs/max(l.WindowMs, 1), 1))
+				l.Reloads, reloads, 100*min(l.ReloadBusyMs/max(l.WindowMs, 1), 1))
 			if l.Errors > 0 {
 				load += fmt.Sprintf("; %d errors", l.Errors)
 			}
