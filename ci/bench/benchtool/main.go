@@ -9,10 +9,19 @@
 //	benchtool wait URL [URL...]
 //	benchtool fetch URL FILE
 //	benchtool report DIR
+//
+// and the parts of the scale bench (ci/bench/scale.sh):
+//
+//	benchtool genrepo -n N -out DIR -upstream 127.0.0.1:PORT
+//	benchtool measure -out FILE -- COMMAND [ARG...]
+//	benchtool ready -since UNIXNANOS -out FILE URL
+//	benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D] -out FILE
+//	benchtool scalereport DIR
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -30,7 +39,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("benchtool: ")
 	if len(os.Args) < 2 {
-		log.Fatal("usage: benchtool upstream|proxy|freeport|wait|report ...")
+		log.Fatal("usage: benchtool upstream|proxy|freeport|wait|fetch|report|genrepo|measure|ready|reload|scalereport ...")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -68,6 +77,66 @@ func main() {
 			log.Fatal("usage: benchtool report DIR")
 		}
 		if err := report(args[0], os.Stdout); err != nil {
+			log.Fatal(err)
+		}
+	case "genrepo":
+		fs := flag.NewFlagSet("genrepo", flag.ExitOnError)
+		n := fs.Int("n", 100, "number of APIs (and rate policies)")
+		out := fs.String("out", "", "the folder to write (empty or absent)")
+		up := fs.String("upstream", "", "host:port the http steps call")
+		fs.Parse(args)
+		if *out == "" {
+			log.Fatal("genrepo: -out is required")
+		}
+		if err := genRepo(*out, *n, *up); err != nil {
+			log.Fatal(err)
+		}
+	case "measure":
+		fs := flag.NewFlagSet("measure", flag.ExitOnError)
+		out := fs.String("out", "-", "where the JSON goes")
+		fs.Parse(args)
+		code, err := measure(*out, fs.Args())
+		if err != nil {
+			log.Fatal(err)
+		}
+		os.Exit(code)
+	case "ready":
+		fs := flag.NewFlagSet("ready", flag.ExitOnError)
+		since := fs.Int64("since", 0, "Unix nanoseconds the server was started at")
+		out := fs.String("out", "-", "where the JSON goes")
+		limit := fs.Duration("timeout", 10*time.Minute, "how long to wait")
+		fs.Parse(args)
+		if fs.NArg() != 1 || *since == 0 {
+			log.Fatal("usage: benchtool ready -since UNIXNANOS [-out FILE] URL")
+		}
+		if err := readyAt(fs.Arg(0), *since, *limit, *out); err != nil {
+			log.Fatal(err)
+		}
+	case "reload":
+		fs := flag.NewFlagSet("reload", flag.ExitOnError)
+		admin := fs.String("admin", "", "the gateway's admin URL (http://127.0.0.1:PORT)")
+		mode := fs.String("mode", "edit", "edit, same or refresh")
+		file := fs.String("file", "", "the file edit and same rewrite")
+		count := fs.Int("count", 3, "reloads to take")
+		window := fs.Duration("for", 0, "instead of -count: reload back to back for this long")
+		limit := fs.Duration("timeout", 5*time.Minute, "how long one reload may take to be served")
+		out := fs.String("out", "-", "where the JSON goes")
+		fs.Parse(args)
+		if *admin == "" || (*mode != "refresh" && *file == "") {
+			log.Fatal("usage: benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D] [-out FILE]")
+		}
+		run, err := reloads(*admin, *mode, *file, *count, *window, *limit)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := writeJSONFile(*out, run); err != nil {
+			log.Fatal(err)
+		}
+	case "scalereport":
+		if len(args) != 1 {
+			log.Fatal("usage: benchtool scalereport DIR")
+		}
+		if err := scaleReportDir(args[0], os.Stdout); err != nil {
 			log.Fatal(err)
 		}
 	default:
