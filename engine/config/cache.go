@@ -26,6 +26,35 @@ import (
 //     checked again over every document, from the small anchors each
 //     document keeps (no YAML tree is kept).
 
+// Cache carries what the loads of one repository learnt into the next: a
+// gateway keeps one for its checkout. Every load through it is a Reload
+// from the latest load of the same folder, whatever that load found (a
+// refused change's other documents are reused when the fix lands). A
+// load of another folder (a git revision's tree) reuses the documents
+// whose bytes are the same and leaves the cache as it was. The zero value
+// is ready; a Cache is safe for concurrent use.
+type Cache struct {
+	mu  sync.Mutex
+	idx *fileIndex
+}
+
+// Load loads dir through the cache (see Reload).
+func (c *Cache) Load(dir string) (*Repository, Diagnostics, error) {
+	c.mu.Lock()
+	prev := c.idx
+	c.mu.Unlock()
+	repo, diags, err := load(dir, prev)
+	if err != nil {
+		return repo, diags, err
+	}
+	c.mu.Lock()
+	if c.idx == prev && (prev == nil || prev.dir == repo.files.dir) {
+		c.idx = repo.files
+	}
+	c.mu.Unlock()
+	return repo, diags, nil
+}
+
 // fileStat is what a file's metadata says of its bytes.
 type fileStat struct {
 	dev, ino           uint64

@@ -249,18 +249,28 @@ func TestReloadReadsAndParsesOnlyWhatChanged(t *testing.T) {
 	}
 }
 
-// ContentHash with the previous load's metadata reads nothing when nothing
-// changed, and still sees a change.
-func TestContentHashTrustsUnchangedMetadata(t *testing.T) {
+// A Cache keeps the latest load of its folder, refused ones included, and
+// is left as it was by a load of another folder.
+func TestCacheFollowsItsFolder(t *testing.T) {
 	defer func(w time.Duration) { racyWindow = w }(racyWindow)
 	racyWindow = -time.Hour
 	dir := baseRepo(t)
-	repo, _, _ := Reload(dir, nil)
-	if h, err := ContentHash(dir, repo); err != nil || h != repo.Hash {
-		t.Fatalf("%s %v, want %s", h, err, repo.Hash)
+	var c Cache
+	first, _, _ := c.Load(dir)
+	write(t, dir, "apis/base.calc.yaml", "code: [\n")
+	if _, diags, _ := c.Load(dir); !diags.HasErrors() {
+		t.Fatal("a broken file went unseen")
 	}
-	write(t, dir, "policies/base-standard.yaml", read(t, dir, "policies/base-standard.yaml")+"# x\n")
-	if h, _ := ContentHash(dir, repo); h == repo.Hash {
-		t.Fatal("a changed file went unseen")
+	other := baseRepo(t)
+	if o, _, _ := c.Load(other); o.API("base.echo", "v1") != first.API("base.echo", "v1") {
+		t.Fatal("another folder's identical document was parsed again")
+	}
+	copyFile(filepath.Join("testdata", "base", "apis", "base.calc.yaml"), filepath.Join(dir, "apis", "base.calc.yaml"))
+	fixed, diags, _ := c.Load(dir)
+	if fixed.Loaded.Read != 2 || fixed.Loaded.Parsed != 2 || diags.HasErrors() {
+		t.Fatalf("after the fix: %+v %v (want the settings and the fixed file only)", fixed.Loaded, diags)
+	}
+	if fixed.API("base.echo", "v1") != first.API("base.echo", "v1") {
+		t.Fatal("an unchanged document was parsed again")
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -73,9 +72,13 @@ type Options struct {
 	// loopback, the build needs an admin token that resolves. "": not
 	// checked.
 	AdminListen string
-	// Prev is the Snapshot serving; a repository with the same content
-	// hash is reported Unchanged without being compiled again.
-	Prev     *snapshot.Snapshot
+	// Prev is the Snapshot serving: a repository with the same content
+	// hash is reported Unchanged without being compiled again, and the
+	// flows of unchanged APIs are reused.
+	Prev *snapshot.Snapshot
+	// Cache carries what earlier loads learnt (config.Cache): only the
+	// files that changed are read and parsed. nil: from Prev's load.
+	Cache    *config.Cache
 	Git      *revision.Revision // the checkout's revision; nil outside git
 	Services registry.Resolver  // what service steps and hooks resolve through
 	// Egress guards the upstream dialer: it holds the admin listener's
@@ -117,17 +120,25 @@ func Build(ctx context.Context, dir string, o Options) (res Result) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if unchanged(dir, o.Prev) {
-		// The same bytes as the Snapshot serving: nothing to parse. What
-		// the gate checked of them then (boot settings, the admin
-		// listener) still holds.
+	var (
+		repo  *config.Repository
+		diags config.Diagnostics
+		err   error
+	)
+	switch {
+	case o.Cache != nil:
+		repo, diags, err = o.Cache.Load(dir)
+	case o.Prev != nil:
+		repo, diags, err = config.Reload(dir, o.Prev.Repo)
+	default:
+		repo, diags, err = config.Load(dir)
+	}
+	if err == nil && o.Prev != nil && repo.Hash == o.Prev.Revision {
+		// The same bytes as the Snapshot serving (found without parsing
+		// what did not change): what the gate checked of them then (boot
+		// settings, the admin listener) still holds.
 		return Result{Repo: o.Prev.Repo, Unchanged: true}
 	}
-	var prevRepo *config.Repository
-	if o.Prev != nil {
-		prevRepo = o.Prev.Repo
-	}
-	repo, diags, err := config.Reload(dir, prevRepo)
 	res.Repo, res.Diagnostics, res.Err = repo, diags, err
 	if err != nil || diags.HasErrors() {
 		return res
@@ -139,10 +150,6 @@ func Build(ctx context.Context, dir string, o Options) (res Result) {
 	}
 	if ds := bootChanges(repo, o.Running); len(ds) > 0 {
 		return fail(ds...)
-	}
-	if o.Prev != nil && o.Prev.Revision == repo.Hash {
-		res.Unchanged = true
-		return res
 	}
 	if err := ctx.Err(); err != nil {
 		res.Err = err
@@ -175,19 +182,6 @@ func Build(ctx context.Context, dir string, o Options) (res Result) {
 	}
 	res.Snapshot = snap
 	return res
-}
-
-// unchanged reports whether dir holds exactly the bytes prev was built
-// from, found by hashing the files without parsing them.
-func unchanged(dir string, prev *snapshot.Snapshot) bool {
-	if prev == nil || prev.Repo == nil {
-		return false
-	}
-	if abs, err := filepath.Abs(dir); err != nil || abs != prev.Repo.Dir {
-		return false
-	}
-	h, err := config.ContentHash(dir, prev.Repo)
-	return err == nil && h == prev.Revision
 }
 
 // bootChanges refuses a reload that changes a boot setting.

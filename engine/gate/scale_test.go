@@ -2,8 +2,13 @@ package gate
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/config/configtest"
 )
@@ -60,4 +65,53 @@ func BenchmarkScaleBuild(b *testing.B) {
 			b.Fatal(r.Diagnostics)
 		}
 	}
+}
+
+// BenchmarkScaleReload is a reload of the scale repository after one API
+// file changed (edit), after a file was rewritten with the same bytes
+// (same bytes), and the cold build beside them (cold), in the same run.
+// DATABUS_SCALE_N sets the number of APIs (default 1,000).
+func BenchmarkScaleReload(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("DATABUS_SCALE_N")); err == nil && v > 0 {
+		n = v
+	}
+	dir := writeScaleRepo(b, n)
+	// Files written within the last two seconds are read again on every
+	// reload (their metadata cannot stand for their bytes yet); a
+	// checkout's files are older.
+	time.Sleep(2100 * time.Millisecond)
+	first := Build(context.Background(), dir, Options{Mode: Dry})
+	if !first.OK() {
+		b.Fatal(first.Diagnostics)
+	}
+	prev := first.Snapshot
+	rel := filepath.Join(dir, "apis", "a00000.yaml")
+	orig, _ := os.ReadFile(rel)
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			if r := Build(context.Background(), dir, Options{Mode: Dry}); !r.OK() {
+				b.Fatal(r.Diagnostics)
+			}
+		}
+	})
+	b.Run("edit", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			os.WriteFile(rel, fmt.Appendf(append([]byte(nil), orig...), "# edit %d\n", i), 0o644)
+			r := Build(context.Background(), dir, Options{Mode: Dry, Prev: prev})
+			if !r.OK() || r.Snapshot == nil || r.Repo.Loaded.Parsed > 2 {
+				b.Fatal(r.Diagnostics, r.Repo.Loaded)
+			}
+			prev = r.Snapshot
+		}
+	})
+	b.Run("same bytes", func(b *testing.B) {
+		for b.Loop() {
+			if r := Build(context.Background(), dir, Options{Mode: Dry, Prev: prev}); !r.Unchanged {
+				b.Fatal("not found unchanged")
+			}
+		}
+	})
 }

@@ -76,6 +76,11 @@ type ReloadResult struct {
 	Error    string              `json:"error,omitempty"`
 	Duration time.Duration       `json:"durationNs"`
 	Git      *revision.Revision  `json:"git,omitempty"` // the git revision served after the attempt
+	// Files says what the attempt cost: config files listed, read (the
+	// others' metadata was unchanged) and parsed (the others' bytes
+	// were); Compiled counts the flows compiled (the others were reused).
+	Files    *config.LoadStats `json:"files,omitempty"`
+	Compiled int               `json:"compiled"`
 }
 
 // Server is one running gateway.
@@ -94,6 +99,9 @@ type Server struct {
 	running *gate.Running
 
 	reloadMu sync.Mutex // one reload at a time
+	// cache carries what each load of the repository learnt into the
+	// next: a reload reads and parses only the files that changed.
+	cache config.Cache
 	// reg is the service registry over the bbolt file (and Redis when
 	// configured); set once the storage is open.
 	reg atomic.Pointer[registry.Registry]
@@ -221,6 +229,7 @@ func (s *Server) reload(ctx context.Context, reason string, record bool) (res Re
 			s.last.Store(&stored)
 		}
 		s.metrics.Reloaded(res.OK, res.Changed, label, s.prevRevision, start)
+		s.metrics.ReloadDuration.WithLabelValues(metrics.ReloadResult(res.OK, res.Changed)).Observe(res.Duration.Seconds())
 		if res.OK {
 			s.prevRevision = label
 			// Message types learnt by server reflection are asked for
@@ -234,7 +243,11 @@ func (s *Server) reload(ctx context.Context, reason string, record bool) (res Re
 	prev := s.Current()
 	gitRev := s.gitRevision()
 	b := gate.Build(ctx, s.opts.Dir, gate.Options{Mode: gate.Live, Pool: s.pool, Running: s.running,
-		AdminListen: s.opts.AdminListen, Prev: prev, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress})
+		AdminListen: s.opts.AdminListen, Prev: prev, Cache: &s.cache, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress})
+	if b.Repo != nil {
+		files := b.Repo.Loaded
+		res.Files = &files
+	}
 	if b.Err != nil {
 		res.Error = b.Err.Error()
 		s.log.Error("reload failed: repository unreadable; the previous configuration keeps serving", "reason", reason, "error", b.Err)
@@ -260,11 +273,15 @@ func (s *Server) reload(ctx context.Context, reason string, record bool) (res Re
 		// the compiled flows and resources shared.
 		next = prev.WithRevision(gitRev)
 	}
+	if !b.Unchanged {
+		res.Compiled = len(b.Repo.APIs) - next.Reused
+	}
 	s.commit(next)
 	res.OK, res.Changed, res.Revision = true, true, next.Revision
 	s.log.Info("configuration loaded", "reason", reason, "revision", revision.Label(next.Git, next.Revision),
 		"apis", len(b.Repo.APIs), "credentials", len(b.Repo.Credentials), "policies", len(b.Repo.Policies),
-		"warnings", len(b.Diagnostics), "compiled", !b.Unchanged, "took", time.Since(start).Round(time.Microsecond))
+		"warnings", len(b.Diagnostics), "read", b.Repo.Loaded.Read, "parsed", b.Repo.Loaded.Parsed, "compiled", res.Compiled,
+		"took", time.Since(start).Round(time.Microsecond))
 	return res
 }
 

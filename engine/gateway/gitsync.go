@@ -56,7 +56,7 @@ func (s *Server) syncOnce(ctx context.Context) SyncResult {
 // check is the gate's dry build of a revision's tree, with what this
 // gateway cannot change while it runs.
 func (s *Server) check(ctx context.Context, dir string) (config.Diagnostics, error) {
-	r := gate.Build(ctx, dir, gate.Options{Mode: gate.Dry, Running: s.running, AdminListen: s.opts.AdminListen})
+	r := gate.Build(ctx, dir, gate.Options{Mode: gate.Dry, Running: s.running, AdminListen: s.opts.AdminListen, Cache: &s.cache})
 	return r.Diagnostics, r.Err
 }
 

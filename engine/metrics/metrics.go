@@ -60,7 +60,9 @@ type Metrics struct {
 	ReloadSuccess   prometheus.Gauge
 	ReloadTimestamp prometheus.Gauge
 	Reloads         *prometheus.CounterVec
-	ConfigInfo      *prometheus.GaugeVec
+	// ReloadDuration is how long reload attempts take, by result.
+	ReloadDuration *prometheus.HistogramVec
+	ConfigInfo     *prometheus.GaugeVec
 
 	// Traffic is the last hour of requests and errors per minute.
 	Traffic Series
@@ -135,6 +137,10 @@ func New() *Metrics {
 		ReloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "databus_config_last_reload_timestamp_seconds", Help: "Time of the last reload attempt.",
 		}),
+		ReloadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "databus_config_reload_duration_seconds", Help: "Duration of reload attempts (load, check, compile; a reload reads and parses only what changed), by result (changed, unchanged, failed).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"result"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_config_reloads_total", Help: "Reload attempts, by result (changed, unchanged, failed).",
 		}, []string{"result"}),
@@ -163,13 +169,24 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.RateLimitEvictions, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
-		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ConfigInfo,
+		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, reason := range []string{"time", "memory"} {
 		m.JQBudgetKills.WithLabelValues(reason)
 	}
 	return m
+}
+
+// ReloadResult is the result label of a reload attempt.
+func ReloadResult(ok, changed bool) string {
+	switch {
+	case !ok:
+		return "failed"
+	case changed:
+		return "changed"
+	}
+	return "unchanged"
 }
 
 // Reloaded records a reload attempt. revision is the one now serving.
