@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,10 +41,25 @@ type Cache struct {
 
 // Load loads dir through the cache (see Reload).
 func (c *Cache) Load(dir string) (*Repository, Diagnostics, error) {
+	return c.LoadChanged(dir, nil)
+}
+
+// LoadChanged is Load told which files changed since the cache's latest
+// load of dir (repository-relative, slash-separated: what a file watcher
+// saw): the other files are neither listed again nor looked at, except
+// those written too shortly before that load for their metadata to
+// count. changed nil means unknown: every file is looked at. A file
+// watcher that may have lost events, or saw a folder come or go, passes
+// nil.
+func (c *Cache) LoadChanged(dir string, changed []string) (*Repository, Diagnostics, error) {
 	c.mu.Lock()
 	prev := c.idx
 	c.mu.Unlock()
-	repo, diags, err := load(dir, prev)
+	var hint *hint
+	if changed != nil && prev != nil {
+		hint = newHint(changed)
+	}
+	repo, diags, err := loadHinted(dir, prev, hint)
 	if err != nil {
 		return repo, diags, err
 	}
@@ -53,6 +69,65 @@ func (c *Cache) Load(dir string) (*Repository, Diagnostics, error) {
 	}
 	c.mu.Unlock()
 	return repo, diags, nil
+}
+
+// hint is the set of files a watcher saw change.
+type hint struct{ changed map[string]bool }
+
+func newHint(changed []string) *hint {
+	h := &hint{changed: make(map[string]bool, len(changed))}
+	for _, rel := range changed {
+		h.changed[rel] = true
+	}
+	return h
+}
+
+// listFrom is listFiles from the previous load's listing and the files a
+// watcher saw change; ok is false when it cannot stand in for a walk (a
+// changed path is a folder, or the listing is of another folder).
+func (h *hint) listFrom(abs string, prev *fileIndex) (list []listed, diags Diagnostics, ok bool) {
+	if prev == nil || prev.dir != abs || prev.listed == nil {
+		return nil, nil, false
+	}
+	list = make([]listed, 0, len(prev.listed)+len(h.changed))
+	for _, rel := range prev.listed {
+		if !h.changed[rel] {
+			list = append(list, listed{rel: rel})
+		}
+	}
+	for rel := range h.changed {
+		if rel == SettingsFile {
+			continue
+		}
+		st, err := os.Stat(filepath.Join(abs, filepath.FromSlash(rel)))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed
+		case err != nil:
+			return nil, nil, false
+		case st.IsDir():
+			return nil, nil, false
+		}
+		if isYAML(rel) && IsConfigFile(rel) {
+			list = append(list, listed{rel: rel, st: st})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].rel < list[j].rel })
+	return list, prev.walkDiags, true
+}
+
+// unchanged returns the previous load's entry of a file the watcher did
+// not see change, when its metadata could be trusted then.
+func (h *hint) unchanged(f *files, l listed) *fileEntry {
+	if h == nil || l.st != nil {
+		return nil
+	}
+	if p := f.prev.entries[l.rel]; p != nil && p.trust {
+		e := &fileEntry{stat: p.stat, trust: true, sum: p.sum}
+		f.put(l.rel, e)
+		return e
+	}
+	return nil
 }
 
 // fileStat is what a file's metadata says of its bytes.
@@ -81,6 +156,10 @@ type fileIndex struct {
 	dir     string
 	view    docView // what the documents' checks read of the settings
 	entries map[string]*fileEntry
+	// listed are the kind folders' files, sorted, and walkDiags what
+	// listing them found (links not followed).
+	listed    []string
+	walkDiags Diagnostics
 }
 
 // dep is a file a document's checks read besides its own: a descriptor

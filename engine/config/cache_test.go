@@ -274,3 +274,44 @@ func TestCacheFollowsItsFolder(t *testing.T) {
 		t.Fatal("an unchanged document was parsed again")
 	}
 }
+
+// Told which files changed, a load looks at those only (and at the
+// settings): added, changed and removed files are seen; the others are
+// not even listed. A folder among the changes means a full walk.
+func TestLoadChangedLooksAtTheChangedFilesOnly(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour
+	dir := baseRepo(t)
+	var c Cache
+	c.Load(dir)
+	write(t, dir, "apis/base.calc.yaml", strings.Replace(read(t, dir, "apis/base.calc.yaml"), "Adds two numbers", "Adds", 1))
+	write(t, dir, "policies/extra.yaml", "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: extra\n")
+	os.Remove(filepath.Join(dir, "policies", "base-standard.yaml"))
+	repo, diags, err := c.LoadChanged(dir, []string{"apis/base.calc.yaml", "policies/extra.yaml", "policies/base-standard.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsLoad(t, "told", dir, repo, diags)
+	if repo.Loaded.Read != 3 || repo.Loaded.Parsed != 3 {
+		t.Fatalf("want the settings and the two files read and parsed: %+v", repo.Loaded)
+	}
+	// A change the watcher did not report is not looked for...
+	write(t, dir, "apis/base.echo.yaml", read(t, dir, "apis/base.echo.yaml")+"# unseen\n")
+	quiet, _, _ := c.LoadChanged(dir, []string{})
+	if quiet.Hash != repo.Hash || quiet.Loaded.Read != 1 {
+		t.Fatalf("an empty change list looked at files: %+v", quiet.Loaded)
+	}
+	// ...and nil (unknown) looks at every file.
+	full, diags, _ := c.LoadChanged(dir, nil)
+	sameAsLoad(t, "unknown", dir, full, diags)
+	if full.Hash == repo.Hash {
+		t.Fatal("a full look missed a change")
+	}
+	// A folder among the changes: walked again.
+	write(t, dir, "apis/team/new.yaml", strings.Replace(read(t, dir, "apis/base.calc.yaml"), "code: base.calc", "code: team.new", 1))
+	walked, diags, _ := c.LoadChanged(dir, []string{"apis/team"})
+	sameAsLoad(t, "a new folder", dir, walked, diags)
+	if walked.API("team.new", "v1") == nil {
+		t.Fatal("the new folder's file was not found")
+	}
+}

@@ -204,6 +204,12 @@ func Reload(dir string, prev *Repository) (*Repository, Diagnostics, error) {
 }
 
 func load(dir string, prev *fileIndex) (*Repository, Diagnostics, error) {
+	return loadHinted(dir, prev, nil)
+}
+
+// loadHinted is load told by a file watcher which files changed (nil:
+// unknown).
+func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
@@ -215,12 +221,27 @@ func load(dir string, prev *fileIndex) (*Repository, Diagnostics, error) {
 	if !st.IsDir() {
 		return nil, nil, fmt.Errorf("%s: %w: not a directory", dir, ErrNotRepository)
 	}
-	list, walkDiags, err := listFiles(abs)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
+	var (
+		list      []listed
+		walkDiags Diagnostics
+		hinted    bool
+	)
+	if h != nil {
+		list, walkDiags, hinted = h.listFrom(abs, prev)
+	}
+	if !hinted {
+		h = nil
+		if list, walkDiags, err = listFiles(abs); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
+		}
 	}
 	fs := newFiles(abs, prev)
-	l := &loader{dir: abs, diags: walkDiags, files: fs}
+	fs.idx.walkDiags = walkDiags
+	fs.idx.listed = make([]string, len(list))
+	for i, f := range list {
+		fs.idx.listed[i] = f.rel
+	}
+	l := &loader{dir: abs, diags: append(Diagnostics(nil), walkDiags...), files: fs}
 	repo := &Repository{Dir: abs, files: fs.idx}
 
 	// Settings first: other checks read them. A folder without
@@ -247,7 +268,14 @@ func load(dir string, prev *fileIndex) (*Repository, Diagnostics, error) {
 	datas := make([][]byte, len(list))
 	var todo []int
 	for i, f := range list {
-		e, data, err := fs.look(f.rel, f.st)
+		var (
+			e    *fileEntry
+			data []byte
+			err  error
+		)
+		if e = h.unchanged(fs, f); e == nil {
+			e, data, err = fs.look(f.rel, f.st)
+		}
 		if err != nil {
 			l.diags = append(l.diags, Diagnostic{File: f.rel, Severity: SevError, Message: "cannot read: " + err.Error()})
 			continue

@@ -78,7 +78,10 @@ type Options struct {
 	Prev *snapshot.Snapshot
 	// Cache carries what earlier loads learnt (config.Cache): only the
 	// files that changed are read and parsed. nil: from Prev's load.
-	Cache    *config.Cache
+	Cache *config.Cache
+	// Changed lists the files a file watcher saw change since the
+	// Cache's latest load (config.Cache.LoadChanged); nil: unknown.
+	Changed  []string
 	Git      *revision.Revision // the checkout's revision; nil outside git
 	Services registry.Resolver  // what service steps and hooks resolve through
 	// Egress guards the upstream dialer: it holds the admin listener's
@@ -127,7 +130,7 @@ func Build(ctx context.Context, dir string, o Options) (res Result) {
 	)
 	switch {
 	case o.Cache != nil:
-		repo, diags, err = o.Cache.Load(dir)
+		repo, diags, err = o.Cache.LoadChanged(dir, o.Changed)
 	case o.Prev != nil:
 		repo, diags, err = config.Reload(dir, o.Prev.Repo)
 	default:

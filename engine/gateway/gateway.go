@@ -196,7 +196,7 @@ func (s *Server) Pool() *pool.Pool { return s.pool }
 // git revision is read on every attempt, so a commit of the content
 // already served updates the revision without compiling anything.
 func (s *Server) Reload(ctx context.Context, reason string) ReloadResult {
-	return s.reload(ctx, reason, true)
+	return s.reload(ctx, reason, true, nil)
 }
 
 // Refresh is SIGHUP and the refresh endpoint: in git-sync mode it fetches
@@ -209,8 +209,9 @@ func (s *Server) Refresh(ctx context.Context, reason string) ReloadResult {
 }
 
 // reload is Reload; with record false, an attempt that finds the content
-// unchanged leaves LastReload as it was.
-func (s *Server) reload(ctx context.Context, reason string, record bool) (res ReloadResult) {
+// unchanged leaves LastReload as it was. changed lists the files a file
+// watcher saw change (nil: unknown, every file is looked at).
+func (s *Server) reload(ctx context.Context, reason string, record bool, changed []string) (res ReloadResult) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
@@ -243,7 +244,7 @@ func (s *Server) reload(ctx context.Context, reason string, record bool) (res Re
 	prev := s.Current()
 	gitRev := s.gitRevision()
 	b := gate.Build(ctx, s.opts.Dir, gate.Options{Mode: gate.Live, Pool: s.pool, Running: s.running,
-		AdminListen: s.opts.AdminListen, Prev: prev, Cache: &s.cache, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress})
+		AdminListen: s.opts.AdminListen, Prev: prev, Cache: &s.cache, Changed: changed, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress})
 	if b.Repo != nil {
 		files := b.Repo.Loaded
 		res.Files = &files
@@ -358,16 +359,16 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 			go func() {
 				defer wg.Done()
 				w.observe = s.watchObserver
-				w.run(watchCtx, func(files bool) {
+				w.run(watchCtx, func(files bool, changed []string) {
 					if files {
-						s.Reload(watchCtx, "file change")
+						s.reload(watchCtx, "file change", true, changed)
 					} else {
-						s.reload(watchCtx, "git change", false)
+						s.reload(watchCtx, "git change", false, changed)
 					}
 				})
 			}()
 			// A change made between New and now raised no event.
-			s.reload(watchCtx, "watch start", false)
+			s.reload(watchCtx, "watch start", false, nil)
 		}
 	}
 	if s.opts.GitSync {

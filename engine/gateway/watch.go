@@ -32,7 +32,7 @@ type watcher struct {
 	debounce time.Duration
 	log      *slog.Logger
 	fs       *fsnotify.Watcher
-	watched  map[string]bool // folders in the watch set
+	watched  map[string]os.FileInfo // folders in the watch set, as they were when added
 	links    map[string]bool // links to folders already watched, logged once
 	// observe, when set (tests), is told how each event was classified.
 	observe func(path string, relevant bool)
@@ -47,7 +47,7 @@ func newWatcher(dir, gitDir string, debounce time.Duration, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	w := &watcher{dir: abs, gitDir: gitDir, debounce: debounce, log: log, fs: fw, watched: map[string]bool{}}
+	w := &watcher{dir: abs, gitDir: gitDir, debounce: debounce, log: log, fs: fw, watched: map[string]os.FileInfo{}}
 	w.resync()
 	return w, nil
 }
@@ -76,22 +76,41 @@ func (w *watcher) dirs() (dirs, aliases []string) {
 // (until they go away), and folders that cannot be watched in one line per
 // resync, so a loop cannot flood the log.
 func (w *watcher) resync() {
-	for p := range w.watched {
-		w.fs.Remove(p)
-	}
-	w.watched = map[string]bool{}
 	dirs, aliases := w.dirs()
+	// Folders still there keep their watch (removing and adding it again
+	// would open a window in which events are lost, and a reload told
+	// which files changed would miss them); new ones are added, gone
+	// ones removed. A path that now leads to another folder (a renamed
+	// or swapped folder, a ConfigMap's ..data) is watched anew: such a
+	// burst reloads looking at every file, after this resync.
+	keep := make(map[string]os.FileInfo, len(dirs))
 	failed, firstErr := 0, error(nil)
 	for _, d := range dirs {
-		if err := w.fs.Add(d); err != nil {
+		st, err := os.Stat(d)
+		if old, ok := w.watched[d]; ok && err == nil && os.SameFile(old, st) {
+			keep[d] = old
+			continue
+		} else if ok {
+			w.fs.Remove(d)
+		}
+		if err == nil {
+			err = w.fs.Add(d)
+		}
+		if err != nil {
 			if failed == 0 {
 				firstErr = fmt.Errorf("%s: %w", d, err)
 			}
 			failed++
 			continue
 		}
-		w.watched[d] = true
+		keep[d] = st
 	}
+	for p := range w.watched {
+		if _, ok := keep[p]; !ok {
+			w.fs.Remove(p)
+		}
+	}
+	w.watched = keep
 	if failed > 0 {
 		w.log.Warn("cannot watch folders; their changes reload only with SIGHUP or the refresh endpoint", "folders", failed, "first", firstErr)
 	}
@@ -166,15 +185,39 @@ func gitRefChange(rel string) bool {
 	return rel == "HEAD" || rel == "packed-refs" || strings.HasPrefix(rel, "refs/heads/")
 }
 
+// maxChanged bounds the files a burst lists; a larger burst reloads
+// looking at every file.
+const maxChanged = 4096
+
+// changedFile returns the repository-relative path of an event on a
+// config file, or "" when the event may be about more than one file (a
+// folder, a ConfigMap swap).
+func (w *watcher) changedFile(ev fsnotify.Event) string {
+	rel, err := filepath.Rel(w.dir, ev.Name)
+	if err != nil {
+		return ""
+	}
+	rel = filepath.ToSlash(rel)
+	if rel == config.SettingsFile || config.IsConfigFile(rel) {
+		return rel
+	}
+	return ""
+}
+
 // run calls reload after each burst of relevant changes; files is false
 // when the burst only moved git refs (the content is probably the same).
-func (w *watcher) run(ctx context.Context, reload func(files bool)) {
+// changed lists the config files the burst touched, or is nil when the
+// watcher cannot tell (a folder came or went, events were lost): the
+// loader then looks at every file.
+func (w *watcher) run(ctx context.Context, reload func(files bool, changed []string)) {
 	defer w.fs.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pending := false
 	files := false      // the pending burst changed more than git refs
 	var since time.Time // first event of the pending burst
+	changed := map[string]bool{}
+	unknown := false // the burst may have changed files not in changed
 	// schedule debounces, but never postpones a reload past maxWait after
 	// the burst began, so a steady trickle of changes cannot starve it.
 	maxWait := 10 * w.debounce
@@ -207,6 +250,11 @@ func (w *watcher) run(ctx context.Context, reload func(files bool)) {
 			}
 			if !w.isGit(ev.Name) {
 				files = true
+				if rel := w.changedFile(ev); rel != "" && len(changed) < maxChanged {
+					changed[rel] = true
+				} else {
+					unknown = true
+				}
 			}
 			w.log.Debug("config change", "path", ev.Name, "op", ev.Op.String())
 			schedule()
@@ -214,9 +262,9 @@ func (w *watcher) run(ctx context.Context, reload func(files bool)) {
 			if !ok {
 				return
 			}
-			// An overflow loses events: reload to be sure.
+			// An overflow loses events: reload looking at every file.
 			w.log.Warn("file watcher error; reloading to be safe", "error", err)
-			files = true
+			files, unknown = true, true
 			schedule()
 		case <-timer.C:
 			if !pending {
@@ -224,8 +272,16 @@ func (w *watcher) run(ctx context.Context, reload func(files bool)) {
 			}
 			pending = false
 			w.resync()
-			reload(files)
-			files = false
+			var list []string
+			if !unknown {
+				list = make([]string, 0, len(changed))
+				for rel := range changed {
+					list = append(list, rel)
+				}
+			}
+			reload(files, list)
+			files, unknown = false, false
+			clear(changed)
 		}
 	}
 }

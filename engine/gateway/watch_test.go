@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,7 +170,7 @@ func TestWatcherSymlinkLoops(t *testing.T) {
 	var reloads, watchedAtReload int
 	go func() {
 		defer close(done)
-		w.run(ctx, func(bool) {
+		w.run(ctx, func(bool, []string) {
 			mu.Lock()
 			reloads++
 			watchedAtReload = len(w.watched)
@@ -205,5 +208,56 @@ func TestWatcherSymlinkLoops(t *testing.T) {
 	waitFor(t, 5*time.Second, "reload after the links went", func() bool { return reloaded(4) })
 	if n := logs.count("cannot watch"); n > 1 {
 		t.Errorf("%d \"cannot watch\" lines, want at most one per resync:\n%s", n, logs.String())
+	}
+}
+
+// A burst of file changes names its files, so the reload looks at those
+// only; a folder that appears makes the list unknown (nil).
+func TestWatcherNamesChangedFiles(t *testing.T) {
+	dir := newRepo(t, map[string]string{"one.yaml": scriptAPI("one", "online", "1"), "two.yaml": scriptAPI("two", "online", "1")})
+	w, err := newWatcher(dir, "", 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	bursts := make(chan []string, 16)
+	go func() {
+		defer close(done)
+		w.run(ctx, func(_ bool, changed []string) {
+			sort.Strings(changed)
+			bursts <- changed
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	next := func() []string {
+		select {
+		case c := <-bursts:
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatal("no reload")
+		}
+		return nil
+	}
+	replaceFile(t, filepath.Join(dir, "apis", "one.yaml"), scriptAPI("one", "online", "2"))
+	writeFile(t, filepath.Join(dir, "apis", "two.yaml"), scriptAPI("two", "online", "2"))
+	var got []string
+	for len(got) < 2 { // the two writes may fall in one burst or two
+		c := next()
+		if c == nil {
+			t.Fatal("a burst of file changes reported unknown")
+		}
+		got = append(got, c...)
+		sort.Strings(got)
+		got = slices.Compact(got)
+	}
+	if strings.Join(got, " ") != "apis/one.yaml apis/two.yaml" {
+		t.Fatalf("changed %v", got)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "apis", "team"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(); c != nil {
+		t.Fatalf("a new folder reported %v, want unknown (nil)", c)
 	}
 }
