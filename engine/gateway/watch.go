@@ -33,7 +33,7 @@ type watcher struct {
 	log      *slog.Logger
 	fs       *fsnotify.Watcher
 	watched  map[string]os.FileInfo // folders in the watch set, as they were when added
-	links    map[string]bool // links to folders already watched, logged once
+	links    map[string]bool        // links to folders already watched, logged once
 	// observe, when set (tests), is told how each event was classified.
 	observe func(path string, relevant bool)
 }
