@@ -51,11 +51,15 @@ type Result struct {
 	Requests    int64            `json:"requests"`
 	RPS         float64          `json:"rps"`
 	Errors      int64            `json:"errors"`
-	Status      map[string]int64 `json:"status"`           // "200", "429", ... and "error" for transport errors
-	Failures    map[string]int64 `json:"failures"`         // reasons of failed requests, by text
-	Latency     Latency          `json:"latency"`          // of every request, failed ones included
-	BytesIn     int64            `json:"bytesIn"`          // response bodies read
-	Missed      int64            `json:"missed,omitempty"` // rate mode: requests not started before the end
+	Status      map[string]int64 `json:"status"`   // "200", "429", ... and "error" for transport errors
+	Failures    map[string]int64 `json:"failures"` // reasons of failed requests, by text
+	Latency     Latency          `json:"latency"`  // of every request, failed ones included
+	// Succeeded is the latency of the requests that succeeded only: under
+	// overload, what the target's admitted requests cost, apart from the
+	// fast refusals that pull Latency down.
+	Succeeded Latency `json:"latencySucceeded"`
+	BytesIn   int64   `json:"bytesIn"`          // response bodies read
+	Missed    int64   `json:"missed,omitempty"` // rate mode: requests not started before the end
 	// ClientCPU is the load generator's own CPU time per request (signing,
 	// encrypting, reading answers): on a machine it shares with the target,
 	// what the target did not get.
@@ -117,6 +121,7 @@ const (
 // the request path).
 type worker struct {
 	hist     *hdrhistogram.Histogram
+	ok       *hdrhistogram.Histogram // successes only
 	status   map[string]int64
 	failures map[string]int64
 	n, errs  int64
@@ -124,7 +129,7 @@ type worker struct {
 }
 
 func newWorker() *worker {
-	return &worker{hist: hdrhistogram.New(histMin, histMax, histDigits), status: map[string]int64{}, failures: map[string]int64{}}
+	return &worker{hist: hdrhistogram.New(histMin, histMax, histDigits), ok: hdrhistogram.New(histMin, histMax, histDigits), status: map[string]int64{}, failures: map[string]int64{}}
 }
 
 // Run drives the load until opts.Duration has passed or ctx ends, then
@@ -228,8 +233,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Mode = "rate " + strconv.FormatFloat(opts.Rate, 'f', -1, 64) + "/s"
 	}
 	hist := hdrhistogram.New(histMin, histMax, histDigits)
+	ok := hdrhistogram.New(histMin, histMax, histDigits)
 	for _, w := range workers {
 		hist.Merge(w.hist)
+		ok.Merge(w.ok)
 		res.Requests += w.n
 		res.Errors += w.errs
 		res.BytesIn += w.bytesIn
@@ -246,15 +253,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if res.Requests > 0 {
 		res.ClientCPU = Duration(cpu / time.Duration(res.Requests))
 	}
-	us := func(v int64) Duration { return Duration(time.Duration(v) * time.Microsecond) }
-	res.Latency = Latency{
-		Mean: Duration(time.Duration(hist.Mean() * float64(time.Microsecond))),
-		P50:  us(hist.ValueAtQuantile(50)),
-		P90:  us(hist.ValueAtQuantile(90)),
-		P99:  us(hist.ValueAtQuantile(99)),
-		Max:  us(hist.Max()),
-	}
+	res.Latency = summary(hist)
+	res.Succeeded = summary(ok)
 	return res, nil
+}
+
+// summary reads the percentiles of a histogram of microseconds.
+func summary(h *hdrhistogram.Histogram) Latency {
+	us := func(v int64) Duration { return Duration(time.Duration(v) * time.Microsecond) }
+	return Latency{
+		Mean: Duration(time.Duration(h.Mean() * float64(time.Microsecond))),
+		P50:  us(h.ValueAtQuantile(50)),
+		P90:  us(h.ValueAtQuantile(90)),
+		P99:  us(h.ValueAtQuantile(99)),
+		Max:  us(h.Max()),
+	}
 }
 
 // probe sends one request and fails when the target cannot be reached.
@@ -284,6 +297,9 @@ func (w *worker) do(ctx context.Context, client *http.Client, opts Options, t ti
 		v = histMax
 	}
 	w.hist.RecordValue(v)
+	if reason == "" {
+		w.ok.RecordValue(v)
+	}
 	w.n++
 	w.status[status]++
 	if reason != "" {

@@ -178,3 +178,32 @@ func TestFormatLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestSucceededLatency checks that the latency of successes leaves out the
+// failures: every success here takes at least 20ms, every failure none.
+func TestSucceededLatency(t *testing.T) {
+	const slow = 20 * time.Millisecond
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		time.Sleep(slow)
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Options{Concurrency: 2, Duration: 200 * time.Millisecond, Build: builder(srv.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors == 0 || res.Errors == res.Requests {
+		t.Fatalf("%d errors of %d requests: want both kinds", res.Errors, res.Requests)
+	}
+	if p := time.Duration(res.Succeeded.P50); p < slow {
+		t.Fatalf("p50 of successes %v < %v: failures were counted in it", p, slow)
+	}
+	if p := time.Duration(res.Succeeded.Max); p > time.Duration(res.Latency.Max) {
+		t.Fatalf("max of successes %v above the max of all %v", p, time.Duration(res.Latency.Max))
+	}
+}

@@ -22,6 +22,10 @@ func WriteText(w io.Writer, r *Result) {
 	}
 	l := r.Latency
 	fmt.Fprintf(w, "latency      p50 %s  p90 %s  p99 %s  max %s  mean %s\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	if r.Errors > 0 && r.Errors < r.Requests {
+		l = r.Succeeded
+		fmt.Fprintf(w, "succeeded    p50 %s  p90 %s  p99 %s  max %s  mean %s\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	}
 	fmt.Fprint(w, "status      ")
 	for _, k := range StatusKeys(r.Status) {
 		fmt.Fprintf(w, " %s: %d", k, r.Status[k])

@@ -108,6 +108,7 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 		}
 	}
 	checkPositive(d, "/gateway/jq/timeout", s.Gateway.JQ.Timeout)
+	checkPositive(d, "/apiPortal/queue/timeout", s.APIPortal.Queue.Timeout)
 	checkPositive(d, "/hooks/timeout", s.Hooks.Timeout)
 	checkPositive(d, "/apiPortal/security/jwt/ttl", s.APIPortal.Security.JWT.TTL)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -41,10 +42,27 @@ type PortalSettings struct {
 	// MaxJSONDepth and MaxJSONValues bound a JSON request body before it
 	// is decoded: nesting depth (400 above) and number of values (413
 	// above), so its decoded form stays within a small multiple of its size.
-	MaxJSONDepth  int              `yaml:"maxJsonDepth" json:"maxJsonDepth"`
-	MaxJSONValues int              `yaml:"maxJsonValues" json:"maxJsonValues"`
-	Security      SecuritySettings `yaml:"security" json:"security"`
+	MaxJSONDepth  int `yaml:"maxJsonDepth" json:"maxJsonDepth"`
+	MaxJSONValues int `yaml:"maxJsonValues" json:"maxJsonValues"`
+	// MaxInFlight bounds the requests the portal works on at once (past
+	// the checks the request line and headers decide); those over it wait
+	// in Queue or are answered 503 before their body is read.
+	MaxInFlight int              `yaml:"maxInFlight" json:"maxInFlight"`
+	Queue       QueueSettings    `yaml:"queue" json:"queue"`
+	Security    SecuritySettings `yaml:"security" json:"security"`
 }
+
+// QueueSettings bound the wait of requests over apiPortal.maxInFlight.
+type QueueSettings struct {
+	// Length is how many requests may wait; 0 answers 503 at once.
+	Length *int `yaml:"length" json:"length"`
+	// Timeout is the longest wait while the queue empties now and then;
+	// under a standing queue a request waits a twentieth of it.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// DefaultInFlightPerCPU is apiPortal.maxInFlight's default per GOMAXPROCS.
+const DefaultInFlightPerCPU = 128
 
 // SecuritySettings configures signature, encryption and replay protection.
 type SecuritySettings struct {
@@ -194,6 +212,16 @@ func (s *Settings) applyDefaults() {
 	}
 	if p.MaxJSONDepth == 0 {
 		p.MaxJSONDepth = 64
+	}
+	if p.MaxInFlight == 0 {
+		p.MaxInFlight = DefaultInFlightPerCPU * runtime.GOMAXPROCS(0)
+	}
+	if p.Queue.Length == nil {
+		n := p.MaxInFlight
+		p.Queue.Length = &n
+	}
+	if p.Queue.Timeout == 0 {
+		p.Queue.Timeout = Duration(100 * time.Millisecond)
 	}
 	if p.MaxJSONValues == 0 {
 		p.MaxJSONValues = 250000

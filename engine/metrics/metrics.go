@@ -56,6 +56,14 @@ type Metrics struct {
 	// too many refusals at once to answer each).
 	Connections        prometheus.Gauge
 	ConnectionsRefused *prometheus.CounterVec
+	// InFlight and Queued are the portal requests worked on now (bounded
+	// by apiPortal.maxInFlight) and waiting for a slot (apiPortal.queue);
+	// Shed counts those answered 503 without one, by reason (queue_full,
+	// queue_timeout, canceled); QueueWait is how long admitted waiters waited.
+	InFlight  prometheus.Gauge
+	Queued    prometheus.Gauge
+	Shed      *prometheus.CounterVec
+	QueueWait prometheus.Histogram
 
 	ReloadSuccess   prometheus.Gauge
 	ReloadTimestamp prometheus.Gauge
@@ -128,6 +136,19 @@ func New() *Metrics {
 		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_portal_connections_refused_total", Help: "Portal connections refused above --max-connections, by how (answered, closed).",
 		}, []string{"how"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_portal_in_flight", Help: "Portal requests worked on now (apiPortal.maxInFlight bounds them).",
+		}),
+		Queued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_portal_queued", Help: "Portal requests waiting for a slot under apiPortal.maxInFlight (apiPortal.queue.length bounds them).",
+		}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_portal_shed_total", Help: "Portal requests answered 503 without a slot, by reason: queue_full, queue_timeout, canceled (the caller left while waiting).",
+		}, []string{"reason"}),
+		QueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "databus_portal_queue_wait_seconds", Help: "How long portal requests admitted from the queue waited for a slot.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
 		JQBudgetKills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_jq_budget_kills_total", Help: "jq evaluations stopped by their budget (gateway.jq), by reason: time or memory.",
 		}, []string{"reason"}),
@@ -169,11 +190,15 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.RateLimitEvictions, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
+		m.InFlight, m.Queued, m.Shed, m.QueueWait,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, reason := range []string{"time", "memory"} {
 		m.JQBudgetKills.WithLabelValues(reason)
+	}
+	for _, reason := range []string{"queue_full", "queue_timeout", "canceled"} {
+		m.Shed.WithLabelValues(reason)
 	}
 	return m
 }

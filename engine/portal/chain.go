@@ -51,8 +51,8 @@ const (
 // everything the request line and headers decide comes before the body is
 // read, so that no caller who would be refused anyway can make the gateway
 // hold a body: IP deny/allow → credential → timestamp → tenant → API and
-// method → caller allowed → body (apiPortal.maxBodyBytes, the in-flight
-// budget) → nonce form → body decryption → signature → nonce spent → JSON
+// method → caller allowed → admission (apiPortal.maxInFlight and its
+// queue) → body (apiPortal.maxBodyBytes, the in-flight budget) → nonce form → body decryption → signature → nonce spent → JSON
 // bounds → anonymous user → hooks (client and site authentication,
 // permission) → rate limit → flow. With security.enabled false the
 // credential, timestamp, nonce, decryption and signature stages are skipped.
@@ -93,6 +93,9 @@ func (h *Handler) serve(c *Call) *fault {
 	}
 	if c.Cred != nil && !c.Route.Allows(c.Cred.AppID) {
 		return refuse(ReasonForbidden, http.StatusForbidden, MsgForbiddenAPI)
+	}
+	if f := h.admit(c); f != nil {
+		return f
 	}
 	if f := h.readBody(c); f != nil {
 		return f

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/databus-gateway/databus/engine/admission"
 	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/metrics"
@@ -43,6 +44,8 @@ type Handler struct {
 	acc     AccessLog // nil: no access log
 
 	bodyBytes atomic.Int64 // request body bytes held now (apiPortal.maxBodyBytesInFlight)
+	// admission bounds the requests worked on at once (apiPortal.maxInFlight).
+	admission *admission.Limiter
 	// refusals is the budget of refusal records in the access log.
 	refusals refusalBudget
 }
@@ -80,6 +83,11 @@ func New(current func() *snapshot.Snapshot, o Options) *Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	var obs admission.Observer
+	if h.metrics != nil {
+		obs = admissionMetrics{h.metrics}
+	}
+	h.admission = admission.New(obs)
 	return h
 }
 
@@ -133,6 +141,7 @@ type Call struct {
 	nonce     string
 	decrypted bool
 	held      int64 // bytes of the in-flight body budget this request holds
+	admitted  bool  // holds a slot of apiPortal.maxInFlight
 }
 
 // fault is a refusal: its reason (for the metrics and the access log),
@@ -219,7 +228,8 @@ func validVersion(s string) bool {
 }
 
 // MsgBusy answers a request the gateway has no room for now
-// (apiPortal.maxBodyBytesInFlight, the connection cap).
+// (apiPortal.maxInFlight and its queue, apiPortal.maxBodyBytesInFlight,
+// the connection cap).
 const MsgBusy = "网关繁忙，请稍后重试"
 
 // readBody reads the body within apiPortal.maxBodyBytes, holding its size
@@ -287,8 +297,10 @@ func (h *Handler) hold(c *Call, n, limit int64) bool {
 	return true
 }
 
-// release gives back what c holds of the in-flight body budget.
+// release gives back what c holds of the in-flight body budget and its
+// slot of apiPortal.maxInFlight.
 func (h *Handler) release(c *Call) {
+	h.leave(c)
 	if c.held == 0 {
 		return
 	}
