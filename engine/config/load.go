@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -416,13 +415,12 @@ func listFiles(abs string) ([]listed, Diagnostics, error) {
 	return files, diags, nil
 }
 
-// decodeStrict decodes data into out with unknown keys as errors. The schema
-// has already refused unknown keys; this catches any drift between the
-// schema and the Go types.
+// decodeStrict decodes the document into out. It decodes the parsed tree
+// (the bytes are not parsed twice); unknown keys cannot reach it: the
+// schema, which refuses them, has passed, and TestSchemaMatchesTypes keeps
+// the schema and the Go types in step.
 func decodeStrict(d *document, out any) bool {
-	dec := yaml.NewDecoder(bytes.NewReader(d.data))
-	dec.KnownFields(true)
-	err := dec.Decode(out)
+	err := d.root.Decode(out)
 	if err == nil {
 		return true
 	}

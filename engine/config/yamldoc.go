@@ -31,7 +31,6 @@ type document struct {
 
 	nodes map[string]*yaml.Node // pointer -> value node
 	keys  map[string]*yaml.Node // pointer -> key node of that value
-	paths map[string]string     // pointer -> display path
 
 	diags *Diagnostics
 	count int
@@ -52,7 +51,6 @@ func parseDocument(file string, data []byte, diags *Diagnostics) *document {
 		data:  data,
 		nodes: map[string]*yaml.Node{},
 		keys:  map[string]*yaml.Node{},
-		paths: map[string]string{"": ""},
 		diags: diags,
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -86,7 +84,7 @@ func parseDocument(file string, data []byte, diags *Diagnostics) *document {
 		return nil
 	}
 	d.root = root
-	v, ok := d.convert(root, "", "", 0)
+	v, ok := d.convert(root, "", 0)
 	if !ok {
 		return nil
 	}
@@ -146,13 +144,22 @@ func nodeKind(n *yaml.Node) string {
 	return "a mapping"
 }
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isIdent reports whether key can stand in a display path unquoted:
+// [A-Za-z_][A-Za-z0-9_]*.
+func isIdent(key string) bool {
+	for i, c := range []byte(key) {
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return key != ""
+}
 
 func childPath(parent, key string, index bool) string {
 	switch {
 	case index:
 		return parent + "[" + key + "]"
-	case identRE.MatchString(key):
+	case isIdent(key):
 		if parent == "" {
 			return key
 		}
@@ -167,49 +174,48 @@ func escapePointer(s string) string {
 
 // convert turns a YAML node into the JSON-shaped value the schema expects,
 // recording positions. It reports duplicate keys, non-string keys and values
-// JSON cannot hold.
-func (d *document) convert(n *yaml.Node, ptr, path string, depth int) (any, bool) {
+// JSON cannot hold. Display paths are made from pointers only for findings.
+func (d *document) convert(n *yaml.Node, ptr string, depth int) (any, bool) {
 	d.count++
 	if d.count > maxDocNodes {
 		if d.count == maxDocNodes+1 {
-			d.errorAtLine(n.Line, n.Column, path, fmt.Sprintf("document too large: more than %d values after expanding aliases", maxDocNodes))
+			d.errorAtLine(n.Line, n.Column, d.path(ptr), fmt.Sprintf("document too large: more than %d values after expanding aliases", maxDocNodes))
 		}
 		return nil, false
 	}
 	if depth > maxDocDepth {
-		d.errorAtLine(n.Line, n.Column, path, fmt.Sprintf("document nested deeper than %d levels", maxDocDepth))
+		d.errorAtLine(n.Line, n.Column, d.path(ptr), fmt.Sprintf("document nested deeper than %d levels", maxDocDepth))
 		return nil, false
 	}
 	if _, seen := d.nodes[ptr]; !seen {
 		d.nodes[ptr] = n
-		d.paths[ptr] = path
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
 		if n.Alias == nil {
-			d.errorAtLine(n.Line, n.Column, path, "unknown alias")
+			d.errorAtLine(n.Line, n.Column, d.path(ptr), "unknown alias")
 			return nil, false
 		}
-		return d.convert(n.Alias, ptr, path, depth+1)
+		return d.convert(n.Alias, ptr, depth+1)
 	case yaml.MappingNode:
-		return d.convertMap(n, ptr, path, depth)
+		return d.convertMap(n, ptr, depth)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
 		ok := true
 		for i, c := range n.Content {
-			v, cok := d.convert(c, ptr+"/"+strconv.Itoa(i), childPath(path, strconv.Itoa(i), true), depth+1)
+			v, cok := d.convert(c, ptr+"/"+strconv.Itoa(i), depth+1)
 			ok = ok && cok
 			out = append(out, v)
 		}
 		return out, ok
 	case yaml.ScalarNode:
-		return d.scalar(n, path)
+		return d.scalar(n, ptr)
 	}
-	d.errorAtLine(n.Line, n.Column, path, "unsupported YAML node")
+	d.errorAtLine(n.Line, n.Column, d.path(ptr), "unsupported YAML node")
 	return nil, false
 }
 
-func (d *document) convertMap(n *yaml.Node, ptr, path string, depth int) (any, bool) {
+func (d *document) convertMap(n *yaml.Node, ptr string, depth int) (any, bool) {
 	out := make(map[string]any, len(n.Content)/2)
 	firstAt := map[string]*yaml.Node{}
 	ok := true
@@ -221,24 +227,24 @@ func (d *document) convertMap(n *yaml.Node, ptr, path string, depth int) (any, b
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.errorAtLine(k.Line, k.Column, path, "mapping keys must be strings, found "+nodeKind(k))
+			d.errorAtLine(k.Line, k.Column, d.path(ptr), "mapping keys must be strings, found "+nodeKind(k))
 			ok = false
 			continue
 		}
 		key := k.Value
 		if prev, dup := firstAt[key]; dup {
 			msg := fmt.Sprintf("duplicate key %q (first at line %d)", key, prev.Line)
-			if strings.HasSuffix(path, "transforms") {
+			if strings.HasSuffix(ptr, "/transforms") {
 				msg = fmt.Sprintf("transform phase %q appears twice at this level (first at line %d): each phase at most once", key, prev.Line)
 			}
-			d.errorAtLine(k.Line, k.Column, childPath(path, key, false), msg)
+			d.errorAtLine(k.Line, k.Column, d.path(ptr+"/"+escapePointer(key)), msg)
 			ok = false
 			continue
 		}
 		firstAt[key] = k
 		cptr := ptr + "/" + escapePointer(key)
 		d.keys[cptr] = k
-		cv, cok := d.convert(v, cptr, childPath(path, key, false), depth+1)
+		cv, cok := d.convert(v, cptr, depth+1)
 		ok = ok && cok
 		out[key] = cv
 	}
@@ -254,7 +260,7 @@ func (d *document) convertMap(n *yaml.Node, ptr, path string, depth int) (any, b
 				s = s.Alias
 			}
 			if s.Kind != yaml.MappingNode {
-				d.errorAtLine(m.Line, m.Column, path, "merge key << needs a mapping or a list of mappings")
+				d.errorAtLine(m.Line, m.Column, d.path(ptr), "merge key << needs a mapping or a list of mappings")
 				ok = false
 				continue
 			}
@@ -265,7 +271,7 @@ func (d *document) convertMap(n *yaml.Node, ptr, path string, depth int) (any, b
 				}
 				cptr := ptr + "/" + escapePointer(key)
 				d.keys[cptr] = s.Content[i]
-				cv, cok := d.convert(s.Content[i+1], cptr, childPath(path, key, false), depth+1)
+				cv, cok := d.convert(s.Content[i+1], cptr, depth+1)
 				ok = ok && cok
 				out[key] = cv
 			}
@@ -274,14 +280,14 @@ func (d *document) convertMap(n *yaml.Node, ptr, path string, depth int) (any, b
 	return out, ok
 }
 
-func (d *document) scalar(n *yaml.Node, path string) (any, bool) {
+func (d *document) scalar(n *yaml.Node, ptr string) (any, bool) {
 	switch n.Tag {
 	case "!!null":
 		return nil, true
 	case "!!bool":
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			d.errorAtLine(n.Line, n.Column, path, "bad boolean: "+n.Value)
+			d.errorAtLine(n.Line, n.Column, d.path(ptr), "bad boolean: "+n.Value)
 			return nil, false
 		}
 		return b, true
@@ -290,7 +296,7 @@ func (d *document) scalar(n *yaml.Node, path string) (any, bool) {
 		if err := n.Decode(&i); err != nil {
 			var u uint64
 			if err2 := n.Decode(&u); err2 != nil {
-				d.errorAtLine(n.Line, n.Column, path, "integer out of range: "+n.Value)
+				d.errorAtLine(n.Line, n.Column, d.path(ptr), "integer out of range: "+n.Value)
 				return nil, false
 			}
 			return json.Number(strconv.FormatUint(u, 10)), true
@@ -299,12 +305,12 @@ func (d *document) scalar(n *yaml.Node, path string) (any, bool) {
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			d.errorAtLine(n.Line, n.Column, path, "number not representable in JSON: "+n.Value)
+			d.errorAtLine(n.Line, n.Column, d.path(ptr), "number not representable in JSON: "+n.Value)
 			return nil, false
 		}
 		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), true
 	case "!!binary":
-		d.errorAtLine(n.Line, n.Column, path, "binary values are not supported")
+		d.errorAtLine(n.Line, n.Column, d.path(ptr), "binary values are not supported")
 		return nil, false
 	}
 	return n.Value, true
@@ -345,18 +351,24 @@ func (d *document) keyPos(ptr string) (int, int) {
 	return d.pos(ptr)
 }
 
-// path returns the display path of ptr.
+// path returns the display path of ptr, e.g. steps[2].http.url.
 func (d *document) path(ptr string) string {
-	if p, ok := d.paths[ptr]; ok {
-		return p
-	}
 	i := strings.LastIndex(ptr, "/")
 	if i < 0 {
 		return ""
 	}
-	parent := d.path(ptr[:i])
+	parent := ptr[:i]
 	tok := strings.ReplaceAll(strings.ReplaceAll(ptr[i+1:], "~1", "/"), "~0", "~")
-	return childPath(parent, tok, false)
+	return childPath(d.path(parent), tok, d.isSequence(parent))
+}
+
+// isSequence reports whether the value at ptr is a list.
+func (d *document) isSequence(ptr string) bool {
+	n := d.nodes[ptr]
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n != nil && n.Kind == yaml.SequenceNode
 }
 
 func (d *document) add(sev Severity, line, col int, path, msg string) {

@@ -58,7 +58,7 @@ func BenchmarkSnapshotMemory(b *testing.B) {
 
 // BenchmarkScaleBuild is a cold dry build of the scale repository.
 func BenchmarkScaleBuild(b *testing.B) {
-	dir := writeScaleRepo(b, 1000)
+	dir := writeScaleRepo(b, scaleN())
 	b.ReportAllocs()
 	for b.Loop() {
 		if r := Build(context.Background(), dir, Options{Mode: Dry}); !r.OK() {
@@ -72,11 +72,7 @@ func BenchmarkScaleBuild(b *testing.B) {
 // (same bytes), and the cold build beside them (cold), in the same run.
 // DATABUS_SCALE_N sets the number of APIs (default 1,000).
 func BenchmarkScaleReload(b *testing.B) {
-	n := 1000
-	if v, err := strconv.Atoi(os.Getenv("DATABUS_SCALE_N")); err == nil && v > 0 {
-		n = v
-	}
-	dir := writeScaleRepo(b, n)
+	dir := writeScaleRepo(b, scaleN())
 	// Files written within the last two seconds are read again on every
 	// reload (their metadata cannot stand for their bytes yet); a
 	// checkout's files are older.
@@ -114,4 +110,13 @@ func BenchmarkScaleReload(b *testing.B) {
 			}
 		}
 	})
+}
+
+// scaleN is the number of APIs of the scale benchmarks: DATABUS_SCALE_N,
+// default 1,000.
+func scaleN() int {
+	if v, err := strconv.Atoi(os.Getenv("DATABUS_SCALE_N")); err == nil && v > 0 {
+		return v
+	}
+	return 1000
 }
