@@ -47,6 +47,7 @@ type Repo struct {
 	racy     time.Duration // racyWindow; tests trust fresh files with a negative one
 	uncached bool          // Revision neither uses nor fills cache (benchmarks)
 	stats    revStats
+	onRead   func(rel string) // when set, called for each file Revision reads (tests)
 }
 
 // Open opens the config repository at dir, which may be any folder inside a

@@ -154,6 +154,9 @@ func (r *Repo) hashFile(f listedFile, prev map[string]wtFile) (wtFile, error) {
 		return wtFile{}, err
 	}
 	r.stats.reads.Add(1)
+	if r.onRead != nil {
+		r.onRead(f.rel)
+	}
 	e := wtFile{stat: stat, hash: plumbing.ComputeHash(plumbing.BlobObject, data)}
 	// Trusted next time only when the file was not written just before it
 	// was read, nor during the read (size and times still match).
