@@ -1,7 +1,9 @@
 package gitops
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/databus-gateway/databus/engine/config"
@@ -80,14 +83,9 @@ func (r *Repo) headCommit(g *git.Repository, h plumbing.Hash) (Revision, map[str
 	if err != nil {
 		return Revision{}, nil, fmt.Errorf("reading the tree of HEAD commit %s: %w", short(rev.Hash), err)
 	}
-	committed := map[string]plumbing.Hash{}
 	r.stats.treeWalks.Add(1)
-	if err := r.treeFiles(tree, func(rel string, f *object.File) error {
-		if config.IsConfigFile(rel) {
-			committed[rel] = f.Hash
-		}
-		return nil
-	}); err != nil {
+	committed, err := r.treeConfigFiles(tree)
+	if err != nil {
 		return Revision{}, nil, fmt.Errorf("listing the tree of HEAD commit %s: %w", short(rev.Hash), err)
 	}
 	if !r.uncached {
@@ -96,6 +94,38 @@ func (r *Repo) headCommit(g *git.Repository, h plumbing.Hash) (Revision, map[str
 		r.cache.mu.Unlock()
 	}
 	return rev, committed, nil
+}
+
+// treeConfigFiles returns the blob hashes of the config files in a
+// commit's root tree, by config-relative path. It reads tree objects only:
+// a blob's hash is in its tree entry (treeFiles loads every blob).
+func (r *Repo) treeConfigFiles(root *object.Tree) (map[string]plumbing.Hash, error) {
+	out := map[string]plumbing.Hash{}
+	t := root
+	if r.prefix != "" {
+		sub, err := root.Tree(r.prefix)
+		if err != nil {
+			return out, nil // the config folder does not exist in this commit
+		}
+		t = sub
+	}
+	w := object.NewTreeWalker(t, true, nil)
+	defer w.Close()
+	for {
+		name, e, err := w.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+			continue
+		}
+		if config.IsConfigFile(name) {
+			out[name] = e.Hash
+		}
+	}
 }
 
 // dirtyFiles lists the config files whose working-tree content differs
