@@ -3,12 +3,12 @@ package gitops
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -42,6 +42,12 @@ type Repo struct {
 	dir    string // absolute path of the config repository
 	root   string // absolute path of the git work tree
 	prefix string // dir relative to root, slash-separated; "" when dir is the root
+
+	cache    revCache      // what earlier Revision calls learnt
+	racy     time.Duration // racyWindow; tests trust fresh files with a negative one
+	uncached bool          // Revision neither uses nor fills cache (benchmarks)
+	stats    revStats
+	onRead   func(rel string) // when set, called for each file Revision reads (tests)
 }
 
 // Open opens the config repository at dir, which may be any folder inside a
@@ -88,7 +94,7 @@ func Open(dir string) (*Repo, error) {
 	if prefix == ".git" || strings.HasPrefix(prefix, ".git/") {
 		return nil, fmt.Errorf("%s: %w: inside the .git folder", dir, ErrNotGit)
 	}
-	return &Repo{dir: abs, root: root, prefix: prefix}, nil
+	return &Repo{dir: abs, root: root, prefix: prefix, racy: racyWindow}, nil
 }
 
 // Dir returns the absolute path of the config repository.
@@ -140,14 +146,16 @@ func cleanPath(p string) (string, error) {
 type Revision = revision.Revision
 
 // Revision describes HEAD and whether the config files in the working tree
-// differ from it.
+// differ from it. It runs on every reload, so it reuses what earlier calls
+// learnt (revcache.go): it lists HEAD's tree only when HEAD moved, and reads
+// only the working-tree files whose metadata changed.
 func (r *Repo) Revision() (Revision, error) {
 	g, err := r.open()
 	if err != nil {
 		return Revision{}, err
 	}
 	var rev Revision
-	var tree *object.Tree
+	var committed map[string]plumbing.Hash
 	head, err := g.Head()
 	switch {
 	case errors.Is(err, plumbing.ErrReferenceNotFound):
@@ -158,65 +166,19 @@ func (r *Repo) Revision() (Revision, error) {
 	case err != nil:
 		return Revision{}, fmt.Errorf("reading HEAD: %w", err)
 	default:
+		if rev, committed, err = r.headCommit(g, head.Hash()); err != nil {
+			return Revision{}, err
+		}
 		if head.Name().IsBranch() {
 			rev.Branch = head.Name().Short()
 		}
-		c, err := g.CommitObject(head.Hash())
-		if err != nil {
-			return Revision{}, fmt.Errorf("reading HEAD commit %s: %w", head.Hash(), err)
-		}
-		rev.Hash = c.Hash.String()
-		rev.Short = short(rev.Hash)
-		rev.Time = c.Author.When
-		rev.Author = c.Author.Name
-		rev.Message = trimMessage(c.Message)
-		if tree, err = c.Tree(); err != nil {
-			return Revision{}, err
-		}
 	}
-	rev.DirtyFiles, err = r.dirtyFiles(tree)
+	rev.DirtyFiles, err = r.dirtyFiles(committed)
 	if err != nil {
 		return Revision{}, err
 	}
 	rev.Dirty = len(rev.DirtyFiles) > 0
 	return rev, nil
-}
-
-// dirtyFiles lists the config files whose working-tree content differs from
-// tree (nil: no commit).
-func (r *Repo) dirtyFiles(tree *object.Tree) ([]string, error) {
-	committed := map[string]plumbing.Hash{}
-	if tree != nil {
-		if err := r.treeFiles(tree, func(rel string, f *object.File) error {
-			if config.IsConfigFile(rel) {
-				committed[rel] = f.Hash
-			}
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-	}
-	onDisk, err := worktreeConfigFiles(r.dir)
-	if err != nil {
-		return nil, err
-	}
-	var dirty []string
-	for _, rel := range onDisk {
-		data, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return nil, err
-		}
-		h, ok := committed[rel]
-		delete(committed, rel)
-		if !ok || plumbing.ComputeHash(plumbing.BlobObject, data) != h {
-			dirty = append(dirty, rel)
-		}
-	}
-	for rel := range committed {
-		dirty = append(dirty, rel) // deleted
-	}
-	sort.Strings(dirty)
-	return dirty, nil
 }
 
 // treeFiles calls fn for every file of the config repository in a commit's
@@ -233,29 +195,6 @@ func (r *Repo) treeFiles(root *object.Tree, fn func(rel string, f *object.File) 
 	return t.Files().ForEach(func(f *object.File) error {
 		return fn(f.Name, f)
 	})
-}
-
-// worktreeConfigFiles lists the config files of the working tree the way
-// config.Load finds them: databus.yaml and the YAML files under the kind
-// folders, hidden names skipped, symlinks followed (each real folder once).
-func worktreeConfigFiles(dir string) ([]string, error) {
-	var out []string
-	if st, err := os.Stat(filepath.Join(dir, config.SettingsFile)); err == nil && !st.IsDir() {
-		out = append(out, config.SettingsFile)
-	}
-	// The loader's walk: each real folder once, symlink loops not followed.
-	w := &config.FolderWalk{File: func(_, rel string, _ fs.FileInfo) {
-		if config.IsConfigFile(rel) {
-			out = append(out, rel)
-		}
-	}}
-	for _, kind := range []string{config.APIsDir, config.CredentialsDir, config.PoliciesDir} {
-		if err := w.Walk(filepath.Join(dir, kind), kind); err != nil {
-			return nil, err
-		}
-	}
-	sort.Strings(out)
-	return out, nil
 }
 
 // Resolve returns the full hash of the commit rev names: a full or
