@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
@@ -41,7 +44,13 @@ var fileOf = map[Kind]string{
 
 var (
 	compiled = map[Kind]*jsonschema.Schema{}
-	raw      = map[string]map[string]any{} // schema $id -> decoded schema, for descriptions and key lists
+	// checked are the schemas documents are validated against: the
+	// published ones, except that the Api's step rule "a step of type T
+	// needs the block T" (allOf of if/then, whose failing ifs make the
+	// validator build an error each: half of its allocations) is checked
+	// in Go by stepBlocks, with the same violation.
+	checked = map[Kind]*jsonschema.Schema{}
+	raw     = map[string]map[string]any{} // schema $id -> decoded schema, for descriptions and key lists
 )
 
 func init() {
@@ -69,6 +78,59 @@ func init() {
 	for kind, id := range ids {
 		compiled[kind] = c.MustCompile(id)
 	}
+	lean := jsonschema.NewCompiler()
+	lean.Draft, lean.AssertFormat, lean.LoadURL = c.Draft, c.AssertFormat, c.LoadURL
+	for kind, id := range ids {
+		doc := raw[id]
+		if kind == KindApi {
+			doc = withoutStepRule(doc)
+		}
+		b, _ := json.Marshal(doc)
+		if err := lean.AddResource(id, bytes.NewReader(b)); err != nil {
+			panic(fmt.Sprintf("schema %s: %v", id, err))
+		}
+	}
+	for kind, id := range ids {
+		checked[kind] = lean.MustCompile(id)
+	}
+}
+
+// stepTypesWithBlock are the step types whose block the step rule needs.
+var stepTypesWithBlock = []string{"http", "rpc", "script"}
+
+// withoutStepRule returns a copy of the Api schema without the step rule
+// that stepBlocks checks.
+func withoutStepRule(doc map[string]any) map[string]any {
+	out := maps.Clone(doc)
+	defs := maps.Clone(out["$defs"].(map[string]any))
+	step := maps.Clone(defs["step"].(map[string]any))
+	if _, ok := step["allOf"]; !ok {
+		panic("schema: the Api step rule (allOf of if/then) moved; update withoutStepRule and stepBlocks")
+	}
+	delete(step, "allOf")
+	defs["step"] = step
+	out["$defs"] = defs
+	return out
+}
+
+// stepBlocks checks the step rule of the Api schema: a step whose type is
+// http, rpc or script needs the block of that name.
+func stepBlocks(doc any) []Violation {
+	root, _ := doc.(map[string]any)
+	steps, _ := root["steps"].([]any)
+	var out []Violation
+	for i, st := range steps {
+		m, _ := st.(map[string]any)
+		t, _ := m["type"].(string)
+		if !slices.Contains(stepTypesWithBlock, t) {
+			continue
+		}
+		if _, ok := m[t]; !ok {
+			out = append(out, Violation{Pointer: "/steps/" + strconv.Itoa(i), Kind: MissingKey, Key: t,
+				Message: fmt.Sprintf("missing required key %q (a step of type %s needs it)", t, t)})
+		}
+	}
+	return out
 }
 
 func refuseLoad(url string) (io.ReadCloser, error) {
@@ -117,32 +179,55 @@ type Violation struct {
 // Validate checks a decoded document (maps, slices, strings, json.Number,
 // bools, nil) against the schema of kind. The result is sorted by pointer.
 func Validate(kind Kind, doc any) []Violation {
-	s, ok := compiled[kind]
+	s, ok := checked[kind]
 	if !ok {
 		return []Violation{{Message: fmt.Sprintf("unknown kind %q", kind)}}
 	}
+	var extra []Violation
+	if kind == KindApi {
+		extra = stepBlocks(doc)
+	}
 	err := s.Validate(doc)
 	if err == nil {
-		return nil
+		return collect(nil, doc, extra)
 	}
 	ve, ok := err.(*jsonschema.ValidationError)
 	if !ok {
 		return []Violation{{Message: err.Error()}}
 	}
-	return collect(ve, doc)
+	return collect(ve, doc, extra)
 }
 
-func collect(ve *jsonschema.ValidationError, doc any) []Violation {
+// validatePublished is Validate against the published schema, step rule
+// included (tests compare the two).
+func validatePublished(kind Kind, doc any) []Violation {
+	err := compiled[kind].Validate(doc)
+	if err == nil {
+		return nil
+	}
+	return collect(err.(*jsonschema.ValidationError), doc, nil)
+}
+
+func collect(ve *jsonschema.ValidationError, doc any, extra []Violation) []Violation {
+	var found []Violation
+	if ve != nil {
+		for _, leaf := range leaves(ve) {
+			found = append(found, translate(leaf, doc)...)
+		}
+	}
 	var out []Violation
 	seen := map[string]bool{}
-	for _, leaf := range leaves(ve) {
-		for _, v := range translate(leaf, doc) {
+	for _, list := range [][]Violation{found, extra} {
+		for _, v := range list {
 			k := fmt.Sprintf("%s|%d|%s|%s", v.Pointer, v.Kind, v.Key, v.Message)
 			if !seen[k] {
 				seen[k] = true
 				out = append(out, v)
 			}
 		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Pointer != out[j].Pointer {
@@ -186,7 +271,7 @@ func UserViolations(err error) []Violation {
 	if !errors.As(se.Err, &ve) {
 		return nil
 	}
-	out := collect(ve, nil)
+	out := collect(ve, nil, nil)
 	for i := range out {
 		if out[i].Kind != BadValue {
 			out[i].Pointer += "/" + out[i].Key

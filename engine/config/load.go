@@ -299,7 +299,11 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = l.loadDocument(list[i].rel, datas[i])
+				r := l.loadDocument(list[i].rel, datas[i])
+				// What the checks across files need is in its anchors:
+				// the tree and the bytes go now, not after every file.
+				r.doc, datas[i] = nil, nil
+				results[i] = r
 			}
 		}()
 	}
@@ -314,7 +318,6 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 		if r == nil {
 			continue
 		}
-		r.doc = nil // what the checks across files need is in its anchors
 		entries[i].res = r
 		l.diags = append(l.diags, r.diags...)
 		all = append(all, r)
