@@ -345,7 +345,12 @@ func checkTransforms(d *document, ptr string, t *Transforms) {
 // checkJQ compiles a jq program and reports where it fails, and warns
 // where it can tell that the program cannot finish within its budget.
 func checkJQ(d *document, ptr, src string) {
-	if _, err := expr.Compile(src); err != nil {
+	p, err := expr.Compile(src)
+	if err != nil {
+		p = nil
+	}
+	d.expr(ptr, p)
+	if err != nil {
 		var e *expr.Error
 		if errors.As(err, &e) && e.Offset >= 0 {
 			d.errorAtOffset(ptr, e.Offset, fmt.Sprintf("jq program does not compile: %s", e.Msg))
@@ -361,6 +366,7 @@ func checkJQ(d *document, ptr, src string) {
 
 // checkTemplate compiles a string with ${jq} interpolations.
 func checkTemplate(d *document, ptr, s string) *expr.Template {
+	d.expr(ptr, nil)
 	t, err := expr.ParseTemplate(s)
 	if err != nil {
 		var te *expr.TemplateError

@@ -513,11 +513,8 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 		a := &Api{}
 		if decodeStrict(d, a) {
 			a.Source = src
-			a.lines = make(map[string]int, len(d.nodes))
-			for ptr, n := range d.nodes {
-				a.lines[ptr] = n.Line
-			}
 			l.checkAPI(d, a)
+			a.exprs = d.exprs
 			r.obj = a
 		}
 	case schema.KindCredential:

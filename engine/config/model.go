@@ -9,6 +9,8 @@ import (
 
 	"github.com/databus-gateway/databus/engine/rpc/protoset"
 	"github.com/databus-gateway/databus/engine/security"
+
+	"github.com/databus-gateway/databus/engine/expr"
 )
 
 // APIVersion is the apiVersion of every document.
@@ -79,8 +81,24 @@ type Api struct {
 
 	// Source is where the definition was read from; not part of the file.
 	Source Source `yaml:"-" json:"-"`
-	// lines maps the JSON pointer of every value of the file to its line.
-	lines map[string]int
+	// exprs are the jq programs and templates of the file by JSON
+	// pointer: their line, and the program as the loader compiled it.
+	exprs map[string]exprAt
+}
+
+// exprAt is a jq program or template of a definition: where it stands and,
+// for a program, what the loader compiled (immutable; shared with flows).
+type exprAt struct {
+	line int
+	prog *expr.Program
+}
+
+// Compiled returns the jq program at the JSON pointer ptr as the loader
+// compiled it while checking the file, or nil (not a program the loader
+// saw, or an Api built in code): a flow reuses it instead of compiling the
+// source again.
+func (a *Api) Compiled(ptr string) *expr.Program {
+	return a.exprs[ptr].prog
 }
 
 // Place names where the value at the JSON pointer ptr stands in the
@@ -89,9 +107,9 @@ type Api struct {
 // value's own or its nearest ancestor's; it is left out when unknown (an
 // Api built in code).
 func (a *Api) Place(ptr string) string {
-	for p := ptr; a.lines != nil; {
-		if line, ok := a.lines[p]; ok {
-			return fmt.Sprintf("%s:%d: %s", a.Source.File, line, PointerPath(ptr))
+	for p := ptr; a.exprs != nil; {
+		if e, ok := a.exprs[p]; ok {
+			return fmt.Sprintf("%s:%d: %s", a.Source.File, e.line, PointerPath(ptr))
 		}
 		i := strings.LastIndex(p, "/")
 		if i < 0 {

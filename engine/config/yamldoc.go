@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/databus-gateway/databus/engine/expr"
 )
 
 // Limits that keep a hostile document from exhausting the loader.
@@ -39,6 +41,17 @@ type document struct {
 	// depended on the repository's absolute path.
 	deps     []dep
 	dirBound bool
+	// exprs are the jq programs and templates checked, by pointer.
+	exprs map[string]exprAt
+}
+
+// expr records a jq program or template checked at ptr.
+func (d *document) expr(ptr string, prog *expr.Program) {
+	if d.exprs == nil {
+		d.exprs = map[string]exprAt{}
+	}
+	line, _ := d.pos(ptr)
+	d.exprs[ptr] = exprAt{line: line, prog: prog}
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

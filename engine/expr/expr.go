@@ -36,6 +36,9 @@ type Program struct {
 	budget *Budget // nil: bounded by the caller's context only
 }
 
+// Place is where the program stands in the configuration ("" unknown).
+func (p *Program) Place() string { return p.place }
+
 // Bind returns a copy of p that runs under b and names place (e.g.
 // "apis/x.yaml:12: transforms.response") when the budget stops it.
 func (p *Program) Bind(place string, b *Budget) *Program {

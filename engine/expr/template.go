@@ -340,6 +340,17 @@ func (t *Template) Bind(place string, b *Budget) *Template {
 	return &c
 }
 
+// Place is where the template's interpolations stand in the
+// configuration ("" unknown, or a literal).
+func (t *Template) Place() string {
+	for _, p := range t.parts {
+		if p.prog != nil {
+			return p.prog.place
+		}
+	}
+	return ""
+}
+
 // IsLiteral reports whether the template has no interpolation.
 func (t *Template) IsLiteral() bool {
 	for _, p := range t.parts {

@@ -114,9 +114,12 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 		if src == "" {
 			return nil, nil
 		}
-		p, err := expr.Compile(src)
-		if err != nil {
-			return nil, err
+		p := api.Compiled(ptr) // what the loader compiled checking the file
+		if p == nil {
+			var err error
+			if p, err = expr.Compile(src); err != nil {
+				return nil, err
+			}
 		}
 		return jb.program(p, ptr), nil
 	}
