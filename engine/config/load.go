@@ -130,7 +130,7 @@ type loaded struct {
 	obj   any // *Api, *Credential or *RateLimitPolicy; nil when it did not decode
 	diags Diagnostics
 	// anchors place the values the checks across files speak of.
-	anchors map[string]anchor
+	anchors []anchor
 	// deps are the other files its checks read; dirBound: its checks
 	// depend on the repository's absolute path (an absolute secret path).
 	deps     []dep
@@ -159,8 +159,8 @@ func viewOf(s *Settings) docView {
 
 // anchor is where a value stands in its file.
 type anchor struct {
-	line, col int
-	path      string
+	ptr       string
+	line, col int32
 }
 
 // loader carries the state of one Load.
@@ -540,16 +540,11 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 }
 
 // lineOf returns the line of ptr among r's anchors.
-func (r *loaded) lineOf(ptr string) int {
-	if a, ok := r.anchors[ptr]; ok {
-		return a.line
-	}
-	return 1
-}
+func (r *loaded) lineOf(ptr string) int { return int(r.anchor(ptr).line) }
 
 // anchorsOf keeps where the values stand that the checks across files
 // speak of: identities and references.
-func anchorsOf(d *document, obj any) map[string]anchor {
+func anchorsOf(d *document, obj any) []anchor {
 	var ptrs []string
 	switch o := obj.(type) {
 	case *Api:
@@ -571,21 +566,30 @@ func anchorsOf(d *document, obj any) map[string]anchor {
 	default:
 		return nil
 	}
-	out := make(map[string]anchor, len(ptrs))
-	for _, p := range ptrs {
+	out := make([]anchor, len(ptrs))
+	for i, p := range ptrs {
 		line, col := d.pos(p)
-		out[p] = anchor{line: line, col: col, path: d.path(p)}
+		out[i] = anchor{ptr: p, line: int32(line), col: int32(col)}
 	}
 	return out
 }
 
-// at places a finding of the checks across files at ptr.
-func (r *loaded) at(diags *Diagnostics, sev Severity, ptr, format string, args ...any) {
-	a, ok := r.anchors[ptr]
-	if !ok {
-		a = anchor{line: 1, col: 1, path: PointerPath(ptr)}
+// anchor returns where ptr stands among r's anchors (1:1 when unknown).
+func (r *loaded) anchor(ptr string) anchor {
+	for _, a := range r.anchors {
+		if a.ptr == ptr {
+			return a
+		}
 	}
-	*diags = append(*diags, Diagnostic{File: r.file, Line: a.line, Column: a.col, Path: a.path, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	return anchor{ptr: ptr, line: 1, col: 1}
+}
+
+// at places a finding of the checks across files at ptr. The anchors'
+// pointers hold identifier keys and list indexes only, so the display
+// path follows from the pointer.
+func (r *loaded) at(diags *Diagnostics, sev Severity, ptr, format string, args ...any) {
+	a := r.anchor(ptr)
+	*diags = append(*diags, Diagnostic{File: r.file, Line: int(a.line), Column: int(a.col), Path: PointerPath(ptr), Severity: sev, Message: fmt.Sprintf(format, args...)})
 }
 
 func isKnownKind(k string) bool {

@@ -8,6 +8,7 @@ package snapshot
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
@@ -204,6 +205,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	} else {
 		s.JWTProblem = "apiPortal.security.jwt.key is not set"
 	}
+	var sets routeSets // routes with the same lists share their sets (read only)
 	for _, a := range repo.APIs {
 		var f *flow.Flow
 		if reuse {
@@ -218,7 +220,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 				return nil, err
 			}
 		}
-		r := &Route{API: a, Flow: f, Methods: map[string]bool{}}
+		r := &Route{API: a, Flow: f}
 		if a.Policies != nil && a.Policies.RateLimit != "" {
 			r.Policy = s.Policies[a.Policies.RateLimit]
 			if r.Policy == nil {
@@ -226,21 +228,56 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 			}
 		}
 		if a.Auth != nil && a.Auth.Credentials != nil {
-			r.Callers = map[string]bool{}
-			for _, app := range a.Auth.Credentials {
-				r.Callers[app] = true
-			}
+			r.Callers = sets.callers(a.Auth.Credentials)
 		}
-		for i, m := range a.Methods {
-			r.Methods[m] = true
-			if i > 0 {
-				r.Allow += ", "
-			}
-			r.Allow += m
-		}
+		r.Methods, r.Allow = sets.methods(a.Methods)
 		s.routes[routeKey{a.Code, a.Version}] = r
 	}
 	return s, nil
+}
+
+// routeSets interns the method and caller sets of a Snapshot's routes:
+// thousands of APIs share a handful of method lists and credential lists.
+type routeSets struct {
+	byMethods map[string]methodSet
+	byCallers map[string]map[string]bool
+}
+
+type methodSet struct {
+	set   map[string]bool
+	allow string
+}
+
+func (rs *routeSets) methods(list []string) (map[string]bool, string) {
+	key := strings.Join(list, ", ")
+	if m, ok := rs.byMethods[key]; ok {
+		return m.set, m.allow
+	}
+	m := methodSet{set: make(map[string]bool, len(list)), allow: key}
+	for _, x := range list {
+		m.set[x] = true
+	}
+	if rs.byMethods == nil {
+		rs.byMethods = map[string]methodSet{}
+	}
+	rs.byMethods[key] = m
+	return m.set, m.allow
+}
+
+func (rs *routeSets) callers(list []string) map[string]bool {
+	key := strings.Join(list, "\x00")
+	if c, ok := rs.byCallers[key]; ok {
+		return c
+	}
+	c := make(map[string]bool, len(list))
+	for _, x := range list {
+		c[x] = true
+	}
+	if rs.byCallers == nil {
+		rs.byCallers = map[string]map[string]bool{}
+	}
+	rs.byCallers[key] = c
+	return c
 }
 
 func prefixes(list []string) ([]netip.Prefix, error) {
