@@ -94,13 +94,8 @@ func decodeBody(b []byte) any {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	if json.Valid(b) {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		var v any
-		if dec.Decode(&v) == nil {
-			return v
-		}
+	if v, ok := decodeJSON(b); ok {
+		return v
 	}
 	return string(b)
 }
