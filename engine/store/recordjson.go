@@ -160,8 +160,8 @@ func (w *recordJSON) appendStep(b []byte, s *StepRecord) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
-// appendValue writes v as encoding/json does; a map of strings (a step's
-// request or response) without reflection.
+// appendValue writes v as encoding/json does; a flat map (a step's request
+// or response, the record's extra) without reflection.
 func (w *recordJSON) appendValue(b []byte, v any) ([]byte, bool) {
 	if m, ok := v.(map[string]any); ok && len(m) <= 8 {
 		if b, ok := w.appendFlatMap(b, m); ok {
@@ -175,7 +175,7 @@ func (w *recordJSON) appendValue(b []byte, v any) ([]byte, bool) {
 	return append(b, bytes.TrimSuffix(w.vbuf.Bytes(), []byte{'\n'})...), true
 }
 
-// appendFlatMap writes a map whose values are strings, ints or nil; ok is
+// appendFlatMap writes a map whose values are strings, ints, bools or nil; ok is
 // false (and b must be discarded) for any other value.
 func (w *recordJSON) appendFlatMap(b []byte, m map[string]any) ([]byte, bool) {
 	keys := w.keys[:0]
@@ -196,6 +196,8 @@ func (w *recordJSON) appendFlatMap(b []byte, m map[string]any) ([]byte, bool) {
 			b = appendJSONString(b, x)
 		case int:
 			b = strconv.AppendInt(b, int64(x), 10)
+		case bool:
+			b = strconv.AppendBool(b, x)
 		case nil:
 			b = append(b, "null"...)
 		default:
