@@ -3,6 +3,7 @@ package call
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/flow"
@@ -102,7 +103,9 @@ func StepRecords(results []flow.StepResult, maxChars int) []store.StepRecord {
 }
 
 // truncValue bounds what a step recorded: strings directly, the string
-// fields of a map, anything else through its JSON form.
+// fields of a map, anything else through its JSON form. A map none of
+// whose fields it would change is returned as it is, not copied (a step's
+// {status, body} is the common case): the flow is done with it.
 func truncValue(v any, maxChars int) any {
 	switch x := v.(type) {
 	case nil:
@@ -110,6 +113,9 @@ func truncValue(v any, maxChars int) any {
 	case string:
 		return store.Truncate(x, maxChars)
 	case map[string]any:
+		if keeps(x, maxChars) {
+			return x
+		}
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			if s, ok := e.(string); ok {
@@ -128,4 +134,30 @@ func truncValue(v any, maxChars int) any {
 		return store.Truncate(string(b), maxChars)
 	}
 	return json.RawMessage(b)
+}
+
+// keeps reports whether truncValue would leave every field of m as it is
+// (encoded, the same JSON): nil, strings that fit, and ints and bools whose
+// JSON fits.
+func keeps(m map[string]any, maxChars int) bool {
+	for _, e := range m {
+		var n int
+		switch x := e.(type) {
+		case nil:
+			continue
+		case string:
+			n = len(x)
+		case int:
+			var buf [24]byte
+			n = len(strconv.AppendInt(buf[:0], int64(x), 10))
+		case bool:
+			n = len(strconv.FormatBool(x))
+		default:
+			return false
+		}
+		if maxChars >= 0 && n > maxChars {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,5 +67,61 @@ func TestRecord(t *testing.T) {
 			tc.edit(x)
 			tc.check(t, Record(x, 10, []string{"authorization"}))
 		})
+	}
+}
+
+// oldTruncValue is truncValue before maps that fit were passed through:
+// the reference for the JSON a step record must keep.
+func oldTruncValue(v any, maxChars int) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return store.Truncate(x, maxChars)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if s, ok := e.(string); ok {
+				out[k] = store.Truncate(s, maxChars)
+			} else {
+				out[k] = oldTruncValue(e, maxChars)
+			}
+		}
+		return out
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	if maxChars >= 0 && len(b) > maxChars {
+		return store.Truncate(string(b), maxChars)
+	}
+	return json.RawMessage(b)
+}
+
+// TestStepValuesUncopied: a step's {status, body} that fits maxChars is
+// recorded as it is, without a copy or a JSON round trip, and every value
+// encodes to the same JSON as before.
+func TestStepValuesUncopied(t *testing.T) {
+	fits := map[string]any{"status": 200, "body": `{"id":"A-1"}`, "ok": true, "none": nil}
+	results := []flow.StepResult{{ID: "call", Type: "http", Status: 200,
+		Request:  map[string]any{"method": "POST", "url": "http://127.0.0.1:1/orders", "body": `{"no":"A-1"}`},
+		Response: fits}}
+	if n := testing.AllocsPerRun(100, func() { StepRecords(results, 4000) }); n > 1 {
+		t.Errorf("StepRecords allocated %v times for values that fit; want 1 (the slice)", n)
+	}
+	for _, v := range []any{
+		fits, "s", 12, 12.5, true, []any{1, "x"},
+		map[string]any{"status": 123456, "body": "abcdef", "n": 1.5},
+		map[string]any{"status": 200, "nested": map[string]any{"s": strings.Repeat("x", 20)}},
+		map[string]any{"b": true, "i": -7, "s": strings.Repeat("y", 9)},
+	} {
+		for _, maxChars := range []int{-1, 0, 2, 3, 5, 8, 4000} {
+			got, err1 := json.Marshal(truncValue(v, maxChars))
+			want, err2 := json.Marshal(oldTruncValue(v, maxChars))
+			if string(got) != string(want) || (err1 == nil) != (err2 == nil) {
+				t.Errorf("%v at %d: %s, want %s", v, maxChars, got, want)
+			}
+		}
 	}
 }

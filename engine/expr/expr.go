@@ -30,10 +30,13 @@ func (e *Error) Error() string {
 
 // Program is a compiled jq program.
 type Program struct {
-	src    string
-	code   *gojq.Code
-	place  string  // where the program stands in the configuration; "" unknown
-	budget *Budget // nil: bounded by the caller's context only
+	src  string
+	code *gojq.Code
+	// readsRequest: the program may read the document's request part
+	// (ReadsRequest).
+	readsRequest bool
+	place        string  // where the program stands in the configuration; "" unknown
+	budget       *Budget // nil: bounded by the caller's context only
 }
 
 // Place is where the program stands in the configuration ("" unknown).
@@ -80,7 +83,7 @@ func Compile(src string) (*Program, error) {
 	if err != nil {
 		return nil, &Error{Offset: -1, Msg: err.Error()}
 	}
-	return &Program{src: src, code: code}, nil
+	return &Program{src: src, code: code, readsRequest: readsRequest(q)}, nil
 }
 
 // Source returns the program text.

@@ -105,3 +105,26 @@ steps:
 `, "")
 	benchRun(b, f, jsonReq(`{"orderNo":"A-1","items":[{"sku":"a","qty":1},{"sku":"b","qty":4}]}`))
 }
+
+// BenchmarkResponseJQ: start → http → end with one API response transform,
+// the shape of ci/bench's jq target: the upstream's JSON is decoded, the
+// program reads three fields of it, and its value is encoded for the
+// envelope.
+func BenchmarkResponseJQ(b *testing.B) {
+	up := newUpstream(b, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"orderNo":"A-1001","status":"accepted","createdAt":"2026-01-02T03:04:05Z",`+
+			`"items":[{"sku":"SKU-1","qty":2,"price":12.5},{"sku":"SKU-2","qty":1,"price":99.9}],"total":124.9}`)
+	})
+	f := compileFlow(b, testEnv(b), `
+transforms:
+  response: '{orderNo: .steps.call.orderNo, status: .steps.call.status, lines: (.steps.call.items | length)}'
+steps:
+  - {id: start, type: start}
+  - {id: call, type: http, http: {method: POST, url: '{{up}}/orders'}}
+  - {id: end, type: end}
+`, up.URL)
+	req := jsonReq(`{"orderNo":"A-1001","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-2","qty":1}]}`)
+	benchRun(b, f, req)
+}

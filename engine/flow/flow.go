@@ -467,7 +467,7 @@ func outputValue(o *Output) func() (any, error) {
 // runProgram runs p over the invocation document, or over input() when
 // given; the document binds the program's variables either way.
 func (f *Flow) runProgram(ctx context.Context, inv *Invocation, p *expr.Program, input func() (any, error)) (any, error) {
-	doc, err := inv.Doc()
+	doc, err := inv.docFor(p)
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +486,7 @@ func (f *Flow) runProgram(ctx context.Context, inv *Invocation, p *expr.Program,
 
 // cond evaluates a step's when condition.
 func (st *step) cond(ctx context.Context, inv *Invocation) (bool, *Error) {
-	doc, err := inv.Doc()
+	doc, err := inv.docFor(st.when)
 	if err == nil {
 		var v any
 		v, err = st.when.Run(ctx, doc, doc)
@@ -537,7 +537,7 @@ func (st *step) exec(ctx context.Context, inv *Invocation, res *StepResult) (*Ou
 }
 
 func (st *step) transform(ctx context.Context, inv *Invocation, p *expr.Program, raw *rawResult) (any, error) {
-	doc, err := inv.Doc()
+	doc, err := inv.docFor(p)
 	if err != nil {
 		return nil, err
 	}

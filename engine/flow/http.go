@@ -159,6 +159,7 @@ type prepared struct {
 	header      http.Header
 	body        []byte
 	contentType string
+	resend      bool // sent more than once (poll): every attempt gets a copy of header
 }
 
 func (s *httpStep) prepare(ctx context.Context, inv *Invocation, st *step) (*prepared, error) {
@@ -362,7 +363,9 @@ func (s *httpStep) callWithRetry(ctx context.Context, st *step, p *prepared, res
 			backoff *= 2
 		}
 		res.Attempts++
-		raw, err = s.call(ctx, st, p, stream)
+		// The only attempt may hand header itself to the client, which
+		// may add to it; a request sent again gets a fresh copy each time.
+		raw, err = s.call(ctx, st, p, stream, attempts == 1 && !p.resend)
 		if err == nil || !retryable(raw, err) || ctx.Err() != nil {
 			break
 		}
@@ -404,7 +407,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // call makes one attempt. A non-2xx answer is an error that still carries
 // the raw result, so the error transform can read it.
-func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream bool) (*rawResult, error) {
+func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream, once bool) (*rawResult, error) {
 	actx, cancel := context.WithTimeout(ctx, s.timeout)
 	var body io.Reader
 	if p.body != nil {
@@ -415,7 +418,9 @@ func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream bool)
 		cancel()
 		return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: bad upstream request: %v", st.id, err), Step: st.id, Err: err}
 	}
-	req.Header = p.header.Clone()
+	if req.Header = p.header; !once {
+		req.Header = p.header.Clone()
+	}
 	resp, err := s.env.Client.Do(req)
 	if err != nil {
 		cancel()
@@ -483,6 +488,7 @@ func (c *cancelOnClose) Close() error {
 // runPoll repeats the call until poll.until holds, poll.failWhen holds, or
 // poll.timeout passes.
 func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *prepared, res *StepResult) (*Output, *rawResult, error) {
+	p.resend = true
 	doc, err := inv.Doc()
 	if err != nil {
 		return nil, nil, err

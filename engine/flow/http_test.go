@@ -372,10 +372,14 @@ steps:
 			if r := result(t, res, "call"); r.Attempts != tt.calls {
 				t.Errorf("Attempts = %d, want %d", r.Attempts, tt.calls)
 			}
-			// A retried POST sends the same body every time.
+			// A retried POST sends the same body every time; every
+			// attempt, the same headers, once each.
 			for i, r := range up.requests() {
 				if tt.method == "POST" && string(r.Body) != `{"x":1}` {
 					t.Errorf("attempt %d body = %q", i+1, r.Body)
+				}
+				if v := r.Header.Values("X-Trace-Id"); len(v) != 1 || v[0] != "trace-1" {
+					t.Errorf("attempt %d X-Trace-Id = %q", i+1, v)
 				}
 			}
 		})

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/databus-gateway/databus/engine/expr"
 )
 
 // Request is what the portal hands to a flow: the caller's request after
@@ -94,13 +96,8 @@ func decodeBody(b []byte) any {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	if json.Valid(b) {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		var v any
-		if dec.Decode(&v) == nil {
-			return v
-		}
+	if v, ok := decodeJSON(b); ok {
+		return v
 	}
 	return string(b)
 }
@@ -200,6 +197,7 @@ type Invocation struct {
 	order   []string
 	decoded int            // outputs of order already in steps
 	doc     map[string]any // built on first use, then kept up to date
+	request map[string]any // doc's request part, built when a program may read it
 	steps   map[string]any
 	vars    map[string]any
 }
@@ -222,9 +220,29 @@ func (inv *Invocation) setOutput(id string, out *Output) {
 
 // Doc returns the invocation document:
 // {request: {...}, traceId, steps: {id: output}, vars: {}}.
-func (inv *Invocation) Doc() (map[string]any, error) {
+func (inv *Invocation) Doc() (map[string]any, error) { return inv.document(true) }
+
+// docFor returns the document p runs over. The request part (its headers
+// map, its decoded body) is built only for a program that may read it
+// (expr.Program.ReadsRequest); one that does not cannot tell it is absent.
+func (inv *Invocation) docFor(p *expr.Program) (map[string]any, error) {
+	return inv.document(p.ReadsRequest())
+}
+
+func (inv *Invocation) document(withRequest bool) (map[string]any, error) {
 	if inv.doc == nil {
-		if err := inv.buildDoc(); err != nil {
+		inv.steps = make(map[string]any, len(inv.outputs))
+		if inv.vars == nil {
+			inv.vars = map[string]any{}
+		}
+		inv.doc = map[string]any{
+			"traceId": inv.Req.TraceID,
+			"steps":   inv.steps,
+			"vars":    inv.vars,
+		}
+	}
+	if withRequest && inv.request == nil {
+		if err := inv.buildRequest(); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +257,7 @@ func (inv *Invocation) Doc() (map[string]any, error) {
 	return inv.doc, nil
 }
 
-func (inv *Invocation) buildDoc() error {
+func (inv *Invocation) buildRequest() error {
 	body, err := inv.body.Value()
 	if err != nil {
 		return err
@@ -257,37 +275,29 @@ func (inv *Invocation) buildDoc() error {
 	if r.User != nil {
 		user = r.User
 	}
-	inv.steps = make(map[string]any, len(inv.outputs))
-	if inv.vars == nil {
-		inv.vars = map[string]any{}
+	inv.request = map[string]any{
+		"method":   r.Method,
+		"path":     r.Path,
+		"headers":  headers,
+		"query":    query,
+		"body":     body,
+		"apiCode":  r.APICode,
+		"version":  r.Version,
+		"appId":    r.AppID,
+		"tenantId": r.TenantID,
+		"clientId": r.ClientID,
+		"ip":       r.IP,
+		"user":     user,
 	}
-	inv.doc = map[string]any{
-		"request": map[string]any{
-			"method":   r.Method,
-			"path":     r.Path,
-			"headers":  headers,
-			"query":    query,
-			"body":     body,
-			"apiCode":  r.APICode,
-			"version":  r.Version,
-			"appId":    r.AppID,
-			"tenantId": r.TenantID,
-			"clientId": r.ClientID,
-			"ip":       r.IP,
-			"user":     user,
-		},
-		"traceId": r.TraceID,
-		"steps":   inv.steps,
-		"vars":    inv.vars,
-	}
+	inv.doc["request"] = inv.request
 	return nil
 }
 
 // setBody replaces the request body (API-level request transform).
 func (inv *Invocation) setBody(v any) error {
 	inv.body = ValueOutput(v)
-	if inv.doc != nil {
-		inv.doc["request"].(map[string]any)["body"] = v
+	if inv.request != nil {
+		inv.request["body"] = v
 	}
 	return nil
 }

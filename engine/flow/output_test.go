@@ -2,8 +2,10 @@ package flow
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -171,4 +173,55 @@ func sameJSON(a, b []byte) bool {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// TestRequestPartBuiltOnlyWhenRead: a flow whose programs read only the
+// steps never builds the document's request part (its headers map, its
+// decoded body); a program that reads it sees it whole, the request
+// transform's body included, even when an earlier program ran without it.
+func TestRequestPartBuiltOnlyWhenRead(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"ORD-1","n":12345678901234567890}`)
+	})
+	stepsOnly := compileFlow(t, testEnv(t), `
+transforms:
+  response: '{id: .steps.call.id, n: .steps.call.n}'
+steps:
+  - {id: start, type: start}
+  - {id: call, type: http, http: {method: POST, url: '{{up}}/orders'}}
+  - {id: end, type: end}
+`, up.URL)
+	res := stepsOnly.Run(context.Background(), jsonReq(`{"orderNo":"A-1"}`))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got, _ := res.Output.JSON(); string(got) != `{"id":"ORD-1","n":12345678901234567890}` {
+		t.Errorf("output %s", got)
+	}
+	if _, built := res.Inv.doc["request"]; built {
+		t.Errorf("request part built for a program that never reads it")
+	}
+	res.Close()
+
+	both := compileFlow(t, testEnv(t), `
+transforms:
+  request: '.steps | {orderNo: "B-2"}'
+  response: '{id: .steps.call.id, no: .request.body.orderNo, ct: .request.headers["Content-Type"], t: .traceId}'
+steps:
+  - {id: start, type: start}
+  - id: call
+    type: http
+    http: {method: POST, url: '{{up}}/orders'}
+    when: '.steps | length == 0'
+  - {id: end, type: end}
+`, up.URL)
+	res = both.Run(context.Background(), jsonReq(`{"orderNo":"A-1"}`))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	defer res.Close()
+	if got, _ := res.Output.JSON(); string(got) != `{"ct":"application/json","id":"ORD-1","no":"B-2","t":"trace-1"}` {
+		t.Errorf("output %s", got)
+	}
 }

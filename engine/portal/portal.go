@@ -419,8 +419,14 @@ func (h *Handler) answer(c *Call, status int, message string, response []byte) {
 		writeEnvelope(c.W, status, message, response, c.TraceID)
 		return
 	}
-	env := appendEnvelope(nil, status, message, response, c.TraceID)
+	// The plain envelope only lives until it is sealed: a pooled buffer.
+	bp := bufPool.Get().(*[]byte)
+	env := appendEnvelope((*bp)[:0], status, message, response, c.TraceID)
 	body, err := sealed(c.encrypt, env)
+	*bp = env
+	if cap(env) <= 64<<10 {
+		bufPool.Put(bp)
+	}
 	if err != nil {
 		h.log.Error("response encryption failed", "error", err, "traceId", c.TraceID)
 		c.encrypt = nil

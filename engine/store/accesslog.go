@@ -116,6 +116,7 @@ type AccessLog struct {
 	// writer goroutine only
 	buf  bytes.Buffer
 	enc  *json.Encoder
+	rj   *recordJSON // what enc writes, without reflection
 	ends []int
 	// comp holds the batch's compressed values, compEnds where each ends.
 	comp     []byte
@@ -157,6 +158,7 @@ func (db *DB) AccessLog(o LogOptions) (*AccessLog, error) {
 	if l.obs == nil {
 		l.obs = nopObserver{}
 	}
+	l.rj = newRecordJSON()
 	l.enc = json.NewEncoder(&l.buf)
 	l.enc.SetEscapeHTML(false) // bodies stay readable; the JSON is never embedded in HTML
 	// A random start keeps keys unique across restarts even for records
@@ -324,6 +326,7 @@ func (l *AccessLog) writer() {
 		l.obs.QueueDepth(len(l.queue))
 		l.write(batch)
 		clear(batch) // let the records go
+		l.rj.trim(maxKeptBuffer)
 		if l.buf.Cap() > maxKeptBuffer {
 			l.buf = bytes.Buffer{} // after a burst of huge records; l.enc writes to &l.buf still
 		}
@@ -449,6 +452,11 @@ func (l *AccessLog) recovered() {
 // their error rather than losing the record.
 func (l *AccessLog) encode(r *Record) {
 	n := l.buf.Len()
+	if b, ok := l.rj.encode(r); ok {
+		l.buf.Write(b)
+		l.buf.WriteByte('\n')
+		return
+	}
 	err := l.enc.Encode(r)
 	if err == nil {
 		return

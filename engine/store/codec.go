@@ -21,6 +21,14 @@ const recordDictID = 1
 
 var recordDict = []byte(`{"id":"","traceId":"","apiCode":"","version":"v1","appId":"","tenantId":"","clientIp":"127.0.0.1","method":"POST","path":"/admin-api/databus/api/portal/","requestHeaders":{"Accept":"*/*","Accept-Encoding":"gzip","Content-Length":"","Content-Type":"application/json","Traceparent":"00-","User-Agent":"Go-http-client/1.1","X-Forwarded-For":"","X-Trace-Id":"","Zt-App-Id":"","Zt-Nonce":"","Zt-Signature":"***","Zt-Tenant-Id":"","Zt-Timestamp":"17"},"requestBody":"{\"","responseBody":"{\"","httpStatus":200,"status":0,"errorCode":"","errorMessage":"","startedAt":"2026-","durationMs":0.,"stepResults":[{"id":"start","type":"start","elapsedMs":0},{"id":"","type":"http","request":{"body":"{\"","method":"POST","url":"http://127.0.0.1:"},"response":{"body":"{\"","status":200},"status":200,"elapsedMs":0.,"attempts":1},{"id":"","type":"script","response":{"body":"{\"","status":200},"elapsedMs":0.},{"id":"end","type":"end","elapsedMs":0.}],"extra":{"encrypted":true}}`)
 
+// recordWindow is the encoder's window. The default (8 MB) made the encoder
+// keep about 4 MB of history buffer for the process's life, for records
+// that are a few KB (bodies are cut at accessLog.maxBodyChars); a record
+// up to the window is still one single-segment frame, byte for byte what
+// the default window gives, and a larger one still compresses, against
+// the last recordWindow bytes.
+const recordWindow = 256 << 10
+
 var (
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 	encoder   = mustEncoder()
@@ -29,7 +37,7 @@ var (
 
 func mustEncoder() *zstd.Encoder {
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false), zstd.WithEncoderDictRaw(recordDictID, recordDict))
+		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false), zstd.WithEncoderDictRaw(recordDictID, recordDict), zstd.WithWindowSize(recordWindow))
 	if err != nil {
 		panic(err)
 	}

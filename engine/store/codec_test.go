@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.etcd.io/bbolt"
 )
 
@@ -55,5 +57,45 @@ func TestValuesAreCompressed(t *testing.T) {
 	list, _, err := l.Page(Filter{TraceID: "legacy-trace"}, 1, 10)
 	if err != nil || len(list) != 1 || list[0].APICode != "api.old" {
 		t.Fatalf("legacy record: %v %+v", err, list)
+	}
+}
+
+// TestEncoderHistoryIsSmall: the record encoder holds well under a
+// megabyte once it has compressed a record (it held over 4 MB with the
+// default window), and a typical record's frame is byte for byte what the
+// default window gave, so the stored format does not change.
+func TestEncoderHistoryIsSmall(t *testing.T) {
+	js, err := json.Marshal(sample("h1", "api.h", 200, time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	e := mustEncoder()
+	got := e.EncodeAll(js, nil)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("a fresh record encoder allocated %d KB to compress %d bytes", grew>>10, len(js))
+	}
+	old, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false), zstd.WithEncoderDictRaw(recordDictID, recordDict))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := old.EncodeAll(js, nil); !bytes.Equal(got, want) {
+		t.Errorf("frame differs from the default window's:\n got %x\nwant %x", got, want)
+	}
+	if back, err := plain(got); err != nil || !bytes.Equal(back, js) {
+		t.Errorf("round trip: %v", err)
+	}
+}
+
+func BenchmarkCompressRecord(b *testing.B) {
+	js, _ := json.Marshal(benchRecord(1))
+	var dst []byte
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		dst = compress(dst[:0], js)
 	}
 }
