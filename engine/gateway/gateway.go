@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
+	runtimemetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,8 +217,12 @@ func (s *Server) reload(ctx context.Context, reason string, record bool, changed
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
+	allocated := heapAllocated()
 	res = ReloadResult{At: start, Reason: reason}
 	defer func() {
+		if heapAllocated()-allocated >= releaseAfterBytes {
+			go debug.FreeOSMemory()
+		}
 		res.Duration = time.Since(start)
 		label := s.prevRevision
 		if cur := s.Current(); cur != nil {
@@ -284,6 +290,22 @@ func (s *Server) reload(ctx context.Context, reason string, record bool, changed
 		"warnings", len(b.Diagnostics), "read", b.Repo.Loaded.Read, "parsed", b.Repo.Loaded.Parsed, "compiled", res.Compiled,
 		"took", time.Since(start).Round(time.Microsecond))
 	return res
+}
+
+// releaseAfterBytes is how much a reload may allocate before its garbage
+// is handed back to the OS at once: a cold build of a large repository
+// allocates many times what it keeps, and an idle gateway would hold that
+// peak until collections that only requests trigger.
+const releaseAfterBytes = 16 << 20
+
+// heapAllocated returns the bytes allocated on the heap since start.
+func heapAllocated() uint64 {
+	s := []runtimemetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	runtimemetrics.Read(s)
+	if s[0].Value.Kind() != runtimemetrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // commit serves next: the one point where a reload changes the running
