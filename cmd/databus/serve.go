@@ -25,6 +25,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	drain := fs.Duration("drain-timeout", 15*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may take to finish")
 	noWatch := fs.Bool("no-watch", false, "do not watch the files; reload with SIGHUP only")
+	debounce := fs.Duration("watch-debounce", 200*time.Millisecond, "how long the file watcher waits for a burst of changes to end before it reloads (a burst is never held longer than ten times this)")
 	gitSync := fs.Bool("git-sync", false, "follow the remote branch: fetch, validate and fast-forward the checkout (gitSync in databus.yaml)")
 	gitSyncInterval := fs.Duration("git-sync-interval", 0, "override gitSync.interval")
 	storagePath := fs.String("storage", "", "override storage.path (the bbolt file)")
@@ -46,7 +47,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain,
-		NoWatch: *noWatch, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
+		NoWatch: *noWatch, Debounce: *debounce, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
 		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, MaxConnections: *maxConns})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
