@@ -130,21 +130,12 @@ func (h *hint) unchanged(f *files, l listed) *fileEntry {
 	return nil
 }
 
-// fileStat is what a file's metadata says of its bytes.
-type fileStat struct {
-	dev, ino           uint64
-	size, mtime, ctime int64
-}
-
-// racyWindow: a file written this shortly before it was read may be
-// written again within the same timestamp tick without its metadata
-// changing, so its metadata is not trusted the next time (it is read and
-// hashed again, as git does with "racily clean" entries).
-var racyWindow = 2 * time.Second
+// racyWindow is RacyWindow; tests trust fresh files with a negative one.
+var racyWindow = RacyWindow
 
 // fileEntry is what a Load learnt of one file.
 type fileEntry struct {
-	stat  fileStat
+	stat  FileStat
 	trust bool // stat stands for sum next time
 	sum   [32]byte
 	res   *loaded // the checked document of a kind folder; nil otherwise
@@ -200,7 +191,7 @@ func (f *files) look(rel string, st fs.FileInfo) (e *fileEntry, data []byte, err
 			return nil, nil, err
 		}
 	}
-	stat, statOK := statOf(st)
+	stat, statOK := StatOf(st)
 	if statOK && f.sameDir() {
 		if p := f.prev.entries[rel]; p != nil && p.trust && p.stat == stat {
 			e = &fileEntry{stat: stat, trust: true, sum: p.sum}
@@ -214,15 +205,7 @@ func (f *files) look(rel string, st fs.FileInfo) (e *fileEntry, data []byte, err
 	}
 	f.reads.Add(1)
 	e = &fileEntry{stat: stat, sum: sha256.Sum256(data)}
-	// Trusted next time only when the file was not written just before
-	// it was read, and not during the read (size and times still match).
-	if statOK && start.Sub(time.Unix(0, stat.mtime)) > racyWindow && start.Sub(time.Unix(0, stat.ctime)) > racyWindow {
-		if st2, err := os.Stat(abs); err == nil {
-			if s2, ok := statOf(st2); ok && s2 == stat && int64(len(data)) == stat.size {
-				e.trust = true
-			}
-		}
-	}
+	e.trust = statOK && Settled(abs, stat, len(data), start, racyWindow)
 	f.put(rel, e)
 	return e, data, nil
 }

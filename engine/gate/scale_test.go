@@ -28,7 +28,7 @@ func TestScaleRepoIsValid(t *testing.T) {
 	if !r.OK() || len(r.Diagnostics) != 0 {
 		t.Fatalf("%v %v", r.Err, r.Diagnostics)
 	}
-	if len(r.Repo.APIs) != 25 || len(r.Repo.Policies) != 25 {
+	if len(r.Repo.APIs) != 25 || len(r.Repo.Policies) != 25 || len(r.Repo.Credentials) != 1 {
 		t.Fatal(r.Repo)
 	}
 }
@@ -82,7 +82,7 @@ func BenchmarkScaleReload(b *testing.B) {
 		b.Fatal(first.Diagnostics)
 	}
 	prev := first.Snapshot
-	rel := filepath.Join(dir, "apis", "a00000.yaml")
+	rel := filepath.Join(dir, filepath.FromSlash(configtest.ScaleAPIFile(0)))
 	orig, _ := os.ReadFile(rel)
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {

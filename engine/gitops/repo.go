@@ -44,7 +44,7 @@ type Repo struct {
 	prefix string // dir relative to root, slash-separated; "" when dir is the root
 
 	cache    revCache      // what earlier Revision calls learnt
-	racy     time.Duration // racyWindow; tests trust fresh files with a negative one
+	racy     time.Duration // config.RacyWindow; tests trust fresh files with a negative one
 	uncached bool          // Revision neither uses nor fills cache (benchmarks)
 	stats    revStats
 	onRead   func(rel string) // when set, called for each file Revision reads (tests)
@@ -94,7 +94,7 @@ func Open(dir string) (*Repo, error) {
 	if prefix == ".git" || strings.HasPrefix(prefix, ".git/") {
 		return nil, fmt.Errorf("%s: %w: inside the .git folder", dir, ErrNotGit)
 	}
-	return &Repo{dir: abs, root: root, prefix: prefix, racy: racyWindow}, nil
+	return &Repo{dir: abs, root: root, prefix: prefix, racy: config.RacyWindow}, nil
 }
 
 // Dir returns the absolute path of the config repository.

@@ -24,21 +24,9 @@ import (
 // config files of a commit's tree are listed once per HEAD commit, and a
 // working-tree file is read and hashed again only when its metadata moved.
 
-// racyWindow: a file written this shortly before it was read may be
-// written again within the same timestamp tick without its metadata
-// changing, so its metadata is not trusted the next time (it is read and
-// hashed again, as git does with "racily clean" index entries).
-const racyWindow = 2 * time.Second
-
-// fileStat is what a file's metadata says of its bytes.
-type fileStat struct {
-	dev, ino           uint64
-	size, mtime, ctime int64
-}
-
 // wtFile is what a Revision call learnt of one working-tree config file.
 type wtFile struct {
-	stat  fileStat
+	stat  config.FileStat
 	trust bool // stat stands for hash next time
 	hash  plumbing.Hash
 }
@@ -173,7 +161,7 @@ func (r *Repo) dirtyFiles(committed map[string]plumbing.Hash) ([]string, error) 
 // prev trusted the file's metadata and it is unchanged, else from its
 // bytes.
 func (r *Repo) hashFile(f listedFile, prev map[string]wtFile) (wtFile, error) {
-	stat, statOK := statOf(f.st)
+	stat, statOK := config.StatOf(f.st)
 	if p, ok := prev[f.rel]; ok && statOK && p.trust && p.stat == stat {
 		return p, nil
 	}
@@ -188,15 +176,7 @@ func (r *Repo) hashFile(f listedFile, prev map[string]wtFile) (wtFile, error) {
 		r.onRead(f.rel)
 	}
 	e := wtFile{stat: stat, hash: plumbing.ComputeHash(plumbing.BlobObject, data)}
-	// Trusted next time only when the file was not written just before it
-	// was read, nor during the read (size and times still match).
-	if statOK && !r.uncached && start.Sub(time.Unix(0, stat.mtime)) > r.racy && start.Sub(time.Unix(0, stat.ctime)) > r.racy && int64(len(data)) == stat.size {
-		if st2, err := os.Stat(abs); err == nil {
-			if s2, ok := statOf(st2); ok && s2 == stat {
-				e.trust = true
-			}
-		}
-	}
+	e.trust = statOK && !r.uncached && config.Settled(abs, stat, len(data), start, r.racy)
 	return e, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/config/configtest"
 	"github.com/databus-gateway/databus/engine/gateway"
 )
 
@@ -35,17 +36,17 @@ func TestGenRepoLoads(t *testing.T) {
 	if p := repo.Settings.APIPortal; !*p.Security.Enabled || !*p.EnableRateLimit {
 		t.Errorf("security and rate limits must be on: %+v", repo.Settings.APIPortal)
 	}
-	last := repo.API(scaleAPI(149), "v1")
+	last := repo.API(configtest.ScaleAPI(149), "v1")
 	if last == nil {
-		t.Fatalf("no API %s", scaleAPI(149))
+		t.Fatalf("no API %s", configtest.ScaleAPI(149))
 	}
-	if last.Policies.RateLimit != scalePolicy(149) {
-		t.Errorf("%s: rate policy %q, want its own %q", last.Code, last.Policies.RateLimit, scalePolicy(149))
+	if last.Policies.RateLimit != configtest.ScalePolicy(149) {
+		t.Errorf("%s: rate policy %q, want its own %q", last.Code, last.Policies.RateLimit, configtest.ScalePolicy(149))
 	}
-	if got := last.Auth.Credentials; len(got) != 1 || got[0] != scaleApp(1) {
-		t.Errorf("%s: credentials %v, want [%s]", last.Code, got, scaleApp(1))
+	if got := last.Auth.Credentials; len(got) != 1 || got[0] != configtest.ScaleApp(1) {
+		t.Errorf("%s: credentials %v, want [%s]", last.Code, got, configtest.ScaleApp(1))
 	}
-	if _, err := os.Stat(filepath.Join(dir, scaleAPIFile(149))); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(configtest.ScaleAPIFile(149)))); err != nil {
 		t.Errorf("the edit reload's file: %v", err)
 	}
 }
@@ -178,7 +179,7 @@ func TestReloadObserved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, scaleAPIFile(2))
+	file := filepath.Join(dir, filepath.FromSlash(configtest.ScaleAPIFile(2)))
 	run, err := reloads(admin, "edit", file, 2, 0, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

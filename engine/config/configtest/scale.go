@@ -6,53 +6,119 @@ import (
 	"path/filepath"
 )
 
-// ScaleFiles is the repository of the scale benchmarks: n APIs, each
-// start → http → end with a jq response transform and its own rate-limit
-// policy, callable by one of 20 HMAC credentials, with security on. The
-// http steps call upstream (host:port). It returns the files by
-// repository-relative path.
-func ScaleFiles(n int, upstream string) map[string][]byte {
-	const creds = 20
-	files := map[string][]byte{
-		"databus.yaml": []byte("apiVersion: databus/v1\nkind: Settings\napiPortal:\n  basePath: /api\n  security: {enabled: true}\n"),
-	}
-	for i := 0; i < creds; i++ {
-		files[fmt.Sprintf("credentials/app-%02d.yaml", i)] = fmt.Appendf(nil, `apiVersion: databus/v1
+// The generated repository of the scale bench (ci/bench/scale.sh): N APIs,
+// each start → http → end with its own jq response transform and its own
+// rate-limit policy, and one credential per hundred APIs. Security is on
+// (HMAC-SHA256 signatures, AES bodies and answers) and so are rate limits;
+// the access log is off, so that the bench measures the loader and the
+// request path rather than bbolt writes.
+const (
+	// MaxScaleAPIs bounds N so that the file names keep their fixed width.
+	MaxScaleAPIs = 99999
+	// APIsPerCredential is how many APIs share one credential.
+	APIsPerCredential = 100
+	// ScaleKeyEnv names the environment variable every generated
+	// credential's key comes from (a 32-byte AES key): the secret is not in
+	// the repository, as in production.
+	ScaleKeyEnv = "DATABUS_SCALE_KEY"
+)
+
+// ScaleAPI is the code of the i-th generated API (version v1).
+func ScaleAPI(i int) string { return fmt.Sprintf("scale.api.%05d", i) }
+
+// ScaleAPIFile is the i-th API's file, relative to the repository
+// (slash-separated).
+func ScaleAPIFile(i int) string { return "apis/" + ScaleAPI(i) + ".yaml" }
+
+// ScaleApp is the appId of the k-th generated credential.
+func ScaleApp(k int) string { return fmt.Sprintf("scale-app-%03d", k) }
+
+// ScaleCredentials is how many credentials a repository of n APIs has.
+func ScaleCredentials(n int) int { return (n + APIsPerCredential - 1) / APIsPerCredential }
+
+const scaleSettings = `# Generated for the scale bench (ci/bench/scale.sh).
+apiVersion: databus/v1
+kind: Settings
+apiPortal:
+  enableAudit: false
+  enableRateLimit: true
+  security:
+    enabled: true
+    requireBodyEncryption: true
+    encryptResponse: true
+gateway:
+  webClient: {connectionPoolEnabled: true, maxIdleConnsPerHost: 256, timeout: 10s}
+storage:
+  path: data/scale.db
+`
+
+func ScalePolicy(i int) string { return fmt.Sprintf("scale-policy-%05d", i) }
+
+func scaleCredentialYAML(k int) string {
+	return fmt.Sprintf(`apiVersion: databus/v1
 kind: Credential
-appId: app-%02d
+appId: %s
+description: Scale bench client %d
+enabled: true
 signatureType: HMAC-SHA256
 encryptionType: AES
-encryptionKey: {secretRef: 'env:DATABUS_SCALE_KEY'}
-`, i)
-	}
-	for i := 0; i < n; i++ {
-		files[fmt.Sprintf("policies/p%05d.yaml", i)] = fmt.Appendf(nil, `apiVersion: databus/v1
+encryptionKey: {secretRef: 'env:%s'}
+`, ScaleApp(k), k, ScaleKeyEnv)
+}
+
+// scalePolicyYAML is a limit the bench never reaches, so that the counter is
+// paid for on every request without refusing one.
+func scalePolicyYAML(i int) string {
+	return fmt.Sprintf(`apiVersion: databus/v1
 kind: RateLimitPolicy
-name: p%05d
+name: %s
+description: Scale bench policy of %s
+algorithm: fixed-window
 limit: %d
 windowSeconds: 60
-`, i, 1000+i%100)
-		files[fmt.Sprintf("apis/a%05d.yaml", i)] = fmt.Appendf(nil, `apiVersion: databus/v1
+keyTemplate: '${apiCode}:${version}:${appId}'
+`, ScalePolicy(i), ScaleAPI(i), 100000000+i)
+}
+
+// scaleAPIYAML is the i-th API. Its jq program names the API, so that no two
+// programs are the same text (a cache keyed by content shares nothing).
+// The description line is the one the bench's edit reload rewrites.
+func scaleAPIYAML(i int, upstream string) string {
+	return fmt.Sprintf(`apiVersion: databus/v1
 kind: Api
-code: scale.svc%d
-version: v%d
-description: Scale API %d
+code: %[1]s
+version: v1
+description: Scale bench API %[2]d
 status: online
 methods: [POST]
-auth: {credentials: [app-%02d]}
-policies: {rateLimit: p%05d}
-transforms:
-  response: '{id: .steps.call.body.id, total: (.steps.call.body.items // [] | length), api: %d}'
+auth:
+  credentials: [%[3]s]
+policies:
+  rateLimit: %[4]s
 steps:
   - {id: start, type: start}
   - id: call
     type: http
     http:
       method: POST
-      url: 'http://%s/orders/%d'
+      url: 'http://%[5]s/orders/%[2]d'
       timeout: 5s
   - {id: end, type: end}
-`, i/10, i%10+1, i, i%creds, i, i, upstream, i)
+transforms:
+  response: '{api: "%[1]s", orderNo: .steps.call.orderNo, status: .steps.call.status, lines: (.steps.call.items | length)}'
+`, ScaleAPI(i), i, ScaleApp(i/APIsPerCredential), ScalePolicy(i), upstream)
+}
+
+// ScaleFiles is the scale repository of n APIs (at most MaxScaleAPIs)
+// whose http steps call upstream (host:port), by repository-relative path.
+func ScaleFiles(n int, upstream string) map[string][]byte {
+	files := map[string][]byte{"databus.yaml": []byte(scaleSettings)}
+	for k := range ScaleCredentials(n) {
+		files["credentials/"+ScaleApp(k)+".yaml"] = []byte(scaleCredentialYAML(k))
+	}
+	for i := range n {
+		files["policies/"+ScalePolicy(i)+".yaml"] = []byte(scalePolicyYAML(i))
+		files[ScaleAPIFile(i)] = []byte(scaleAPIYAML(i, upstream))
 	}
 	return files
 }
