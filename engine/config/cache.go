@@ -123,9 +123,8 @@ func (h *hint) unchanged(f *files, l listed) *fileEntry {
 		return nil
 	}
 	if p := f.prev.entries[l.rel]; p != nil && p.trust {
-		e := &fileEntry{stat: p.stat, trust: true, sum: p.sum}
-		f.put(l.rel, e)
-		return e
+		f.put(l.rel, p) // entries are immutable: the next index shares it
+		return p
 	}
 	return nil
 }
@@ -151,6 +150,10 @@ type fileIndex struct {
 	// listing them found (links not followed).
 	listed    []string
 	walkDiags Diagnostics
+	// repo and diags are the load's outcome: a load that finds the same
+	// bytes and reuses every document returns it.
+	repo  *Repository
+	diags Diagnostics
 }
 
 // dep is a file a document's checks read besides its own: a descriptor
@@ -174,7 +177,11 @@ type files struct {
 }
 
 func newFiles(abs string, prev *fileIndex) *files {
-	return &files{abs: abs, prev: prev, idx: &fileIndex{dir: abs, entries: map[string]*fileEntry{}}}
+	n := 0
+	if prev != nil {
+		n = len(prev.entries)
+	}
+	return &files{abs: abs, prev: prev, idx: &fileIndex{dir: abs, entries: make(map[string]*fileEntry, n)}}
 }
 
 // sameDir reports whether the previous index is of this very folder, so
@@ -194,9 +201,8 @@ func (f *files) look(rel string, st fs.FileInfo) (e *fileEntry, data []byte, err
 	stat, statOK := StatOf(st)
 	if statOK && f.sameDir() {
 		if p := f.prev.entries[rel]; p != nil && p.trust && p.stat == stat {
-			e = &fileEntry{stat: stat, trust: true, sum: p.sum}
-			f.put(rel, e)
-			return e, nil, nil
+			f.put(rel, p) // entries are immutable: the next index shares it
+			return p, nil, nil
 		}
 	}
 	start := time.Now()

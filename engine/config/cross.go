@@ -10,22 +10,25 @@ import (
 // that span files: uniqueness and references. It reads the documents and
 // never changes them (a later Reload may reuse them).
 func (l *loader) crossCheck(repo *Repository, all []*loaded) {
-	apiOf := map[*Api]*loaded{}
+	n := len(all)
+	apiOf := make(map[*Api]*loaded, n)
 	credByID := map[string]*Credential{}
 	credOf := map[*Credential]*loaded{}
-	polByName := map[string]*RateLimitPolicy{}
-	polOf := map[*RateLimitPolicy]*loaded{}
-	apiByID := map[string]*Api{}
+	polByName := make(map[string]*RateLimitPolicy, n)
+	polOf := make(map[*RateLimitPolicy]*loaded, n)
+	type apiID struct{ code, version string }
+	apiByID := make(map[apiID]*Api, n)
+	repo.APIs = make([]*Api, 0, n)
 
 	// all is in file order, so "first" is stable.
 	for _, r := range all {
 		switch o := r.obj.(type) {
 		case *Api:
-			if first, dup := apiByID[o.ID()]; dup {
+			if first, dup := apiByID[apiID{o.Code, o.Version}]; dup {
 				r.at(&l.diags, SevError, "/code", "API %s is already defined in %s:%d; code+version must be unique", o.ID(), first.Source.File, apiOf[first].lineOf("/code"))
 				continue
 			}
-			apiByID[o.ID()] = o
+			apiByID[apiID{o.Code, o.Version}] = o
 			apiOf[o] = r
 			repo.APIs = append(repo.APIs, o)
 		case *Credential:

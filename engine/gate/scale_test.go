@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/config/configtest"
 )
 
@@ -101,6 +102,32 @@ func BenchmarkScaleReload(b *testing.B) {
 				b.Fatal(r.Diagnostics, r.Repo.Loaded)
 			}
 			prev = r.Snapshot
+		}
+	})
+	// The gateway's way: one Cache, told by the file watcher which file
+	// changed.
+	var cache config.Cache
+	cache.Load(dir)
+	relName := configtest.ScaleAPIFile(0)
+	b.Run("edit (watched)", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			os.WriteFile(rel, fmt.Appendf(append([]byte(nil), orig...), "# watched edit %d\n", i), 0o644)
+			r := Build(context.Background(), dir, Options{Mode: Dry, Prev: prev, Cache: &cache, Changed: []string{relName}})
+			if !r.OK() || r.Snapshot == nil || r.Repo.Loaded.Parsed > 2 || r.Repo.Loaded.Read > 2 {
+				b.Fatal(r.Diagnostics, r.Repo.Loaded)
+			}
+			prev = r.Snapshot
+		}
+	})
+	b.Run("same bytes (watched)", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := Build(context.Background(), dir, Options{Mode: Dry, Prev: prev, Cache: &cache, Changed: []string{relName}}); !r.Unchanged {
+				b.Fatal("not found unchanged")
+			}
 		}
 	})
 	b.Run("same bytes", func(b *testing.B) {

@@ -217,12 +217,10 @@ func (s *Server) reload(ctx context.Context, reason string, record bool, changed
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
-	allocated := heapAllocated()
+	allocated, _ := heapStats()
 	res = ReloadResult{At: start, Reason: reason}
 	defer func() {
-		if heapAllocated()-allocated >= releaseAfterBytes {
-			go debug.FreeOSMemory()
-		}
+		releaseAfterBuild(allocated)
 		res.Duration = time.Since(start)
 		label := s.prevRevision
 		if cur := s.Current(); cur != nil {
@@ -292,20 +290,33 @@ func (s *Server) reload(ctx context.Context, reason string, record bool, changed
 	return res
 }
 
-// releaseAfterBytes is how much a reload may allocate before its garbage
-// is handed back to the OS at once: a cold build of a large repository
-// allocates many times what it keeps, and an idle gateway would hold that
-// peak until collections that only requests trigger.
+// releaseAfterBytes is how much a reload may allocate (and at least the
+// live heap) before its garbage is handed back to the OS at once: a cold
+// build of a large repository allocates many times what it keeps, and an
+// idle gateway would hold that peak until collections that only requests
+// trigger. A reload that read a few changed files allocates far less.
 const releaseAfterBytes = 16 << 20
 
-// heapAllocated returns the bytes allocated on the heap since start.
-func heapAllocated() uint64 {
-	s := []runtimemetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+// heapStats returns the bytes allocated on the heap since start and the
+// live heap after the last collection.
+func heapStats() (allocated, live uint64) {
+	s := []runtimemetrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	runtimemetrics.Read(s)
-	if s[0].Value.Kind() != runtimemetrics.KindUint64 {
-		return 0
+	if s[0].Value.Kind() == runtimemetrics.KindUint64 {
+		allocated = s[0].Value.Uint64()
 	}
-	return s[0].Value.Uint64()
+	if s[1].Value.Kind() == runtimemetrics.KindUint64 {
+		live = s[1].Value.Uint64()
+	}
+	return allocated, live
+}
+
+// releaseAfterBuild hands a large build's garbage back to the OS.
+func releaseAfterBuild(allocatedBefore uint64) {
+	allocated, live := heapStats()
+	if d := allocated - allocatedBefore; d >= releaseAfterBytes && d >= live {
+		go debug.FreeOSMemory()
+	}
 }
 
 // commit serves next: the one point where a reload changes the running

@@ -69,8 +69,17 @@ type Snapshot struct {
 	// (Deps.Prev) instead of compiled.
 	Reused int
 
-	routes map[routeKey]*Route
-	life   *life
+	routes    map[routeKey]*Route
+	policySrc map[string]*config.RateLimitPolicy // the definitions Policies were compiled from
+	life      *life
+}
+
+// policyOf returns the compiled policy an API names, or nil.
+func (s *Snapshot) policyOf(a *config.Api) *ratelimit.Policy {
+	if a.Policies == nil || a.Policies.RateLimit == "" {
+		return nil
+	}
+	return s.Policies[a.Policies.RateLimit]
 }
 
 type routeKey struct{ code, version string }
@@ -173,7 +182,15 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		}
 		s.AdminTokens = append(s.AdminTokens, AdminToken{Name: t.Name, Role: t.Role, Secret: v})
 	}
+	s.policySrc = make(map[string]*config.RateLimitPolicy, len(repo.Policies))
 	for _, p := range repo.Policies {
+		s.policySrc[p.Name] = p
+		if deps.Prev != nil && deps.Prev.policySrc[p.Name] == p {
+			// The same definition (config.Reload kept the document): its
+			// compiled form is immutable and carries no state.
+			s.Policies[p.Name] = deps.Prev.Policies[p.Name]
+			continue
+		}
 		cp, err := ratelimit.Compile(p)
 		if err != nil {
 			return nil, &config.Fault{File: p.Source.File, Pointer: "/keyTemplate", Err: err}
@@ -207,11 +224,16 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	}
 	var sets routeSets // routes with the same lists share their sets (read only)
 	for _, a := range repo.APIs {
+		key := routeKey{a.Code, a.Version}
 		var f *flow.Flow
 		if reuse {
-			if pr := deps.Prev.routes[routeKey{a.Code, a.Version}]; pr != nil && pr.API == a {
+			if pr := deps.Prev.routes[key]; pr != nil && pr.API == a {
 				f = pr.Flow
 				s.Reused++
+				if pr.Policy == s.policyOf(a) {
+					s.routes[key] = pr // the route is made of these and the definition
+					continue
+				}
 			}
 		}
 		if f == nil {
