@@ -3,16 +3,21 @@
 #
 # Starts on loopback: a small upstream; the baseline, httputil.ReverseProxy
 # with a tuned pool; Databus with a passthrough API (security and access log
-# off); Databus with the full chain (AES + HMAC + nonce + rate limit + access
+# off); Databus with the same API plus one jq response transform (target
+# "jq"); Databus with the full chain (AES + HMAC + nonce + rate limit + access
 # log + jq + response encryption). Drives each in turn, interleaved, for
 # BENCH_ROUNDS rounds with `databus bench` (and wrk, when installed, for the
-# unsigned targets), then prints req/s, p50, p99 and peak RSS per target with
-# the ratios to the proxy, and writes bench.json next to the rounds.
+# unsigned targets), and drives the proxy a second time with the full chain's
+# signing client (target "proxy-signed": the same AES body and signature
+# headers, which the upstream ignores), so the full chain is compared with a
+# proxy that carries the same client cost. Then prints req/s, p50, p99 and
+# peak RSS per target with the ratios to the proxy, and writes bench.json
+# next to the rounds.
 #
 #   bash ci/bench/run.sh                        # 3 rounds of 10s, concurrency 32
 #   BENCH_DURATION=5s BENCH_ROUNDS=1 bash ci/bench/run.sh
 #   BENCH_OUT=/tmp/bench bash ci/bench/run.sh   # where the rounds go (default bench-out/)
-#   BENCH_GATEWAY_ENV="GOGC=200" bash ci/bench/run.sh   # environment of the two gateways only
+#   BENCH_GATEWAY_ENV="GOGC=200" bash ci/bench/run.sh   # environment of the gateways only
 #   BENCH_PPROF=1 bash ci/bench/run.sh          # then one more profiled pass per gateway:
 #                                               # CPU and allocation profiles in the output folder
 set -euo pipefail
@@ -39,10 +44,11 @@ port() { "$WORK/benchtool" freeport; }
 
 UP=$(port); PROXY=$(port)
 PASS=$(port); PASS_ADMIN=$(port)
+JQ=$(port); JQ_ADMIN=$(port)
 FULL=$(port); FULL_ADMIN=$(port)
 
-# The two gateways' repositories, pointed at this run's upstream.
-for t in passthrough full; do
+# The gateways' repositories, pointed at this run's upstream.
+for t in passthrough jq full; do
   cp -r "ci/bench/$t" "$WORK/$t"
   sed -i "s#127.0.0.1:18091#127.0.0.1:$UP#" "$WORK/$t"/apis/*.yaml
 done
@@ -54,11 +60,14 @@ serve() { # dir listen admin
     --storage "$WORK/$(basename "$1").db" --no-watch --log-level warn ${BENCH_PPROF:+--pprof} 2>>"$OUT/$(basename "$1").log" &
 }
 serve "$WORK/passthrough" "$PASS" "$PASS_ADMIN"; PIDS+=($!); PASS_PID=$!
+serve "$WORK/jq" "$JQ" "$JQ_ADMIN"; PIDS+=($!); JQ_PID=$!
 serve "$WORK/full" "$FULL" "$FULL_ADMIN"; PIDS+=($!); FULL_PID=$!
 "$WORK/benchtool" wait "http://127.0.0.1:$UP/" "http://127.0.0.1:$PROXY/" \
-  "http://127.0.0.1:$PASS_ADMIN/readyz" "http://127.0.0.1:$FULL_ADMIN/readyz"
+  "http://127.0.0.1:$PASS_ADMIN/readyz" "http://127.0.0.1:$JQ_ADMIN/readyz" "http://127.0.0.1:$FULL_ADMIN/readyz"
 
-declare -A PID_OF=([proxy]=$PROXY_PID [passthrough]=$PASS_PID [full]=$FULL_PID)
+# proxy-signed is the proxy process again, driven by the signing client.
+declare -A PID_OF=([proxy]=$PROXY_PID [proxy-signed]=$PROXY_PID [passthrough]=$PASS_PID [jq]=$JQ_PID [full]=$FULL_PID)
+SIGN=(--dir "$WORK/full" --app bench-app)
 BASE=/admin-api/databus/api/portal
 BODY='{"orderNo":"A-1001","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-2","qty":1}]}'
 WRK=$(command -v wrk || true)
@@ -99,15 +108,23 @@ for r in $(seq 1 "$ROUNDS"); do
   drive_wrk "$r" proxy bench.pass:v1 "http://127.0.0.1:$PROXY$BASE"
   drive "$r" passthrough bench.pass:v1 "http://127.0.0.1:$PASS$BASE" --unsigned
   drive_wrk "$r" passthrough bench.pass:v1 "http://127.0.0.1:$PASS$BASE"
-  drive "$r" full bench.full:v1 "http://127.0.0.1:$FULL$BASE" --dir "$WORK/full" --app bench-app
+  drive "$r" jq bench.jq:v1 "http://127.0.0.1:$JQ$BASE" --unsigned
+  drive_wrk "$r" jq bench.jq:v1 "http://127.0.0.1:$JQ$BASE"
+  # The proxy forwards the signed, encrypted request as it is; the upstream
+  # ignores both, so this is the proxy's rate under the full chain's client.
+  drive "$r" proxy-signed bench.full:v1 "http://127.0.0.1:$PROXY$BASE" "${SIGN[@]}"
+  drive "$r" full bench.full:v1 "http://127.0.0.1:$FULL$BASE" "${SIGN[@]}"
 done
 
 if [ -n "${BENCH_PPROF:-}" ]; then
   echo "== profiled pass"
   secs=$(( $(echo "$DURATION" | tr -dc '0-9') )); [ "$secs" -gt 0 ] || secs=1
-  for t in passthrough full; do
-    admin=$PASS_ADMIN; port=$PASS; api=bench.pass:v1; flags=(--unsigned)
-    if [ "$t" = full ]; then admin=$FULL_ADMIN; port=$FULL; api=bench.full:v1; flags=(--dir "$WORK/full" --app bench-app); fi
+  for t in passthrough jq full; do
+    case $t in
+      passthrough) admin=$PASS_ADMIN; port=$PASS; api=bench.pass:v1; flags=(--unsigned) ;;
+      jq) admin=$JQ_ADMIN; port=$JQ; api=bench.jq:v1; flags=(--unsigned) ;;
+      full) admin=$FULL_ADMIN; port=$FULL; api=bench.full:v1; flags=("${SIGN[@]}") ;;
+    esac
     "$WORK/benchtool" fetch "http://127.0.0.1:$admin/debug/pprof/profile?seconds=$secs" "$OUT/$t.cpu.pprof" &
     fetcher=$!
     "$WORK/databus" bench "$api" --url "http://127.0.0.1:$port$BASE" --max --concurrency "$CONC" \
@@ -121,11 +138,11 @@ fi
 # Peak resident memory of each server over the whole run (VmHWM), and at
 # the end how much of it is the process's own memory (RssAnon) and how much
 # mapped file pages (RssFile: for Databus, the bbolt file's pages, which the
-# kernel can reclaim).
+# kernel can reclaim). proxy-signed's figures are the proxy's: one process.
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_of() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 {
-  for t in proxy passthrough full; do
+  for t in proxy proxy-signed passthrough jq full; do
     pid=${PID_OF[$t]}
     echo "$t $(hwm "$pid")"
     echo "$t.anon $(rss_of "$pid" RssAnon)"

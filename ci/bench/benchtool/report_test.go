@@ -12,16 +12,18 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden report")
 
-// TestReport reads a recorded run (one round per target, by databus bench
-// and wrk) and compares the table with the golden file.
-func TestReport(t *testing.T) {
+// runReport copies the recorded run in testdata/<run> to a temporary
+// folder, compares its table with testdata/<golden> and returns the
+// bench.json it wrote.
+func runReport(t *testing.T, run, golden string) benchReport {
+	t.Helper()
 	dir := t.TempDir()
-	entries, err := os.ReadDir("testdata/run")
+	entries, err := os.ReadDir(filepath.Join("testdata", run))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("testdata/run", e.Name()))
+		b, err := os.ReadFile(filepath.Join("testdata", run, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +34,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.ReplaceAll(out.String(), dir, "DIR")
-	golden := "testdata/report.golden"
+	golden = filepath.Join("testdata", golden)
 	if *update {
 		os.WriteFile(golden, []byte(got), 0o644)
 	}
@@ -52,15 +54,25 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	var proxy, pass *row
+	return rep
+}
+
+// findRow is the row of target measured by tool, or nil.
+func findRow(rep benchReport, tool, target string) *row {
 	for _, r := range rep.Rows {
-		if r.Tool == "wrk" && r.Target == "proxy" {
-			proxy = r
-		}
-		if r.Tool == "wrk" && r.Target == "passthrough" {
-			pass = r
+		if r.Tool == tool && r.Target == target {
+			return r
 		}
 	}
+	return nil
+}
+
+// TestReport reads a recorded run of the three original targets (one
+// round each, by databus bench and wrk) and compares the table with the
+// golden file.
+func TestReport(t *testing.T) {
+	rep := runReport(t, "run", "report.golden")
+	proxy, pass := findRow(rep, "wrk", "proxy"), findRow(rep, "wrk", "passthrough")
 	if proxy == nil || pass == nil || proxy.RPS != 6526.96 || pass.Ratio != pass.RPS/proxy.RPS {
 		t.Fatalf("wrk rows: proxy %+v passthrough %+v", proxy, pass)
 	}
@@ -77,6 +89,77 @@ func TestReport(t *testing.T) {
 	if len(rep.Checks) != 5 || rep.Checks[0].Met != (pass.Ratio >= 0.95) {
 		t.Errorf("checks: %+v", rep.Checks)
 	}
+	// Without a proxy-signed round the full chain has only its ratio to
+	// the plain proxy, as information.
+	full := findRow(rep, "databus bench", "full")
+	if full == nil || full.SignedRatio != nil || full.SignedP99Gap != nil {
+		t.Errorf("full row without proxy-signed: %+v", full)
+	}
+	if c := checkNamed(rep, "full chain req/s ÷ proxy (databus bench)"); c == nil || !c.Info || c.Value != full.Ratio {
+		t.Errorf("full chain ÷ proxy: %+v", c)
+	}
+}
+
+// TestReportJqAndSigned reads a recorded run of all five targets (databus
+// bench only, no wrk): the jq transform is checked against the proxy, the
+// full chain against the proxy driven by the same signing client.
+func TestReportJqAndSigned(t *testing.T) {
+	rep := runReport(t, "run5", "report5.golden")
+	var order []string
+	for _, r := range rep.Rows {
+		order = append(order, r.Tool+"/"+r.Target)
+	}
+	want := "databus bench/proxy databus bench/proxy-signed databus bench/passthrough databus bench/jq databus bench/full"
+	if got := strings.Join(order, " "); got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+	proxy, signed := findRow(rep, "databus bench", "proxy"), findRow(rep, "databus bench", "proxy-signed")
+	jq, full := findRow(rep, "databus bench", "jq"), findRow(rep, "databus bench", "full")
+	if signed.RPS != 5030.942022168147 || signed.Ratio != signed.RPS/proxy.RPS {
+		t.Errorf("proxy-signed: rps %v ratio %v", signed.RPS, signed.Ratio)
+	}
+	// proxy-signed is the proxy process: rss.txt names it too.
+	if signed.RSSMiB == nil || *signed.RSSMiB != *proxy.RSSMiB || jq.RSSMiB == nil || jq.AnonMiB == nil || jq.FileMiB == nil {
+		t.Errorf("memory: proxy-signed %v, jq %v %v %v", signed.RSSMiB, jq.RSSMiB, jq.AnonMiB, jq.FileMiB)
+	}
+	if full.SignedRatio == nil || *full.SignedRatio != full.RPS/signed.RPS ||
+		full.SignedP99Gap == nil || *full.SignedP99Gap != full.P99-signed.P99 {
+		t.Fatalf("full against proxy-signed: ratio %v gap %v", full.SignedRatio, full.SignedP99Gap)
+	}
+	if r := findRow(rep, "databus bench", "passthrough"); r.SignedRatio != nil {
+		t.Errorf("passthrough has a signed ratio %v", *r.SignedRatio)
+	}
+
+	for _, c := range []struct {
+		name  string
+		value float64
+		met   bool
+		info  bool
+	}{
+		{"jq transform req/s ÷ proxy (databus bench)", jq.Ratio, jq.Ratio >= 1.0, false},
+		{"full chain req/s ÷ proxy driven by the same signing client", *full.SignedRatio, *full.SignedRatio >= 0.95, false},
+		{"full chain p99 − signed proxy p99, ms", *full.SignedP99Gap, *full.SignedP99Gap <= 2, false},
+		{"full chain req/s ÷ proxy (databus bench)", full.Ratio, false, true},
+		{"jq peak RSS, MiB", *jq.RSSMiB, *jq.RSSMiB < 60, false},
+	} {
+		got := checkNamed(rep, c.name)
+		if got == nil || got.Value != c.value || got.Met != c.met || got.Info != c.info {
+			t.Errorf("check %q = %+v, want value %v met %v info %v", c.name, got, c.value, c.met, c.info)
+		}
+	}
+	if len(rep.Checks) != 9 {
+		t.Errorf("%d checks, want 9: %+v", len(rep.Checks), rep.Checks)
+	}
+}
+
+// checkNamed is the check called name, or nil.
+func checkNamed(rep benchReport, name string) *check {
+	for i := range rep.Checks {
+		if rep.Checks[i].Name == name {
+			return &rep.Checks[i]
+		}
+	}
+	return nil
 }
 
 func TestMedian(t *testing.T) {
