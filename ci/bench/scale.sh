@@ -13,7 +13,8 @@
 #     cache/refresh with nothing changed;
 #   - RSS serving (after start, after the reloads, peak);
 #   - load on one API (`databus bench --max`, signed) alone, then while
-#     another API's file is edited back to back: throughput and p99 ratios.
+#     another API's file is edited once a second (SCALE_RELOAD_EVERY; 0:
+#     back to back): throughput and p99 ratios.
 # It prints a markdown table and writes scale.json in the output folder.
 #
 #   bash ci/bench/scale.sh                                # N = 100, 1000, 10000
@@ -21,6 +22,7 @@
 #   SCALE_OUT=/tmp/scale bash ci/bench/scale.sh           # output folder (default bench-out/scale)
 #   SCALE_RELOADS=3                                       # samples per reload kind (the median is shown)
 #   SCALE_LOAD_DURATION=10s SCALE_CONCURRENCY=16          # each of the two load runs
+#   SCALE_RELOAD_EVERY=0                                  # edits back to back during the second
 #   SCALE_GATEWAY_ENV="GOGC=200" bash ci/bench/scale.sh   # environment of the gateway only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,6 +32,7 @@ OUT=${SCALE_OUT:-bench-out/scale}
 RELOADS=${SCALE_RELOADS:-3}
 LOAD=${SCALE_LOAD_DURATION:-10s}
 CONC=${SCALE_CONCURRENCY:-16}
+EVERY=${SCALE_RELOAD_EVERY:-1s}
 WORK=$(mktemp -d)
 PIDS=()
 GW=
@@ -57,7 +60,7 @@ mkdir -p "$WORK/none" # databus bench reads no repository: the key and types are
 
 {
   echo "cpus=$(getconf _NPROCESSORS_ONLN)"; echo "go=$(go version | cut -d' ' -f3)"
-  echo "sizes=$SIZES"; echo "reloads=$RELOADS"; echo "loadDuration=$LOAD"; echo "concurrency=$CONC"
+  echo "sizes=$SIZES"; echo "reloads=$RELOADS"; echo "loadDuration=$LOAD"; echo "concurrency=$CONC"; echo "reloadEvery=$EVERY"
   echo "security=on (HMAC-SHA256 + AES, rate limits on, access log off)"
   echo "loadavg.start=$(loadavg)"
 } >"$OUT/meta.txt"
@@ -94,15 +97,15 @@ for n in $SIZES; do
   "$B" reload -admin "$admin" -mode refresh -count "$RELOADS" -out "$dir/refresh.json"
   echo "   reloads measured"
 
-  # Load on API 0: a control run, then one during back-to-back edits of
-  # the last API's file.
+  # Load on API 0: a control run, then one during edits of the last API's
+  # file, one every $EVERY.
   drive() {
     "$WORK/databus" bench scale.api.00000:v1 --dir "$WORK/none" --url "http://127.0.0.1:$PORTAL$BASE" \
       --app scale-app-000 --key-file "$WORK/app.key" --sign-type HMAC-SHA256 --enc-type AES \
       --max --concurrency "$CONC" --duration "$LOAD" --body "$BODY" --format json >"$1"
   }
   drive "$dir/control.json"
-  "$B" reload -admin "$admin" -mode edit -file "$edit" -for "$LOAD" -out "$dir/loop.json" &
+  "$B" reload -admin "$admin" -mode edit -file "$edit" -for "$LOAD" -every "$EVERY" -out "$dir/loop.json" &
   loop=$!
   drive "$dir/during.json"
   wait "$loop"

@@ -104,6 +104,9 @@ func (w *FolderWalk) walk(abs, rel string, st fs.FileInfo, depth int) error {
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
+		if w.File == nil && e.Type().IsRegular() {
+			continue // not a folder, and nobody asks for files: no stat
+		}
 		p, r := filepath.Join(abs, name), rel+"/"+name
 		st, err := os.Stat(p) // follows symlinks
 		if err != nil {

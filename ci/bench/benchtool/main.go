@@ -15,7 +15,7 @@
 //	benchtool genrepo -n N -out DIR -upstream 127.0.0.1:PORT
 //	benchtool measure -out FILE -- COMMAND [ARG...]
 //	benchtool ready -since UNIXNANOS -out FILE URL
-//	benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D] -out FILE
+//	benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D [-every D]] -out FILE
 //	benchtool scalereport DIR
 package main
 
@@ -119,13 +119,14 @@ func main() {
 		file := fs.String("file", "", "the file edit and same rewrite")
 		count := fs.Int("count", 3, "reloads to take")
 		window := fs.Duration("for", 0, "instead of -count: reload back to back for this long")
+		every := fs.Duration("every", 0, "with -for: start a reload at most this often (0: back to back)")
 		limit := fs.Duration("timeout", 5*time.Minute, "how long one reload may take to be served")
 		out := fs.String("out", "-", "where the JSON goes")
 		fs.Parse(args)
 		if *admin == "" || (*mode != "refresh" && *file == "") {
-			log.Fatal("usage: benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D] [-out FILE]")
+			log.Fatal("usage: benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D [-every D]] [-out FILE]")
 		}
-		run, err := reloads(*admin, *mode, *file, *count, *window, *limit)
+		run, err := reloads(*admin, *mode, *file, *count, *window, *every, *limit)
 		if err != nil {
 			log.Fatal(err)
 		}

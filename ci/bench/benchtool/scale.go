@@ -192,12 +192,15 @@ func reloadOnce(admin, mode, file string, seq int, limit time.Duration) (reloadS
 	}
 }
 
-// reloads takes count samples, or as many back to back as fit in window
-// when window is set (at least one).
-func reloads(admin, mode, file string, count int, window, limit time.Duration) (reloadRun, error) {
+// reloads takes count samples, or as many as fit in window when window is
+// set (at least one): back to back, or one started every every.
+func reloads(admin, mode, file string, count int, window, every, limit time.Duration) (reloadRun, error) {
 	run := reloadRun{Mode: mode, File: file}
 	start := time.Now()
 	for i := 0; ; i++ {
+		if every > 0 && i > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * every)))
+		}
 		if window > 0 && i > 0 && time.Since(start) >= window {
 			break
 		}

@@ -180,7 +180,7 @@ func TestReloadObserved(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, filepath.FromSlash(configtest.ScaleAPIFile(2)))
-	run, err := reloads(admin, "edit", file, 2, 0, 10*time.Second)
+	run, err := reloads(admin, "edit", file, 2, 0, 0, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

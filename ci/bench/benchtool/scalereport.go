@@ -257,8 +257,12 @@ func writeScaleTable(w io.Writer, rep *scaleReport) {
 	fmt.Fprintln(w, "\nReloads: the median (and range) from the write to the gateway serving the outcome, the file watcher's")
 	fmt.Fprintln(w, "debounce included; \"build\" is the gateway's own figure (/readyz lastReload.durationNs); \"refresh\" is the")
 	fmt.Fprintln(w, "round trip of POST /databus/gateway/cache/refresh with nothing changed. Load: `databus bench --max`,")
-	fmt.Fprintf(w, "signed, on one API for %s, alone and then while another API's file is edited back to back; during ÷ control.\n",
-		orDash(m["loadDuration"]))
+	edits := "back to back"
+	if e := m["reloadEvery"]; e != "" && e != "0" && e != "0s" {
+		edits = "once every " + e
+	}
+	fmt.Fprintf(w, "signed, on one API for %s, alone and then while another API's file is edited %s; during ÷ control.\n",
+		orDash(m["loadDuration"]), edits)
 }
 
 // reloadCell is "median (min–max), build median".
