@@ -178,6 +178,32 @@ func (w *recordJSON) appendValue(b []byte, v any) ([]byte, bool) {
 // appendFlatMap writes a map whose values are strings, ints, bools or nil; ok is
 // false (and b must be discarded) for any other value.
 func (w *recordJSON) appendFlatMap(b []byte, m map[string]any) ([]byte, bool) {
+	return appendObject(w, b, m, func(b []byte, v any) ([]byte, bool) {
+		switch x := v.(type) {
+		case string:
+			return appendJSONString(b, x), true
+		case int:
+			return strconv.AppendInt(b, int64(x), 10), true
+		case bool:
+			return strconv.AppendBool(b, x), true
+		case nil:
+			return append(b, "null"...), true
+		}
+		return nil, false
+	})
+}
+
+func (w *recordJSON) appendHeaders(b []byte, h map[string]string) []byte {
+	if h == nil {
+		return append(b, "null"...)
+	}
+	b, _ = appendObject(w, b, h, func(b []byte, v string) ([]byte, bool) { return appendJSONString(b, v), true })
+	return b
+}
+
+// appendObject writes m as a JSON object with its keys sorted (as
+// encoding/json does), each value by val; ok is false when val refuses one.
+func appendObject[V any](w *recordJSON, b []byte, m map[string]V, val func([]byte, V) ([]byte, bool)) ([]byte, bool) {
 	keys := w.keys[:0]
 	for k := range m {
 		keys = append(keys, k)
@@ -191,42 +217,12 @@ func (w *recordJSON) appendFlatMap(b []byte, m map[string]any) ([]byte, bool) {
 		}
 		b = appendJSONString(b, k)
 		b = append(b, ':')
-		switch x := m[k].(type) {
-		case string:
-			b = appendJSONString(b, x)
-		case int:
-			b = strconv.AppendInt(b, int64(x), 10)
-		case bool:
-			b = strconv.AppendBool(b, x)
-		case nil:
-			b = append(b, "null"...)
-		default:
+		var ok bool
+		if b, ok = val(b, m[k]); !ok {
 			return nil, false
 		}
 	}
 	return append(b, '}'), true
-}
-
-func (w *recordJSON) appendHeaders(b []byte, h map[string]string) []byte {
-	if h == nil {
-		return append(b, "null"...)
-	}
-	keys := w.keys[:0]
-	for k := range h {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	w.keys = keys
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, h[k])
-	}
-	return append(b, '}')
 }
 
 // appendJSONFloat is encoding/json's float64 format; ok is false for NaN

@@ -188,11 +188,15 @@ func report(dir string, w io.Writer) error {
 	}
 
 	writeTable(w, rep)
+	return writeReportJSON(w, filepath.Join(dir, "bench.json"), rep)
+}
+
+// writeReportJSON writes a report as indented JSON to out and says where.
+func writeReportJSON(w io.Writer, out string, rep any) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
 	}
-	out := filepath.Join(dir, "bench.json")
 	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
 		return err
 	}

@@ -92,16 +92,7 @@ func scaleReportDir(dir string, w io.Writer) error {
 	}
 	sort.Slice(rep.Rows, func(i, j int) bool { return rep.Rows[i].N < rep.Rows[j].N })
 	writeScaleTable(w, rep)
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	out := filepath.Join(dir, "scale.json")
-	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\nJSON: %s\n", out)
-	return nil
+	return writeReportJSON(w, filepath.Join(dir, "scale.json"), rep)
 }
 
 // readScaleRow reads one size's files; validate.json is required, the
