@@ -7,7 +7,9 @@
 # `databus bench --rate`: "normal" at half the maximum, "overload" at twice
 # it with OVERLOAD_CONCURRENCY connections, then "after" at half again, at
 # once. Prints for each: requests/s, 200s and 503s, the p99 of every answer
-# and of the successful ones, and the gateway's peak and current RSS.
+# and of the successful ones (client side), the server's p99 of the requests
+# it admitted (databus_portal_admitted_duration_seconds, queue wait
+# included), and the gateway's peak and current RSS.
 #
 #   bash ci/bench/overload.sh
 #   OVERLOAD_DURATION=5s OVERLOAD_CONCURRENCY=1000 bash ci/bench/overload.sh
@@ -43,19 +45,28 @@ fi
 "$WORK/benchtool" wait "http://127.0.0.1:$UP/" "http://127.0.0.1:$ADMIN/readyz"
 
 BODY='{"orderNo":"A-1001","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-2","qty":1}]}'
+scrape() { curl -s "http://127.0.0.1:$ADMIN/metrics" >"$1"; }
 run() { # name concurrency rate|max
   local mode=(--max); [ "$3" = max ] || mode=(--rate "$3")
+  scrape "$WORK/$1.before.prom"
   "$WORK/databus" bench bench.full:v1 --url "http://127.0.0.1:$FULL/admin-api/databus/api/portal" \
     --dir "$WORK/full" --app bench-app --body "$BODY" --concurrency "$2" --duration "$DURATION" \
     --timeout 30s "${mode[@]}" --format json >"$WORK/$1.json" || true
-  python3 - "$1" "$WORK/$1.json" "$GW_PID" <<'PY'
+  scrape "$WORK/$1.after.prom"
+  # The server's own p99 of the requests it admitted (queue wait included),
+  # from databus_portal_admitted_duration_seconds between the two scrapes.
+  local admitted
+  admitted=$("$WORK/benchtool" histq -metric databus_portal_admitted_duration_seconds -q 0.99 \
+    "$WORK/$1.before.prom" "$WORK/$1.after.prom" 2>/dev/null || echo "- -")
+  python3 - "$1" "$WORK/$1.json" "$GW_PID" $admitted <<'PY'
 import json, sys
-name, path, pid = sys.argv[1:]
+name, path, pid, admitted_p99, admitted_n = sys.argv[1:6]
 r = json.load(open(path))
 st = {l.split(':')[0]: int(l.split()[1]) for l in open(f'/proc/{pid}/status') if l.startswith(('VmHWM', 'VmRSS'))}
 s = r['status']
 print(f"{name:9} {r['rps']:8.0f}/s  200: {s.get('200', 0):7d}  503: {s.get('503', 0):7d}  other: {sum(v for k, v in s.items() if k not in ('200', '503')):6d}"
       f"  p99 all {r['latency']['p99']:9.2f} ms  p99 200s {r['latencySucceeded']['p99']:9.2f} ms"
+      f"  server p99 admitted {admitted_p99:>7} ms ({admitted_n} admitted)"
       f"  RSS peak {st['VmHWM'] // 1024} MB now {st['VmRSS'] // 1024} MB", flush=True)
 PY
 }

@@ -64,6 +64,9 @@ type Metrics struct {
 	Queued    prometheus.Gauge
 	Shed      *prometheus.CounterVec
 	QueueWait prometheus.Histogram
+	// AdmittedDuration is the duration of the portal requests given a slot
+	// (queue wait included): what overload must keep fast.
+	AdmittedDuration prometheus.Histogram
 
 	ReloadSuccess   prometheus.Gauge
 	ReloadTimestamp prometheus.Gauge
@@ -145,6 +148,10 @@ func New() *Metrics {
 		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_portal_shed_total", Help: "Portal requests answered 503 without a slot, by reason: queue_full, queue_timeout, canceled (the caller left while waiting).",
 		}, []string{"reason"}),
+		AdmittedDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "databus_portal_admitted_duration_seconds", Help: "Duration of the portal requests given a slot of apiPortal.maxInFlight, queue wait included (shed requests are not in it).",
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10},
+		}),
 		QueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "databus_portal_queue_wait_seconds", Help: "How long portal requests admitted from the queue waited for a slot.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
@@ -190,7 +197,7 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.RateLimitEvictions, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
-		m.InFlight, m.Queued, m.Shed, m.QueueWait,
+		m.InFlight, m.Queued, m.Shed, m.QueueWait, m.AdmittedDuration,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -26,7 +26,7 @@ func (h *Handler) admit(c *Call) *fault {
 		c.W.Header().Set("Retry-After", "1")
 		return refuse(ReasonOverload, http.StatusServiceUnavailable, MsgBusy)
 	}
-	c.admitted = true
+	c.admitted, c.wasAdmitted = true, true
 	return nil
 }
 

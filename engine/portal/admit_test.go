@@ -235,6 +235,14 @@ func TestShedWhenSlotsAndQueueAreFull(t *testing.T) {
 		t.Fatalf("databus_portal_queue_wait_seconds counted %v waits, want 1", n)
 	}
 	wantOK(t, "after the load", rig.recv(rig.send()))
+	// The admitted requests' durations are counted, the shed one's not.
+	admitted := func() float64 { return rig.metric("databus_portal_admitted_duration_seconds", "") }
+	for deadline := time.Now().Add(5 * time.Second); admitted() < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := admitted(); n != 4 {
+		t.Fatalf("databus_portal_admitted_duration_seconds counted %v requests, want the 4 admitted", n)
+	}
 }
 
 // A reload that raises the cap admits the waiting request and new ones;

@@ -31,6 +31,9 @@ func (h *Handler) finish(c *Call) {
 		m.Requests.WithLabelValues(api, version, strconv.Itoa(c.Status)).Inc()
 		m.Traffic.Add(c.started, c.Status >= 500 || c.Status == 0)
 		m.Duration.WithLabelValues(api, version).Observe(elapsed.Seconds())
+		if c.wasAdmitted {
+			m.AdmittedDuration.Observe(elapsed.Seconds())
+		}
 		for _, s := range c.Steps {
 			if s.Skipped {
 				continue

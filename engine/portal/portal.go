@@ -142,6 +142,9 @@ type Call struct {
 	decrypted bool
 	held      int64 // bytes of the in-flight body budget this request holds
 	admitted  bool  // holds a slot of apiPortal.maxInFlight
+	// wasAdmitted: the request was given a slot (it counts in
+	// databus_portal_admitted_duration_seconds).
+	wasAdmitted bool
 }
 
 // fault is a refusal: its reason (for the metrics and the access log),

@@ -17,6 +17,10 @@
 //	benchtool ready -since UNIXNANOS -out FILE URL
 //	benchtool reload -admin URL -mode edit|same|refresh [-file F] [-count N | -for D [-every D]] -out FILE
 //	benchtool scalereport DIR
+//
+// and of the overload bench (ci/bench/overload.sh):
+//
+//	benchtool histq -metric NAME -q 0.99 BEFORE AFTER   (two /metrics scrapes)
 package main
 
 import (
@@ -138,6 +142,17 @@ func main() {
 			log.Fatal("usage: benchtool scalereport DIR")
 		}
 		if err := scaleReportDir(args[0], os.Stdout); err != nil {
+			log.Fatal(err)
+		}
+	case "histq":
+		fs := flag.NewFlagSet("histq", flag.ExitOnError)
+		name := fs.String("metric", "", "the histogram's name")
+		q := fs.Float64("q", 0.99, "the quantile")
+		fs.Parse(args)
+		if *name == "" || fs.NArg() != 2 {
+			log.Fatal("usage: benchtool histq -metric NAME [-q 0.99] BEFORE AFTER")
+		}
+		if err := histQ(*name, *q, fs.Arg(0), fs.Arg(1)); err != nil {
 			log.Fatal(err)
 		}
 	default:
