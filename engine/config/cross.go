@@ -11,51 +11,54 @@ import (
 // never changes them (a later Reload may reuse them).
 func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 	n := len(all)
-	apiOf := make(map[*Api]*loaded, n)
-	credByID := map[string]*Credential{}
-	credOf := map[*Credential]*loaded{}
-	polByName := make(map[string]*RateLimitPolicy, n)
-	polOf := make(map[*RateLimitPolicy]*loaded, n)
 	type apiID struct{ code, version string }
-	apiByID := make(map[apiID]*Api, n)
-	repo.APIs = make([]*Api, 0, n)
+	apiByID := make(map[apiID]*loaded, n)
+	credByID := map[string]*loaded{}
+	polByName := make(map[string]*loaded, n)
+	type apiDoc struct {
+		a *Api
+		r *loaded
+	}
+	apis := make([]apiDoc, 0, n)
 
 	// all is in file order, so "first" is stable.
 	for _, r := range all {
 		switch o := r.obj.(type) {
 		case *Api:
-			if first, dup := apiByID[apiID{o.Code, o.Version}]; dup {
-				r.at(&l.diags, SevError, "/code", "API %s is already defined in %s:%d; code+version must be unique", o.ID(), first.Source.File, apiOf[first].lineOf("/code"))
+			id := apiID{o.Code, o.Version}
+			if first, dup := apiByID[id]; dup {
+				r.at(&l.diags, SevError, "/code", "API %s is already defined in %s:%d; code+version must be unique", o.ID(), first.file, first.lineOf("/code"))
 				continue
 			}
-			apiByID[apiID{o.Code, o.Version}] = o
-			apiOf[o] = r
-			repo.APIs = append(repo.APIs, o)
+			apiByID[id] = r
+			apis = append(apis, apiDoc{o, r})
 		case *Credential:
 			if first, dup := credByID[o.AppID]; dup {
-				r.at(&l.diags, SevError, "/appId", "appId %q is already defined in %s:%d; appIds must be unique", o.AppID, first.Source.File, credOf[first].lineOf("/appId"))
+				r.at(&l.diags, SevError, "/appId", "appId %q is already defined in %s:%d; appIds must be unique", o.AppID, first.file, first.lineOf("/appId"))
 				continue
 			}
-			credByID[o.AppID] = o
-			credOf[o] = r
+			credByID[o.AppID] = r
 			repo.Credentials = append(repo.Credentials, o)
 		case *RateLimitPolicy:
 			if first, dup := polByName[o.Name]; dup {
-				r.at(&l.diags, SevError, "/name", "policy %q is already defined in %s:%d; policy names must be unique", o.Name, first.Source.File, polOf[first].lineOf("/name"))
+				r.at(&l.diags, SevError, "/name", "policy %q is already defined in %s:%d; policy names must be unique", o.Name, first.file, first.lineOf("/name"))
 				continue
 			}
-			polByName[o.Name] = o
-			polOf[o] = r
+			polByName[o.Name] = r
 			repo.Policies = append(repo.Policies, o)
 		}
 	}
-	sort.Slice(repo.APIs, func(i, j int) bool {
-		a, b := repo.APIs[i], repo.APIs[j]
+	sort.Slice(apis, func(i, j int) bool {
+		a, b := apis[i].a, apis[j].a
 		if a.Code != b.Code {
 			return a.Code < b.Code
 		}
 		return versionLess(a.Version, b.Version)
 	})
+	repo.APIs = make([]*Api, len(apis))
+	for i, d := range apis {
+		repo.APIs[i] = d.a
+	}
 	sort.Slice(repo.Credentials, func(i, j int) bool { return repo.Credentials[i].AppID < repo.Credentials[j].AppID })
 	sort.Slice(repo.Policies, func(i, j int) bool { return repo.Policies[i].Name < repo.Policies[j].Name })
 
@@ -67,8 +70,8 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 		}
 	}
 	var polKnown, credKnown string // the lists in messages, made once
-	for _, a := range repo.APIs {
-		r := apiOf[a]
+	for _, d := range apis {
+		a, r := d.a, d.r
 		if a.Policies == nil || a.Policies.RateLimit == "" {
 			r.at(&l.diags, SevWarning, "/code", "API %s has no rate-limit policy: set policies.rateLimit", a.ID())
 		} else if polByName[a.Policies.RateLimit] == nil {
@@ -79,7 +82,10 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 		}
 		if a.Auth != nil {
 			for i, app := range a.Auth.Credentials {
-				c := credByID[app]
+				var c *Credential
+				if cr := credByID[app]; cr != nil {
+					c = cr.obj.(*Credential)
+				}
 				switch {
 				case c == nil:
 					if credKnown == "" {
