@@ -322,3 +322,49 @@ func TestLoadChangedLooksAtTheChangedFilesOnly(t *testing.T) {
 		t.Fatal("the new folder's file was not found")
 	}
 }
+
+// A gateway's reloads and a git-sync check of another folder load through
+// one Cache at once, while files change: every load equals a full Load of
+// what it read, and the race detector finds nothing shared unsafely.
+func TestCacheConcurrentLoads(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour
+	dir, other := baseRepo(t), baseRepo(t)
+	var c Cache
+	c.Load(dir)
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() { // git sync: another folder, through the same cache
+		defer func() { errs <- nil }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, _, err := c.Load(other); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 30; i++ {
+		rel := "policies/base-standard.yaml"
+		write(t, dir, rel, read(t, dir, rel)+"# edit\n")
+		changed := []string{rel}
+		if i%3 == 0 {
+			changed = nil
+		}
+		repo, diags, err := c.LoadChanged(dir, changed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			sameAsLoad(t, "concurrent", dir, repo, diags)
+		}
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
