@@ -24,6 +24,7 @@
 #   SCALE_LOAD_DURATION=10s SCALE_CONCURRENCY=16          # each of the two load runs
 #   SCALE_RELOAD_EVERY=0                                  # edits back to back during the second
 #   SCALE_GATEWAY_ENV="GOGC=200" bash ci/bench/scale.sh   # environment of the gateway only
+#   SCALE_SERVE_FLAGS="--watch-debounce 50ms"             # more flags of databus serve
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -83,7 +84,7 @@ for n in $SIZES; do
 
   PORTAL=$(port); ADMIN=$(port)
   t0=$(date +%s%N)
-  env ${SCALE_GATEWAY_ENV:-} "$WORK/databus" serve --dir "$repo" --listen "127.0.0.1:$PORTAL" --admin-listen "127.0.0.1:$ADMIN" \
+  env ${SCALE_GATEWAY_ENV:-} "$WORK/databus" serve ${SCALE_SERVE_FLAGS:-} --dir "$repo" --listen "127.0.0.1:$PORTAL" --admin-listen "127.0.0.1:$ADMIN" \
     --storage "$WORK/scale$n.db" --log-level warn 2>>"$dir/serve.log" &
   GW=$!
   "$B" ready -since "$t0" -out "$dir/start.json" "http://127.0.0.1:$ADMIN/readyz"
