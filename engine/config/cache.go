@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ import (
 type Cache struct {
 	mu  sync.Mutex
 	idx *fileIndex
+	// lost: a load of the cache's folder failed; the changes a watcher
+	// named for it are lost, so the next load looks at every file.
+	lost bool
 }
 
 // Load loads dir through the cache (see Reload).
@@ -53,19 +57,24 @@ func (c *Cache) Load(dir string) (*Repository, Diagnostics, error) {
 // nil.
 func (c *Cache) LoadChanged(dir string, changed []string) (*Repository, Diagnostics, error) {
 	c.mu.Lock()
-	prev := c.idx
+	prev, lost := c.idx, c.lost
 	c.mu.Unlock()
 	var hint *hint
-	if changed != nil && prev != nil {
+	if changed != nil && prev != nil && !lost {
 		hint = newHint(changed)
 	}
 	repo, diags, err := loadHinted(dir, prev, hint)
 	if err != nil {
+		if abs, aerr := filepath.Abs(dir); aerr == nil && (prev == nil || prev.dir == abs) {
+			c.mu.Lock()
+			c.lost = true
+			c.mu.Unlock()
+		}
 		return repo, diags, err
 	}
 	c.mu.Lock()
 	if c.idx == prev && (prev == nil || prev.dir == repo.files.dir) {
-		c.idx = repo.files
+		c.idx, c.lost = repo.files, false
 	}
 	c.mu.Unlock()
 	return repo, diags, nil
@@ -86,7 +95,7 @@ func newHint(changed []string) *hint {
 // watcher saw change; ok is false when it cannot stand in for a walk (a
 // changed path is a folder, or the listing is of another folder).
 func (h *hint) listFrom(abs string, prev *fileIndex) (list []listed, diags Diagnostics, ok bool) {
-	if prev == nil || prev.dir != abs || prev.listed == nil {
+	if prev == nil || prev.dir != abs || prev.listed == nil || prev.links {
 		return nil, nil, false
 	}
 	list = make([]listed, 0, len(prev.listed)+len(h.changed))
@@ -101,6 +110,8 @@ func (h *hint) listFrom(abs string, prev *fileIndex) (list []listed, diags Diagn
 		}
 		st, err := os.Stat(filepath.Join(abs, filepath.FromSlash(rel)))
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && prev.holds(rel+"/"):
+			return nil, nil, false // a folder named like a file went
 		case errors.Is(err, fs.ErrNotExist):
 			continue // removed
 		case err != nil:
@@ -114,6 +125,12 @@ func (h *hint) listFrom(abs string, prev *fileIndex) (list []listed, diags Diagn
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].rel < list[j].rel })
 	return list, prev.walkDiags, true
+}
+
+// holds reports whether a listed file's path starts with prefix.
+func (x *fileIndex) holds(prefix string) bool {
+	i := sort.SearchStrings(x.listed, prefix)
+	return i < len(x.listed) && strings.HasPrefix(x.listed[i], prefix)
 }
 
 // unchanged returns the previous load's entry of a file the watcher did
@@ -150,6 +167,11 @@ type fileIndex struct {
 	// listing them found (links not followed).
 	listed    []string
 	walkDiags Diagnostics
+	// links: a listed file is reached through a symlink, or a link leads
+	// nowhere yet; a watcher's list of changed files cannot be trusted then.
+	links bool
+	// settingsDiags are what the walk and the settings' checks found.
+	settingsDiags Diagnostics
 	// repo and diags are the load's outcome: a load that finds the same
 	// bytes and reuses every document returns it.
 	repo  *Repository

@@ -368,3 +368,150 @@ func TestCacheConcurrentLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A secret file databus.yaml names is not in the content hash: when it
+// appears (or goes), a load that reuses every document still reports what
+// a full Load does.
+func TestCacheSeesASettingsSecretAppear(t *testing.T) {
+	dir := baseRepo(t)
+	write(t, dir, "databus.yaml", strings.Replace(read(t, dir, "databus.yaml"), "'env:FX_JWT_KEY'", "'file:secrets/jwt.key'", 1))
+	var c Cache
+	_, d1, _ := c.Load(dir)
+	if !d1.HasErrors() {
+		t.Fatalf("want missing-secret error first: %s", dump(d1))
+	}
+	write(t, dir, "secrets/jwt.key", "0123456789abcdef0123456789abcdef\n")
+	repo, d2, _ := c.Load(dir) // nil changed: every file looked at
+	_, full, _ := Load(dir)
+	if full.HasErrors() {
+		t.Fatalf("full Load has errors: %s", dump(full))
+	}
+	if d2.HasErrors() {
+		t.Fatalf("the secret file exists now, Load is clean, Cache.Load still says:\n%s\n(parsed %+v)", dump(d2), repo.Loaded)
+	}
+}
+
+// The same when the secret file goes.
+func TestReloadSeesASettingsSecretGo(t *testing.T) {
+	dir := baseRepo(t)
+	write(t, dir, "databus.yaml", strings.Replace(read(t, dir, "databus.yaml"), "'env:FX_JWT_KEY'", "'file:secrets/jwt.key'", 1))
+	write(t, dir, "secrets/jwt.key", "0123456789abcdef0123456789abcdef\n")
+	prev, d1, _ := Reload(dir, nil)
+	if d1.HasErrors() {
+		t.Fatal(dump(d1))
+	}
+	os.Remove(filepath.Join(dir, "secrets", "jwt.key"))
+	_, d2, _ := Reload(dir, prev)
+	_, full, _ := Load(dir)
+	if !full.HasErrors() {
+		t.Fatal("full Load should error")
+	}
+	if !d2.HasErrors() {
+		t.Fatalf("secret removed, Load errors, Reload clean:\n%s", dump(d2))
+	}
+}
+
+// A load through the Cache of another folder with the same bytes is of that
+// folder, not the cached one.
+func TestCacheLoadOfAnotherFolderIsThatFolder(t *testing.T) {
+	a := baseRepo(t)
+	b := baseRepo(t)
+	var c Cache
+	c.Load(a)
+	rb, _, _ := c.Load(b)
+	absB, _ := filepath.Abs(b)
+	if rb.Dir != absB {
+		t.Fatalf("loaded %s, Repository.Dir = %s", absB, rb.Dir)
+	}
+}
+
+// A folder named like a YAML file, moved away and named by the watcher:
+// its files go too (the load walks again).
+func TestLoadChangedFolderNamedLikeAFile(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour
+	dir := baseRepo(t)
+	write(t, dir, "apis/team.yaml/new.yaml", strings.Replace(read(t, dir, "apis/base.calc.yaml"), "code: base.calc", "code: team.new", 1))
+	var c Cache
+	r1, _, _ := c.Load(dir)
+	if r1.API("team.new", "v1") == nil {
+		t.Fatal("setup")
+	}
+	os.Rename(filepath.Join(dir, "apis", "team.yaml"), filepath.Join(t.TempDir(), "gone"))
+	r2, d2, _ := c.LoadChanged(dir, []string{"apis/team.yaml"})
+	full, fd, _ := Load(dir)
+	t.Logf("full: api=%v diags=%d; changed: api=%v diags=%s", full.API("team.new", "v1") != nil, len(fd), r2.API("team.new", "v1") != nil, dump(d2))
+	if r2.API("team.new", "v1") != nil {
+		t.Fatal("the API of the moved folder is still served")
+	}
+}
+
+// A git-sync check of a revision's tree that lacks the settings' secret
+// file finds the error a full Load finds.
+func TestCacheLoadOfAnotherFolderChecksItsSecrets(t *testing.T) {
+	a := baseRepo(t)
+	write(t, a, "databus.yaml", strings.Replace(read(t, a, "databus.yaml"), "'env:FX_JWT_KEY'", "'file:secrets/jwt.key'", 1))
+	write(t, a, "secrets/jwt.key", "0123456789abcdef0123456789abcdef\n")
+	b := baseRepo(t)
+	write(t, b, "databus.yaml", read(t, a, "databus.yaml"))
+	var c Cache
+	c.Load(a)
+	rb, db, _ := c.Load(b)
+	_, full, _ := Load(b)
+	t.Logf("full Load(b) errors=%v; Cache.Load(b) errors=%v Dir=%s", full.HasErrors(), db.HasErrors(), rb.Dir)
+	if full.HasErrors() != db.HasErrors() {
+		t.Fatal("Cache.Load of another folder differs from Load")
+	}
+}
+
+// A file reached through a symlink can change without an event in its
+// folder: while one is listed, a watcher's list of changed files is not
+// trusted and every file is looked at.
+func TestLoadChangedLooksEverywhereWithSymlinks(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour
+	dir := baseRepo(t)
+	outside := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(outside, []byte("apiVersion: databus/v1\nkind: RateLimitPolicy\nname: linked\nlimit: 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "policies", "linked.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	var c Cache
+	first, _, _ := c.Load(dir)
+	if p := first.Policy("linked"); p == nil || p.Limit != 5 {
+		t.Fatal("the linked policy was not loaded")
+	}
+	if err := os.WriteFile(outside, []byte("apiVersion: databus/v1\nkind: RateLimitPolicy\nname: linked\nlimit: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo, diags, _ := c.LoadChanged(dir, []string{})
+	sameAsLoad(t, "a linked file changed", dir, repo, diags)
+	if repo.Policy("linked").Limit != 7 {
+		t.Fatal("the change behind the symlink went unseen")
+	}
+}
+
+// A load of the cache's folder that fails loses what the watcher named:
+// the next load looks at every file.
+func TestCacheAfterAFailedLoadLooksEverywhere(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = -time.Hour
+	dir := baseRepo(t)
+	var c Cache
+	c.Load(dir)
+	hidden := dir + ".away"
+	if err := os.Rename(dir, hidden); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.LoadChanged(dir, []string{"apis/base.calc.yaml"}); err == nil {
+		t.Fatal("a missing folder loaded")
+	}
+	if err := os.Rename(hidden, dir); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "apis/base.echo.yaml", read(t, dir, "apis/base.echo.yaml")+"# changed while the load failed\n")
+	repo, diags, _ := c.LoadChanged(dir, []string{})
+	sameAsLoad(t, "after a failed load", dir, repo, diags)
+}

@@ -229,14 +229,15 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 	if h != nil {
 		list, walkDiags, hinted = h.listFrom(abs, prev)
 	}
+	links := prev != nil && prev.links
 	if !hinted {
 		h = nil
-		if list, walkDiags, err = listFiles(abs); err != nil {
+		if list, walkDiags, links, err = listFilesLinks(abs); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
 		}
 	}
 	fs := newFiles(abs, prev)
-	fs.idx.walkDiags = walkDiags
+	fs.idx.walkDiags, fs.idx.links = walkDiags, links
 	fs.idx.listed = make([]string, len(list))
 	for i, f := range list {
 		fs.idx.listed[i] = f.rel
@@ -257,6 +258,10 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Severity: SevError, Message: "cannot read: " + err.Error()})
 	}
 	repo.Settings = l.settings
+	// What the walk and the settings found (secret files the settings name
+	// are not in the content hash: their findings are compared instead).
+	settingsDiags := slices.Clone(l.diags)
+	fs.idx.settingsDiags = settingsDiags
 	l.view = viewOf(l.settings)
 	fs.idx.view = l.view
 	settingsSame := prev != nil && prev.view == l.view
@@ -350,7 +355,7 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 
 	// Every document reused and the same bytes as the previous load:
 	// its outcome stands (the checks across files would find the same).
-	if p := prev; p != nil && p.repo != nil && len(todo) == 0 && p.repo.Hash == repo.Hash && slices.Equal(p.walkDiags, walkDiags) {
+	if p := prev; p != nil && p.repo != nil && p.dir == abs && len(todo) == 0 && p.repo.Hash == repo.Hash && slices.Equal(p.settingsDiags, settingsDiags) {
 		same := *p.repo
 		same.Loaded, same.files = repo.Loaded, fs.idx
 		fs.idx.repo, fs.idx.diags = &same, p.diags
@@ -416,14 +421,25 @@ type listed struct {
 // symlink loop or a second link to a folder already read is a warning at
 // the link, and the files behind it are listed once.
 func listFiles(abs string) ([]listed, Diagnostics, error) {
+	files, diags, _, err := listFilesLinks(abs)
+	return files, diags, err
+}
+
+// listFilesLinks is listFiles, also saying whether a file is reached
+// through a symlink or a link leads nowhere yet: a file watcher sees no
+// event when such a target changes (see hint).
+func listFilesLinks(abs string) ([]listed, Diagnostics, bool, error) {
 	var files []listed
 	var diags Diagnostics
+	links := false
 	w := &FolderWalk{
 		File: func(_, rel string, st iofs.FileInfo) {
 			if isYAML(rel) {
 				files = append(files, listed{rel, st})
 			}
 		},
+		Link:     func(string) { links = true },
+		Dangling: func(string) { links = true },
 		Alias: func(rel, first string, loop bool) {
 			msg := fmt.Sprintf("symlink loop: this link leads back to %s/, which contains it; not followed (remove the link)", first)
 			if !loop {
@@ -434,11 +450,11 @@ func listFiles(abs string) ([]listed, Diagnostics, error) {
 	}
 	for dir := range kindOfDir {
 		if err := w.Walk(filepath.Join(abs, dir), dir); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
-	return files, diags, nil
+	return files, diags, links, nil
 }
 
 // decodeStrict decodes the document into out. It decodes the parsed tree

@@ -34,6 +34,12 @@ type FolderWalk struct {
 	// (a symlink to a file included), with its metadata (symlinks
 	// followed).
 	File func(abs, rel string, st fs.FileInfo)
+	// Link, when set, is called for each entry File is called for that is
+	// a symlink (its target may change without an event in its folder).
+	Link func(rel string)
+	// Dangling, when set, is called for each entry that cannot be
+	// followed (a symlink to nothing yet).
+	Dangling func(rel string)
 	// Alias, when set, is called for a folder not entered because it was
 	// entered already as first; loop is true when first is an ancestor of
 	// rel (the link makes a cycle).
@@ -110,6 +116,9 @@ func (w *FolderWalk) walk(abs, rel string, st fs.FileInfo, depth int) error {
 		p, r := filepath.Join(abs, name), rel+"/"+name
 		st, err := os.Stat(p) // follows symlinks
 		if err != nil {
+			if w.Dangling != nil {
+				w.Dangling(r)
+			}
 			continue // a dangling link
 		}
 		if st.IsDir() {
@@ -120,6 +129,9 @@ func (w *FolderWalk) walk(abs, rel string, st fs.FileInfo, depth int) error {
 		}
 		if w.File != nil {
 			w.File(p, r, st)
+			if w.Link != nil && e.Type()&fs.ModeSymlink != 0 {
+				w.Link(r)
+			}
 		}
 	}
 	return nil

@@ -133,6 +133,9 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 	if ev.Op == fsnotify.Chmod {
 		return false
 	}
+	if _, ok := w.watched[ev.Name]; ok {
+		return true // a watched folder moved or went, whatever its name
+	}
 	if w.isGit(ev.Name) {
 		rel, _ := filepath.Rel(w.gitDir, ev.Name)
 		return gitRefChange(filepath.ToSlash(rel))
@@ -193,6 +196,9 @@ const maxChanged = 4096
 // config file, or "" when the event may be about more than one file (a
 // folder, a ConfigMap swap).
 func (w *watcher) changedFile(ev fsnotify.Event) string {
+	if _, ok := w.watched[ev.Name]; ok {
+		return "" // a folder, even one named like a file
+	}
 	rel, err := filepath.Rel(w.dir, ev.Name)
 	if err != nil {
 		return ""

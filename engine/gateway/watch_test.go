@@ -291,3 +291,30 @@ func TestWatchedEditReadsOneFile(t *testing.T) {
 		t.Fatal("an unchanged API's flow was compiled again, or the edited one reused")
 	}
 }
+
+// A watched folder that moves or goes is relevant whatever its name (a dot
+// in it, or a name like a YAML file's), and makes the reload look at every
+// file: its files raised no event of their own.
+func TestWatcherFolderGoneIsUnknown(t *testing.T) {
+	dir := newRepo(t, map[string]string{"team.v2/one.yaml": scriptAPI("one", "online", "1"), "team.yaml/two.yaml": scriptAPI("two", "online", "1")})
+	w, err := newWatcher(dir, "", 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.fs.Close()
+	for _, name := range []string{"team.v2", "team.yaml"} {
+		p := filepath.Join(dir, "apis", name)
+		if _, ok := w.watched[p]; !ok {
+			t.Fatalf("%s is not watched", name)
+		}
+		if err := os.Rename(p, filepath.Join(t.TempDir(), "gone")); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []fsnotify.Op{fsnotify.Rename, fsnotify.Remove} {
+			ev := fsnotify.Event{Name: p, Op: op}
+			if !w.relevant(ev) || w.changedFile(ev) != "" {
+				t.Errorf("%s %v: relevant %v, named %q; want relevant and unknown", name, op, w.relevant(ev), w.changedFile(ev))
+			}
+		}
+	}
+}
