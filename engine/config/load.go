@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -266,58 +267,66 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 	fs.idx.view = l.view
 	settingsSame := prev != nil && prev.view == l.view
 
-	// Documents of the kind folders: reused when unchanged, else parsed
-	// and checked in parallel.
+	// Documents of the kind folders: each looked at, then reused when
+	// unchanged or read, parsed and checked, in parallel (a cold load reads
+	// and hashes every file: that is work to share too).
 	results := make([]*loaded, len(list))
 	entries := make([]*fileEntry, len(list))
-	datas := make([][]byte, len(list))
-	var todo []int
-	for i, f := range list {
+	readErrs := make([]error, len(list))
+	var parsed atomic.Int64
+	one := func(i int) {
+		f := list[i]
+		e := h.unchanged(fs, f)
 		var (
-			e    *fileEntry
 			data []byte
 			err  error
 		)
-		if e = h.unchanged(fs, f); e == nil {
+		if e == nil {
 			e, data, err = fs.look(f.rel, f.st)
 		}
-		if err != nil {
-			l.diags = append(l.diags, Diagnostic{File: f.rel, Severity: SevError, Message: "cannot read: " + err.Error()})
-			continue
-		}
-		if r := fs.reusable(f.rel, e.sum, settingsSame); r != nil {
-			results[i], entries[i] = r, e
-			continue
-		}
-		if data == nil {
-			if e, data, err = fs.read(f.rel, f.st); err != nil {
-				l.diags = append(l.diags, Diagnostic{File: f.rel, Severity: SevError, Message: "cannot read: " + err.Error()})
-				continue
+		if err == nil {
+			if r := fs.reusable(f.rel, e.sum, settingsSame); r != nil {
+				results[i], entries[i] = r, e
+				return
+			}
+			if data == nil {
+				e, data, err = fs.read(f.rel, f.st)
 			}
 		}
-		entries[i], datas[i] = e, data
-		todo = append(todo, i)
+		if err != nil {
+			readErrs[i] = err
+			return
+		}
+		entries[i] = e
+		r := l.loadDocument(f.rel, data)
+		r.doc = nil // what the checks across files need is in its anchors
+		results[i] = r
+		parsed.Add(1)
 	}
+	const batch = 64
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(todo)); w++ {
+	for w := 0; w < min(runtime.GOMAXPROCS(0), (len(list)+batch-1)/batch); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				r := l.loadDocument(list[i].rel, datas[i])
-				// What the checks across files need is in its anchors:
-				// the tree and the bytes go now, not after every file.
-				r.doc, datas[i] = nil, nil
-				results[i] = r
+			for {
+				from := int(next.Add(batch)) - batch
+				if from >= len(list) {
+					return
+				}
+				for i := from; i < min(from+batch, len(list)); i++ {
+					one(i)
+				}
 			}
 		}()
 	}
-	for _, i := range todo {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
+	for i, err := range readErrs {
+		if err != nil {
+			l.diags = append(l.diags, Diagnostic{File: list[i].rel, Severity: SevError, Message: "cannot read: " + err.Error()})
+		}
+	}
 
 	var all []*loaded
 	for i, r := range results {
@@ -351,11 +360,11 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 		hash.add(d.rel, d.sum)
 	}
 	repo.Hash = hex.EncodeToString(hash.h.Sum(nil))
-	repo.Loaded = LoadStats{Files: len(list) + 1, Read: int(fs.reads.Load()), Parsed: len(todo) + 1}
+	repo.Loaded = LoadStats{Files: len(list) + 1, Read: int(fs.reads.Load()), Parsed: int(parsed.Load()) + 1}
 
 	// Every document reused and the same bytes as the previous load:
 	// its outcome stands (the checks across files would find the same).
-	if p := prev; p != nil && p.repo != nil && p.dir == abs && len(todo) == 0 && p.repo.Hash == repo.Hash && slices.Equal(p.settingsDiags, settingsDiags) {
+	if p := prev; p != nil && p.repo != nil && p.dir == abs && parsed.Load() == 0 && p.repo.Hash == repo.Hash && slices.Equal(p.settingsDiags, settingsDiags) {
 		same := *p.repo
 		same.Loaded, same.files = repo.Loaded, fs.idx
 		fs.idx.repo, fs.idx.diags = &same, p.diags
