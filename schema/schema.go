@@ -198,16 +198,6 @@ func Validate(kind Kind, doc any) []Violation {
 	return collect(ve, doc, extra)
 }
 
-// validatePublished is Validate against the published schema, step rule
-// included (tests compare the two).
-func validatePublished(kind Kind, doc any) []Violation {
-	err := compiled[kind].Validate(doc)
-	if err == nil {
-		return nil
-	}
-	return collect(err.(*jsonschema.ValidationError), doc, nil)
-}
-
 func collect(ve *jsonschema.ValidationError, doc any, extra []Violation) []Violation {
 	var found []Violation
 	if ve != nil {

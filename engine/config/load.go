@@ -233,7 +233,7 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 	links := prev != nil && prev.links
 	if !hinted {
 		h = nil
-		if list, walkDiags, links, err = listFilesLinks(abs); err != nil {
+		if list, walkDiags, links, err = listFiles(abs); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
 		}
 	}
@@ -429,15 +429,11 @@ type listed struct {
 // folders (Kubernetes ConfigMaps) are followed, each real folder once: a
 // symlink loop or a second link to a folder already read is a warning at
 // the link, and the files behind it are listed once.
-func listFiles(abs string) ([]listed, Diagnostics, error) {
-	files, diags, _, err := listFilesLinks(abs)
-	return files, diags, err
-}
 
-// listFilesLinks is listFiles, also saying whether a file is reached
-// through a symlink or a link leads nowhere yet: a file watcher sees no
-// event when such a target changes (see hint).
-func listFilesLinks(abs string) ([]listed, Diagnostics, bool, error) {
+// It also says whether a file is reached through a symlink or a link leads
+// nowhere yet: a file watcher sees no event when such a target changes
+// (see hint).
+func listFiles(abs string) ([]listed, Diagnostics, bool, error) {
 	var files []listed
 	var diags Diagnostics
 	links := false

@@ -91,7 +91,7 @@ func TestRegistryOnTheAdminListener(t *testing.T) {
 		t.Fatalf("a service name with markup: HTTP %d %v", st, out)
 	}
 	st, out = ts.fate(t, "registry-token-0123456789", "/v1/service/registry", `{"server_name":"FEAT","service_name":"query","uri":"/v1/query?a=<b>"}`)
-	if out["retcode"] != 0.0 {
+	if st != 200 || out["retcode"] != 0.0 {
 		t.Fatalf("service registry: %v", out)
 	}
 

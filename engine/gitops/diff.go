@@ -148,7 +148,6 @@ func blobAt(tree *object.Tree, full string) []byte {
 type doc struct {
 	kind, id string
 	src      config.Source
-	compare  func(other *doc) []Change
 	value    any
 }
 

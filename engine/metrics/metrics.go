@@ -149,8 +149,7 @@ func New() *Metrics {
 			Name: "databus_portal_shed_total", Help: "Portal requests answered 503 without a slot, by reason: queue_full, queue_timeout, canceled (the caller left while waiting).",
 		}, []string{"reason"}),
 		AdmittedDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "databus_portal_admitted_duration_seconds", Help: "Duration of the portal requests given a slot of apiPortal.maxInFlight, queue wait included (shed requests are not in it).",
-			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10},
+			Name: "databus_portal_admitted_duration_seconds", Help: "Duration of the portal requests given a slot of apiPortal.maxInFlight, queue wait included (shed requests are not in it).", Buckets: latency,
 		}),
 		QueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "databus_portal_queue_wait_seconds", Help: "How long portal requests admitted from the queue waited for a slot.",

@@ -167,7 +167,7 @@ func reverse(c *bbolt.Cursor, lo, hi []byte, fn func(k, v []byte) bool) {
 	var k, v []byte
 	if hi == nil {
 		k, v = c.Last()
-	} else if k, v = c.Seek(hi); k == nil {
+	} else if k, _ = c.Seek(hi); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()

@@ -254,13 +254,6 @@ var knownKeywords = map[string]bool{
 	"allOf": true, "anyOf": true, "oneOf": true, "if": true, "then": true, "else": true,
 }
 
-// constraintKeywords are the keywords that rendering a type shows.
-var constraintKeywords = []string{
-	"const", "enum", "format", "pattern", "minLength", "maxLength",
-	"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "multipleOf",
-	"minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "propertyNames", "default",
-}
-
 type refRow struct {
 	path, typ, req, desc string
 }
