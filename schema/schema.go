@@ -30,6 +30,7 @@ const (
 	KindCredential      Kind = "Credential"
 	KindRateLimitPolicy Kind = "RateLimitPolicy"
 	KindSettings        Kind = "Settings"
+	KindApiTest         Kind = "ApiTest"
 )
 
 //go:embed *.schema.json
@@ -40,6 +41,7 @@ var fileOf = map[Kind]string{
 	KindCredential:      "credential.schema.json",
 	KindRateLimitPolicy: "ratelimitpolicy.schema.json",
 	KindSettings:        "settings.schema.json",
+	KindApiTest:         "apitest.schema.json",
 }
 
 var (
@@ -152,7 +154,7 @@ func File(kind Kind) string { return fileOf[kind] }
 
 // Kinds lists the kinds that have a schema, in a stable order.
 func Kinds() []Kind {
-	return []Kind{KindApi, KindCredential, KindRateLimitPolicy, KindSettings}
+	return []Kind{KindApi, KindCredential, KindRateLimitPolicy, KindSettings, KindApiTest}
 }
 
 // ViolationKind tells how a Violation relates to its Pointer.

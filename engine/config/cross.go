@@ -20,6 +20,7 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 		r *loaded
 	}
 	apis := make([]apiDoc, 0, n)
+	var tests []*loaded
 
 	// all is in file order, so "first" is stable.
 	for _, r := range all {
@@ -46,6 +47,8 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 			}
 			polByName[o.Name] = r
 			repo.Policies = append(repo.Policies, o)
+		case *ApiTest:
+			tests = append(tests, r)
 		}
 	}
 	sort.Slice(apis, func(i, j int) bool {
@@ -101,6 +104,7 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 			checkDeprecatedRefs(&l.diags, r, a, deprecated, portalPaths)
 		}
 	}
+	l.crossCheckTests(repo, tests)
 }
 
 // checkDeprecatedRefs warns when a step calls, through the portal, an API
@@ -160,8 +164,16 @@ func credNames(cs []*Credential) []string {
 
 // String describes the repository in one line.
 func (r *Repository) String() string {
-	return plural(len(r.APIs), "API", "APIs") + ", " + plural(len(r.Credentials), "credential", "credentials") + ", " +
+	s := plural(len(r.APIs), "API", "APIs") + ", " + plural(len(r.Credentials), "credential", "credentials") + ", " +
 		plural(len(r.Policies), "policy", "policies")
+	if len(r.Tests) > 0 {
+		n := 0
+		for _, t := range r.Tests {
+			n += len(t.Cases)
+		}
+		s += ", " + plural(n, "test case", "test cases")
+	}
+	return s
 }
 
 func plural(n int, one, many string) string {

@@ -163,6 +163,22 @@ var badFixtures = []badFixture{
 	{"policy-keytemplate-unknown-var.bad.yaml", 5, 0, "keyTemplate", "${user}"},
 	{"policy-keytemplate-unclosed.bad.yaml", 5, 0, "keyTemplate", "unclosed"},
 
+	// ApiTest.
+	{"test-unknown-api.bad.yaml", 5, 10, "cases[0].api", "API base.nope:v1 not found in apis/ (known: base.calc:v1, base.echo:v1)"},
+	{"test-unknown-api-file.bad.yaml", 3, 6, "api", `case "echoes": API base.echo:v9 not found`},
+	{"test-unknown-credential.bad.yaml", 6, 17, "cases[0].credential", `credential "fx-gamma" not found in credentials/ (known: fx-alpha, fx-beta)`},
+	{"test-bad-jq.bad.yaml", 7, 0, "cases[0].expect.assert[0]", "jq program does not compile"},
+	{"test-stub-bad-jq.bad.yaml", 9, 0, "cases[0].stubs[0].expect.assert[0]", "jq program does not compile"},
+	{"test-stub-unknown-step.bad.yaml", 7, 15, "cases[0].stubs[0].step", `API base.echo:v1 has no step "ehco" (steps: start, echo, end)`},
+	{"test-stub-script-step.bad.yaml", 7, 15, "cases[0].stubs[0].step", "stubs answer http and rpc steps"},
+	{"test-duplicate-case.bad.yaml", 7, 11, "cases[2].name", `duplicate case name "echoes" (first at cases[0], line 5)`},
+	{"test-no-api.bad.yaml", 4, 0, "cases[0]", "the case names no API"},
+	{"test-stub-two-targets.bad.yaml", 7, 0, "cases[0].stubs[0]", "exclude each other"},
+	{"test-stub-no-target.bad.yaml", 7, 0, "cases[0].stubs[0]", "a stub needs step"},
+	{"test-expect-unknown-step.bad.yaml", 7, 26, "cases[0].expect.ran[2]", `has no step "ned"`},
+	{"test-unknown-key.bad.yaml", 6, 5, "cases[0].expcet", `did you mean "expect"`},
+	{"test-bad-api-ref.bad.yaml", 3, 6, "api", "code:version"},
+
 	// Settings (databus.yaml).
 	{"settings-bad-basepath.bad.yaml", 4, 13, "apiPortal.basePath", "absolute URL path"},
 	{"settings-legacy-same-as-base.bad.yaml", 7, 7, "apiPortal.legacyBasePaths[1]", "basePath"},
@@ -200,8 +216,10 @@ func fixtureTarget(t *testing.T, name string) string {
 		return PoliciesDir + "/" + name
 	case strings.HasPrefix(name, "settings-"):
 		return SettingsFile
+	case strings.HasPrefix(name, "test-"):
+		return TestsDir + "/" + name
 	}
-	t.Fatalf("fixture %s: name must start with api-, cred-, policy- or settings-", name)
+	t.Fatalf("fixture %s: name must start with api-, cred-, policy-, settings- or test-", name)
 	return ""
 }
 

@@ -30,6 +30,9 @@ type Repository struct {
 	APIs        []*Api             // sorted by code, then version
 	Credentials []*Credential      // sorted by appId
 	Policies    []*RateLimitPolicy // sorted by name
+	// Tests are the contract tests of tests/, sorted by file (databus
+	// test runs them; the gateway only checks them).
+	Tests []*ApiTest
 	// Hash is the content hash: sha256 over every config file's path and
 	// the sha256 of its bytes (databus.yaml, the kind folders' files in
 	// path order, then the descriptor sets the APIs name).
@@ -94,6 +97,7 @@ var kindOfDir = map[string]schema.Kind{
 	APIsDir:        schema.KindApi,
 	CredentialsDir: schema.KindCredential,
 	PoliciesDir:    schema.KindRateLimitPolicy,
+	TestsDir:       schema.KindApiTest,
 }
 
 // IsConfigFile reports whether a repository-relative, slash-separated path is
@@ -129,7 +133,7 @@ type loaded struct {
 	doc   *document // during its Load only
 	file  string
 	kind  schema.Kind
-	obj   any // *Api, *Credential or *RateLimitPolicy; nil when it did not decode
+	obj   any // *Api, *Credential, *RateLimitPolicy or *ApiTest; nil when it did not decode
 	diags Diagnostics
 	// anchors place the values the checks across files speak of.
 	anchors []anchor
@@ -577,6 +581,14 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 			l.checkPolicy(d, p)
 			r.obj = p
 		}
+	case schema.KindApiTest:
+		t := &ApiTest{}
+		if decodeStrict(d, t) {
+			t.Source = src
+			t.takeValues(d)
+			l.checkTest(d, t)
+			r.obj = t
+		}
 	}
 	r.deps, r.dirBound = d.deps, d.dirBound
 	r.anchors = anchorsOf(d, r.obj)
@@ -607,6 +619,8 @@ func anchorsOf(d *document, obj any) []anchor {
 		ptrs = append(ptrs, "/appId")
 	case *RateLimitPolicy:
 		ptrs = append(ptrs, "/name")
+	case *ApiTest:
+		ptrs = append(ptrs, o.anchorPointers()...)
 	default:
 		return nil
 	}

@@ -20,6 +20,7 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		schema.KindCredential:      reflect.TypeOf(Credential{}),
 		schema.KindRateLimitPolicy: reflect.TypeOf(RateLimitPolicy{}),
 		schema.KindSettings:        reflect.TypeOf(Settings{}),
+		schema.KindApiTest:         reflect.TypeOf(ApiTest{}),
 	} {
 		src, err := schema.Source(kind)
 		if err != nil {

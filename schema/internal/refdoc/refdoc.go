@@ -115,11 +115,53 @@ reference that points inside the repository is a validate warning (a committed
 secret), allowed for demo data only. A credential whose secret does not resolve
 at load time stays known but answers 500 ` + "`应用未配置加密密钥`" + `.
 `,
+	schema.KindApiTest: `Rules that ` + "`databus validate`" + ` enforces beyond the schema: case names are unique
+within a file; every case names an API (its own ` + "`api`" + ` or the file's) that exists, and a
+credential that exists; stub ` + "`step`" + ` ids are http or rpc steps of that API and
+` + "`expect.ran`" + `/` + "`expect.skipped`" + ` name its steps; every jq assertion compiles; a stub
+names exactly one of ` + "`step`" + `, ` + "`url`" + ` and ` + "`service`" + `. A literal ` + "`keys.*.value`" + ` is a
+warning (a committed secret, for test-only keys).
+
+` + "`databus test [DIR] [--run PATTERN] [--format text|json|github]`" + ` runs the cases through the
+gate's Snapshot and the real portal chain in process, each case with its own nonce and
+rate-limit stores; outbound calls go to stubs on loopback, never off the machine. A
+failing case reports the file:line of the expectation that failed; a case that cannot
+run as written (a stub never called, an API that is not online) is reported as the
+test's own mistake.
+`,
 }
 
 // refExamples are the examples of DESIGN.md sections 1.1-1.3 and 2. The
 // tests check that each one is valid against its schema.
 var refExamples = map[schema.Kind]string{
+	schema.KindApiTest: `apiVersion: databus/v1
+kind: ApiTest
+description: Contract of order.quote
+api: order.quote:v1             # the API the cases call (a case may name its own)
+credential: demo-app            # signs and encrypts as the third party would
+cases:
+  - name: large order is approved
+    request:
+      method: POST
+      body: {orderNo: A-1001, items: [{sku: X, qty: 3, price: 500}]}
+    stubs:
+      - step: approve             # or url: (+ method:), or service: {server, name}
+        status: 200
+        body: {ok: true}
+        expect:                   # what the stub received
+          method: GET
+          query: {order: A-1001, total: "1500"}
+    expect:
+      code: 200
+      response: {orderNo: A-1001, total: 1500, approval: approved}
+      ran: [start, price, approve, end]
+      assert: ['.response.total == 1500']
+      accessLog: {appId: demo-app, httpStatus: 200}
+  - name: the eleventh call in a minute is refused
+    repeat: 11                    # expect applies to the last answer
+    request: {body: {orderNo: A-1002, items: [{sku: X, qty: 1, price: 1}]}}
+    expect: {code: 429, message: 请求触发限流策略}
+`,
 	schema.KindApi: `apiVersion: databus/v1
 kind: Api
 code: order.create            # [a-z0-9][a-z0-9._-]*; code+version unique in the repo
