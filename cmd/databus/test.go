@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/databus-gateway/databus/engine/apitest"
+	"github.com/databus-gateway/databus/engine/config"
+)
+
+const testUsage = "[DIR] [--run PATTERN] [--format text|json|github] [-v]"
+
+func runTest(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("test", testUsage,
+		"run the contract tests in tests/ (kind ApiTest) through the gate and the real portal chain in process, outbound calls answered by the cases' stubs on loopback; exit 0 all passed, 1 a case failed or the repository is refused, 2 usage or unreadable path", stderr)
+	dir := fs.String("dir", ".", "config repository (or give it as the argument)")
+	run := fs.String("run", "", "run only the cases whose name <file>/<case> (file below tests/, without .yaml) matches this regular expression")
+	format := fs.String("format", "text", "output: text (failures with file:line and a diff), json, or github (workflow annotations)")
+	parallel := fs.Int("parallel", 0, "cases run at once (default: the number of CPUs)")
+	verbose := fs.Bool("v", false, "list the cases that passed too")
+	pos, code, done := parseArgs(fs, args)
+	if done {
+		return code
+	}
+	switch len(pos) {
+	case 0:
+	case 1:
+		*dir = pos[0]
+	default:
+		fmt.Fprintf(stderr, "databus test: one repository at a time, got %d arguments\n", len(pos))
+		return exitUsage
+	}
+	switch *format {
+	case config.FormatText, config.FormatJSON, config.FormatGitHub:
+	default:
+		fmt.Fprintf(stderr, "databus test: unknown format %q: expected text, json or github\n", *format)
+		return exitUsage
+	}
+	o := apitest.Options{Parallel: *parallel}
+	if *run != "" {
+		re, err := regexp.Compile(*run)
+		if err != nil {
+			fmt.Fprintf(stderr, "databus test: --run: %v\n", err)
+			return exitUsage
+		}
+		o.Run = re
+	}
+	if *parallel < 0 {
+		fmt.Fprintf(stderr, "databus test: --parallel must be at least 0\n")
+		return exitUsage
+	}
+	rep, err := apitest.Run(context.Background(), *dir, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "databus test: %v\n", err)
+		return exitUsage
+	}
+	if err := rep.Write(stdout, *format, *dir, *verbose); err != nil {
+		fmt.Fprintf(stderr, "databus test: %v\n", err)
+		return exitUsage
+	}
+	if !rep.OK() {
+		return exitInvalid
+	}
+	return exitOK
+}

@@ -1,0 +1,199 @@
+// Package apitest runs the contract tests of a config repository
+// (tests/**/*.yaml, kind ApiTest; databus test). The gate builds the
+// Snapshot once (engine/sandbox); each case runs in a Session of its own,
+// with its own nonce and rate-limit stores, so a case that exhausts a rate
+// limit disturbs no other. The request is signed and encrypted as the
+// case's third party would (engine/client), passes the real portal chain
+// and the real flow, and every outbound call the flow makes is answered by
+// the case's stubs on loopback. The parsing and the checks of the files
+// are engine/config's, like every other document's.
+package apitest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/sandbox"
+)
+
+// Outcomes of a case.
+const (
+	Pass = "pass"
+	Fail = "fail"
+	// Mistake: the case cannot run as written (an API that is not
+	// served, a key that does not resolve, a stub never called): the
+	// test's own mistake, not the API's.
+	Mistake = "error"
+)
+
+// DefaultTimeout bounds a case that sets no timeout, every repeat included.
+const DefaultTimeout = 10 * time.Second
+
+// Options configure a run.
+type Options struct {
+	// Run selects the cases whose full name (<file>/<case>, the file's
+	// path below tests/ without .yaml) it matches; nil: every case.
+	Run *regexp.Regexp
+	// Parallel bounds how many cases run at once; 0: GOMAXPROCS.
+	Parallel int
+	Logger   *slog.Logger // nil: discard
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	// Diagnostics are the gate's findings when it refused the repository
+	// (Refused); a refused repository runs no case.
+	Diagnostics config.Diagnostics `json:"diagnostics,omitempty"`
+	Refused     bool               `json:"refused"`
+	Cases       []*CaseResult      `json:"cases"`
+	Passed      int                `json:"passed"`
+	Failed      int                `json:"failed"`
+	Mistakes    int                `json:"errors"`
+	// Files is how many test files the selected cases come from.
+	Files int `json:"files"`
+}
+
+// OK reports whether every selected case passed.
+func (r *Report) OK() bool { return !r.Refused && r.Failed == 0 && r.Mistakes == 0 }
+
+// CaseResult is the outcome of one case.
+type CaseResult struct {
+	Name     string        `json:"name"` // <file>/<case>
+	Case     string        `json:"case"`
+	File     string        `json:"file"` // repository-relative
+	Line     int           `json:"line"`
+	API      string        `json:"api"`
+	Outcome  string        `json:"outcome"` // pass | fail | error
+	Failures []*Failure    `json:"failures,omitempty"`
+	Elapsed  time.Duration `json:"-"`
+}
+
+// Failure is one expectation that did not hold, or one mistake of the
+// test.
+type Failure struct {
+	Line int    `json:"line"` // in the case's file
+	What string `json:"what"` // e.g. expect.response, stubs[0] (step approve): expect.body
+	// Message says what differs in one line.
+	Message string `json:"message"`
+	// Expected and Actual are the compared values as indented JSON (with
+	// sorted keys) when a diff helps; "" otherwise.
+	Expected string `json:"expected,omitempty"`
+	Actual   string `json:"actual,omitempty"`
+	Mistake  bool   `json:"mistake,omitempty"`
+}
+
+// FullName is how --run and the output name a case.
+func FullName(file, name string) string {
+	f := strings.TrimPrefix(file, config.TestsDir+"/")
+	f = strings.TrimSuffix(strings.TrimSuffix(f, ".yaml"), ".yml")
+	return f + "/" + name
+}
+
+// Run builds dir through the gate and runs its selected cases. The error
+// is for a folder that cannot be read or a sandbox that cannot start; a
+// refused repository is a Report with Refused set.
+func Run(ctx context.Context, dir string, o Options) (*Report, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	sb, res, err := sandbox.Open(ctx, dir, sandbox.Options{Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	rep := &Report{Cases: []*CaseResult{}}
+	if sb == nil {
+		rep.Refused = true
+		rep.Diagnostics = res.Diagnostics
+		return rep, nil
+	}
+	defer sb.Close()
+
+	type job struct {
+		t *config.ApiTest
+		c *config.TestCase
+		r *CaseResult
+	}
+	var jobs []job
+	files := map[string]bool{}
+	for _, t := range sb.Snapshot().Repo.Tests {
+		for i := range t.Cases {
+			c := &t.Cases[i]
+			name := FullName(t.Source.File, c.Name)
+			if o.Run != nil && !o.Run.MatchString(name) {
+				continue
+			}
+			r := &CaseResult{Name: name, Case: c.Name, File: t.Source.File, Line: c.Places.Case, API: t.APIRef(c)}
+			jobs = append(jobs, job{t, c, r})
+			rep.Cases = append(rep.Cases, r)
+			files[t.Source.File] = true
+		}
+	}
+	rep.Files = len(files)
+	n := o.Parallel
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	next := make(chan job)
+	var wg sync.WaitGroup
+	for w := 0; w < min(n, len(jobs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				start := time.Now()
+				runCase(ctx, sb, j.t, j.c, j.r)
+				j.r.Elapsed = time.Since(start)
+			}
+		}()
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	for _, r := range rep.Cases {
+		switch r.Outcome {
+		case Pass:
+			rep.Passed++
+		case Fail:
+			rep.Failed++
+		default:
+			rep.Mistakes++
+		}
+	}
+	return rep, nil
+}
+
+// finish sets the outcome from the failures.
+func (r *CaseResult) finish() {
+	sort.SliceStable(r.Failures, func(i, j int) bool { return r.Failures[i].Line < r.Failures[j].Line })
+	r.Outcome = Pass
+	for _, f := range r.Failures {
+		if f.Mistake {
+			r.Outcome = Mistake
+			return
+		}
+		r.Outcome = Fail
+	}
+}
+
+func (r *CaseResult) fail(line int, what, format string, args ...any) *Failure {
+	f := &Failure{Line: line, What: what, Message: fmt.Sprintf(format, args...)}
+	r.Failures = append(r.Failures, f)
+	return f
+}
+
+func (r *CaseResult) mistake(line int, what, format string, args ...any) {
+	r.fail(line, what, format, args...).Mistake = true
+}
