@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,5 +61,23 @@ func TestPreCommitHook(t *testing.T) {
 	}
 	if !strings.Contains(out, "apis/a.yaml:7:") || !strings.Contains(out, `rate-limit policy "nope" not found`) {
 		t.Errorf("hook output does not point at the error:\n%s", out)
+	}
+
+	// A contract test that fails refuses the commit too; fixed, it passes.
+	write("apis/a.yaml", "apiVersion: databus/v1\nkind: Api\ncode: a\nversion: v1\nstatus: online\nmethods: [GET]\npolicies: {rateLimit: p}\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n")
+	test := "apiVersion: databus/v1\nkind: ApiTest\napi: a:v1\ncases:\n  - name: unsigned is refused\n    expect: {code: %d}\n"
+	write("tests/a.yaml", fmt.Sprintf(test, 200))
+	git("add", "-A")
+	out, err = git("commit", "-q", "-m", "failing test")
+	if err == nil {
+		t.Fatalf("a commit with a failing contract test was accepted:\n%s", out)
+	}
+	if !strings.Contains(out, "FAIL  a/unsigned is refused (tests/a.yaml:5)") || !strings.Contains(out, "tests/a.yaml:6: expect.code: expected code 200, got 401") {
+		t.Errorf("hook output does not show the failing case:\n%s", out)
+	}
+	write("tests/a.yaml", fmt.Sprintf(test, 401))
+	git("add", "-A")
+	if out, err := git("commit", "-q", "-m", "passing test"); err != nil {
+		t.Fatalf("a commit whose tests pass was refused: %v\n%s", err, out)
 	}
 }
