@@ -1,0 +1,296 @@
+package apitest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// repo writes a config repository: a credential whose key is an
+// environment variable (unset unless a test sets it) and one with an
+// in-repository key, a policy of two a minute, the APIs and tests given.
+func repo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	all := map[string]string{
+		"databus.yaml": "apiVersion: databus/v1\nkind: Settings\n",
+		"keys/app.key": "0123456789abcdef",
+		"credentials/app.yaml": `apiVersion: databus/v1
+kind: Credential
+appId: app
+encryptionKey: {secretRef: 'file:keys/app.key'}
+`,
+		"credentials/envapp.yaml": `apiVersion: databus/v1
+kind: Credential
+appId: envapp
+encryptionKey: {secretRef: 'env:DATABUS_APITEST_UNSET_KEY'}
+`,
+		"policies/two.yaml": "apiVersion: databus/v1\nkind: RateLimitPolicy\nname: two\nlimit: 2\nwindowSeconds: 60\n",
+		"apis/calc.yaml": `apiVersion: databus/v1
+kind: Api
+code: calc
+version: v1
+status: online
+methods: [POST]
+policies: {rateLimit: two}
+steps:
+  - {id: start, type: start}
+  - id: price
+    type: http
+    http:
+      method: POST
+      url: 'http://upstream.example:8080/price'
+      timeout: 300ms
+    transforms:
+      response: '.body'
+  - id: audit
+    type: http
+    when: '.steps.price.total > 100'
+    http:
+      service: {server: ledger, name: record}
+      method: PUT
+      timeout: 300ms
+    onError: continue
+  - {id: end, type: end}
+`,
+	}
+	for k, v := range files {
+		all[k] = v
+	}
+	for name, body := range all {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func run(t *testing.T, dir string, o Options) *Report {
+	t.Helper()
+	rep, err := Run(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Refused {
+		t.Fatalf("refused:\n%v", rep.Diagnostics)
+	}
+	return rep
+}
+
+func byName(t *testing.T, rep *Report) map[string]*CaseResult {
+	t.Helper()
+	out := map[string]*CaseResult{}
+	for _, c := range rep.Cases {
+		out[c.Case] = c
+	}
+	return out
+}
+
+func failures(c *CaseResult) string {
+	var b strings.Builder
+	for _, f := range c.Failures {
+		b.WriteString(f.What + ": " + f.Message + "\n" + Diff(f.Expected, f.Actual))
+	}
+	return b.String()
+}
+
+// TestSessionsAreIsolated: every case has its own rate-limit store, so a
+// case that exhausts the limit (two a minute) leaves the others their
+// own two calls, however the cases interleave.
+func TestSessionsAreIsolated(t *testing.T) {
+	var cases strings.Builder
+	for i := 0; i < 6; i++ {
+		cases.WriteString(`
+  - name: limited ` + string(rune('a'+i)) + `
+    repeat: 3
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}, expect: {calls: 2}}]
+    expect: {code: 429}
+  - name: fresh ` + string(rune('a'+i)) + `
+    repeat: 2
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}, expect: {calls: 2}}]
+    expect: {code: 200, response: {total: 1}, ran: [start, price, end], skipped: [audit]}
+`)
+	}
+	dir := repo(t, map[string]string{"tests/calc.yaml": "apiVersion: databus/v1\nkind: ApiTest\napi: calc:v1\ncredential: app\ncases:" + cases.String()})
+	rep := run(t, dir, Options{Parallel: 8})
+	if len(rep.Cases) != 12 {
+		t.Fatalf("%d cases", len(rep.Cases))
+	}
+	for _, c := range rep.Cases {
+		if c.Outcome != Pass {
+			t.Errorf("%s: %s\n%s", c.Name, c.Outcome, failures(c))
+		}
+	}
+	if !rep.OK() || rep.Passed != 12 {
+		t.Errorf("report: %+v", rep)
+	}
+}
+
+// TestStubs: matching by url and method, by registry service, what a stub
+// received, a call no stub answers, a stub never called, hang and reset.
+func TestStubs(t *testing.T) {
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+api: calc:v1
+credential: app
+cases:
+  - name: by url and service
+    request: {body: {n: 2}, query: {k: v}}
+    stubs:
+      - url: http://upstream.example:8080/price
+        method: POST
+        body: {total: 150}
+        expect:
+          path: /price
+          assert: ['.headers["Content-Type"] | startswith("application/json")']
+      - service: {server: ledger, name: record}
+        method: PUT
+        status: 201
+        body: {ok: true}
+        expect: {method: PUT, body: {n: 2}}
+    expect:
+      code: 200
+      ran: [start, price, audit, end]
+      assert: ['.steps.audit.status == 201', '.accessLog.appId == "app"']
+      accessLog: {httpStatus: 200, apiCode: calc}
+  - name: wrong method
+    request: {body: {}}
+    stubs:
+      - url: http://upstream.example:8080/price
+        method: GET
+        body: {total: 1}
+    expect: {code: 200}
+  - name: hang
+    request: {body: {}}
+    stubs: [{step: price, hang: true}]
+    expect: {code: 504}
+  - name: reset
+    request: {body: {}}
+    stubs: [{step: price, reset: true}]
+    expect: {code: 502}
+  - name: received differs
+    request: {body: {}}
+    stubs:
+      - step: price
+        body: {total: 500}
+      - step: audit
+        body: {}
+        expect: {method: POST, headers: {X-Missing: "1"}, query: {a: b}}
+    expect: {code: 200, response: {total: 5}}
+`
+	dir := repo(t, map[string]string{"tests/stubs.yaml": tests})
+	got := byName(t, run(t, dir, Options{}))
+	if c := got["by url and service"]; c.Outcome != Pass {
+		t.Errorf("by url and service: %s\n%s", c.Outcome, failures(c))
+	}
+	for _, name := range []string{"hang", "reset"} {
+		if c := got[name]; c.Outcome != Pass {
+			t.Errorf("%s: %s\n%s", name, c.Outcome, failures(c))
+		}
+	}
+	// A GET stub does not answer a POST: the call is unmatched (a failure),
+	// the stub never called (the test's own mistake).
+	c := got["wrong method"]
+	f := failures(c)
+	if c.Outcome != Mistake || !strings.Contains(f, "the flow called POST http://upstream.example:8080/price (step price), which no stub answers (it got 599): add a stub with step: price") ||
+		!strings.Contains(f, "stubs[0] (GET http://upstream.example:8080/price): never called") {
+		t.Errorf("wrong method: %s\n%s", c.Outcome, f)
+	}
+	c = got["received differs"]
+	f = failures(c)
+	for _, want := range []string{
+		"stubs[1] (step audit): expect.method: expected method POST, got PUT",
+		`stubs[1] (step audit): expect.headers.X-Missing: expected header X-Missing: "1", got none`,
+		`stubs[1] (step audit): expect.query.a: expected query a="b", got none`,
+		"expect.response: the response differs",
+		`-   "total": 5`, "+ {}",
+	} {
+		if !strings.Contains(f, want) {
+			t.Errorf("received differs: missing %q in\n%s", want, f)
+		}
+	}
+	if c.Outcome != Fail {
+		t.Errorf("received differs: outcome %s", c.Outcome)
+	}
+	// Failures carry the line of the expectation.
+	for _, fl := range c.Failures {
+		if fl.Line < 44 {
+			t.Errorf("failure %s at line %d, before the case", fl.What, fl.Line)
+		}
+	}
+}
+
+// TestMistakes: a credential whose key does not resolve, and an API that
+// is not online, are the test's own mistakes; keys given in the case sign
+// instead of the credential's.
+func TestMistakes(t *testing.T) {
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+cases:
+  - name: key unresolved
+    api: calc:v1
+    credential: envapp
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+    expect: {code: 200}
+  - name: test key
+    api: calc:v1
+    credential: envapp
+    keys: {encryption: {value: fedcba9876543210}}
+    request: {body: {}}
+    expect: {code: 500}
+  - name: draft
+    api: draft:v1
+    credential: app
+    expect: {code: 200}
+`
+	draft := "apiVersion: databus/v1\nkind: Api\ncode: draft\nversion: v1\nstatus: draft\nmethods: [GET]\npolicies: {rateLimit: two}\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n"
+	dir := repo(t, map[string]string{"tests/m.yaml": tests, "apis/draft.yaml": draft})
+	got := byName(t, run(t, dir, Options{}))
+	if c := got["key unresolved"]; c.Outcome != Mistake || !strings.Contains(failures(c), "the credential's encryption key does not resolve") {
+		t.Errorf("key unresolved: %s\n%s", c.Outcome, failures(c))
+	}
+	// The gateway cannot resolve envapp's key either: 500 应用未配置加密密钥,
+	// which the case signed with its own key expects.
+	if c := got["test key"]; c.Outcome != Pass {
+		t.Errorf("test key: %s\n%s", c.Outcome, failures(c))
+	}
+	if c := got["draft"]; c.Outcome != Mistake || !strings.Contains(failures(c), "API draft:v1 is draft") {
+		t.Errorf("draft: %s\n%s", c.Outcome, failures(c))
+	}
+}
+
+func TestRunPattern(t *testing.T) {
+	tests := "apiVersion: databus/v1\nkind: ApiTest\napi: calc:v1\ncredential: app\ncases:\n  - name: one\n    stubs: [{step: price, body: {}}]\n  - name: two\n    stubs: [{step: price, body: {}}]\n"
+	dir := repo(t, map[string]string{"tests/sub/p.yaml": tests})
+	rep := run(t, dir, Options{Run: regexp.MustCompile(`^sub/p/two$`)})
+	if len(rep.Cases) != 1 || rep.Cases[0].Name != "sub/p/two" || rep.Cases[0].Outcome != Pass {
+		t.Fatalf("cases: %+v", rep.Cases)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	got := Diff("{\n  \"a\": 1,\n  \"b\": 2\n}", "{\n  \"a\": 1,\n  \"b\": 3\n}")
+	want := "  {\n    \"a\": 1,\n-   \"b\": 2\n+   \"b\": 3\n  }\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestJSONEqual(t *testing.T) {
+	if !jsonEqual(normalize(map[string]any{"a": 1.0, "b": []any{"x"}}), map[string]any{"b": []any{"x"}, "a": 1}) {
+		t.Error("1.0 and 1, key order: should be equal")
+	}
+	if jsonEqual(map[string]any{"a": 1}, map[string]any{"a": "1"}) {
+		t.Error("1 and \"1\" should differ")
+	}
+}
