@@ -41,6 +41,8 @@ func fixtureRepo(t *testing.T, src string) string {
 		rel = "policies/" + name
 	case strings.HasPrefix(name, "settings-"):
 		rel = "databus.yaml"
+	case strings.HasPrefix(name, "test-"):
+		rel = "tests/" + name
 	default:
 		t.Fatalf("fixture %s: unknown prefix", name)
 	}
