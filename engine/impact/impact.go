@@ -543,7 +543,7 @@ func (a *analysis) rateLimits() {
 	}
 	for _, n := range sortedKeys(scope) {
 		oldDef, newDef := a.Old.policyDef(n), a.New.policyDef(n)
-		defChanged := oldDef == nil || !sameJSON(oldDef, newDef)
+		defChanged := oldDef != nil && !sameJSON(oldDef, newDef) // a new policy counts as a switch
 		if !defChanged && len(switched[n]) == 0 {
 			continue
 		}
