@@ -18,8 +18,8 @@ import (
 	"github.com/databus-gateway/databus/engine/store"
 )
 
-// PageSize is the admin API's largest page (store.MaxPageSize).
-const PageSize = store.MaxPageSize
+// PageSize is the admin API's largest page (its pageSize is 1 to 100).
+const PageSize = 100
 
 // MaxReplyBytes bounds one admin API answer (a page of records whose bodies
 // are each at most storage.accessLog.maxBodyChars).
