@@ -74,9 +74,9 @@ func TestAggregateBounds(t *testing.T) {
 func TestTruncated(t *testing.T) {
 	for s, want := range map[string]bool{
 		store.Truncate(strings.Repeat("é", 50), 10): true,
-		`{"a":1}`: false,
+		`{"a":1}`:                      false,
 		"…(truncated, x chars in all)": false,
-		"": false,
+		"":                             false,
 	} {
 		if Truncated(s) != want {
 			t.Errorf("Truncated(%q) = %v", s, !want)
