@@ -243,3 +243,15 @@ func TestAnalyzeInvalidRevision(t *testing.T) {
 		t.Fatalf("%v", fs)
 	}
 }
+
+// A body the access log cut cannot be judged: it is counted as unchecked,
+// never as refused or accepted.
+func TestAnalyzeTruncatedBodies(t *testing.T) {
+	cut := rec("shop", "POST", store.Truncate(`{"orderNo":"A9","qty":1,"note":"`+strings.Repeat("x", 100)+`"}`, 40), "10.0.0.1", "", 30*time.Second)
+	newAPI := with(map[string]string{"apis/order.yaml": strings.Replace(orderAPI, "  properties:", "  required: [orderNo]\n  properties:", 1)})
+	fs := analyze(t, baseFiles(), newAPI, append(baseTraffic()[:3], cut), nil)
+	if len(fs) == 0 || fs[0].Kind != KindUnknownBodies || fs[0].Severity != Warning ||
+		!strings.Contains(fs[0].Message, "3 recorded bodies pass it, 1 could not be checked (1 truncated by storage.accessLog.maxBodyChars, 0 outside the sample)") {
+		t.Fatalf("%v", fs)
+	}
+}
