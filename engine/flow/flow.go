@@ -43,6 +43,19 @@ type Env struct {
 	// JQ is the budget of every jq evaluation of the flow; nil: bounded
 	// by the request's context only.
 	JQ *expr.Budget
+	// MarkSteps puts the running step's id in the context of its calls
+	// (StepOf), so that a sandbox can tell which step made an outbound
+	// call. Off in the gateway: it costs a context per step.
+	MarkSteps bool
+}
+
+type stepKey struct{}
+
+// StepOf is the id of the step whose call ctx belongs to, when the flow
+// was compiled with Env.MarkSteps; "" otherwise (and for hook callouts).
+func StepOf(ctx context.Context) string {
+	id, _ := ctx.Value(stepKey{}).(string)
+	return id
 }
 
 // Same reports whether a flow compiled with e behaves as one compiled
@@ -54,7 +67,7 @@ func (e *Env) Same(o *Env) bool {
 	}
 	jqSame := e.JQ == o.JQ || (e.JQ != nil && o.JQ != nil && *e.JQ == *o.JQ)
 	return e.Client == o.Client && e.DefaultTimeout == o.DefaultTimeout && e.MaxResponseBytes == o.MaxResponseBytes &&
-		e.Hooks == o.Hooks && e.RPC == o.RPC && e.Services == o.Services && jqSame &&
+		e.Hooks == o.Hooks && e.RPC == o.RPC && e.Services == o.Services && jqSame && e.MarkSteps == o.MarkSteps &&
 		reflect.DeepEqual(e.AllowedHosts, o.AllowedHosts)
 }
 
@@ -66,6 +79,7 @@ type Flow struct {
 	reqT  *expr.Program
 	respT *expr.Program
 	errT  *expr.Program
+	mark  bool // Env.MarkSteps
 }
 
 // runner is the part of a step that differs by type.
@@ -108,7 +122,7 @@ func Compile(api *config.Api, env *Env) (*Flow, error) {
 	if env == nil {
 		env = &Env{} // no upstream client, no budget beyond the request's context
 	}
-	f := &Flow{API: api}
+	f := &Flow{API: api, mark: env.MarkSteps}
 	jb := jqBinder{api: api, budget: env.JQ}
 	compileOpt := func(src, ptr string) (*expr.Program, error) {
 		if src == "" {
@@ -321,7 +335,11 @@ func (f *Flow) run(ctx context.Context, inv *Invocation) (*Output, *Error) {
 				continue
 			}
 		}
-		out, ferr := st.exec(ctx, inv, &res)
+		sctx := ctx
+		if f.mark {
+			sctx = context.WithValue(ctx, stepKey{}, st.id)
+		}
+		out, ferr := st.exec(sctx, inv, &res)
 		res.Elapsed = time.Since(started)
 		if ferr != nil {
 			res.Error = ferr.Message

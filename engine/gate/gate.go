@@ -50,7 +50,18 @@ const (
 	Dry Mode = iota
 	// Live builds acquire the Snapshot's resources from Options.Pool.
 	Live
+	// Sandbox builds (databus test, replay) acquire nothing: the Snapshot
+	// calls out through Options.Sandbox's client and gRPC pool, marks the
+	// step of each call (flow.StepOf), and has no nonce or rate-limit
+	// stores: each sandbox session brings its own embedded ones.
+	Sandbox
 )
+
+// SandboxDeps are what a Sandbox build calls out through.
+type SandboxDeps struct {
+	Client *http.Client
+	RPC    *rpc.Pool
+}
 
 // Running describes the gateway a build is for: a reload is checked
 // against what cannot change while it runs.
@@ -89,6 +100,8 @@ type Options struct {
 	Egress  *egress.Guard
 	Metrics *metrics.Metrics // hooks count their callouts here; nil: not counted
 	Logger  *slog.Logger     // nil: discard
+	// Sandbox is what a Sandbox build calls out through.
+	Sandbox SandboxDeps
 }
 
 // Result is the outcome of a build.
@@ -294,6 +307,11 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		}
 		st = v.(*Stores)
 		deps.Nonces, deps.Limits, deps.StoreBackend, deps.Shared = st.Nonces, st.Limits, st.Backend, st.Registry
+	}
+	if o.Mode == Sandbox {
+		env.Client, env.RPC, env.MarkSteps = o.Sandbox.Client, o.Sandbox.RPC, true
+		env.JQ.Guard = expr.NewGuard(nil)
+		deps.StoreBackend = "memory"
 	}
 	ho := hooks.Options{Services: o.Services, Client: env.Client, Settings: st.Hooks, Metrics: o.Metrics}
 	if o.Prev != nil && o.Prev.Hooks.Same(ho) {

@@ -42,6 +42,7 @@ type Handler struct {
 	metrics *metrics.Metrics
 	faults  storeFaults
 	acc     AccessLog // nil: no access log
+	trusted bool      // Options.Trusted
 
 	bodyBytes atomic.Int64 // request body bytes held now (apiPortal.maxBodyBytesInFlight)
 	// admission bounds the requests worked on at once (apiPortal.maxInFlight).
@@ -62,11 +63,16 @@ type Options struct {
 	AccessLog AccessLog
 	// FaultLogInterval is how often a failing store is logged (default 10s).
 	FaultLogInterval time.Duration
+	// Trusted takes the caller's ZT-App-Id without proof: no timestamp,
+	// nonce, decryption or signature check, no key needed, answers in
+	// plain text. Only a sandbox replaying recorded traffic (whose
+	// signatures cannot be made again) sets it; no setting reaches it.
+	Trusted bool
 }
 
 // New returns the portal handler.
 func New(current func() *snapshot.Snapshot, o Options) *Handler {
-	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, limits: o.Limits, now: o.Now, metrics: o.Metrics, acc: o.AccessLog}
+	h := &Handler{current: current, log: o.Logger, nonces: o.Nonces, limits: o.Limits, now: o.Now, metrics: o.Metrics, acc: o.AccessLog, trusted: o.Trusted}
 	h.faults.interval = o.FaultLogInterval
 	if h.faults.interval == 0 {
 		h.faults.interval = 10 * time.Second
