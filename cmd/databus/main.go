@@ -47,6 +47,7 @@ func init() {
 	register(&command{name: "versions", usage: versionsUsage, summary: "list the git commits that changed an API (code or code:version)", run: runVersions})
 	register(&command{name: "diff", usage: diffUsage, summary: "semantic diff of APIs, credentials and policies between revisions", run: runDiff})
 	register(&command{name: "rollback", usage: rollbackUsage, summary: "restore an API's file as of REV", run: runRollback})
+	register(&command{name: "replay", usage: replayUsage, summary: "replay captured traffic against a candidate config (a folder or a git revision), stubbing every upstream with the recorded results", run: runReplay})
 	register(&command{name: "bench", usage: benchUsage, summary: "signed-request load generator: requests/s, latency percentiles, errors by status", run: runBench})
 }
 
