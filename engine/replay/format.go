@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/databus-gateway/databus/engine/sandbox"
 )
 
 // MaxMarkdown bounds the markdown report: a pull-request comment (GitHub
@@ -88,16 +90,26 @@ func sortedReasons(m map[string]int) []string {
 
 // lines is d in one or more short lines.
 func (d Difference) lines() []string {
-	head := d.Kind
-	if d.Step != "" {
-		head += " of step " + d.Step
+	var head string
+	switch d.Kind {
+	case DiffPath:
+		head = fmt.Sprintf("path: first difference at step %s: recorded %q, candidate %q", d.Step, d.Recorded, d.Candidate)
+	case DiffNotRecorded:
+		head = fmt.Sprintf("step %s not recorded: the candidate calls it, the record holds no result for it (its stub answered %d)", d.Step, sandbox.StatusNoStub)
+	case DiffStepRequest:
+		head = "step " + d.Step + " request"
+		if d.Recorded != "body" {
+			head += ": " + d.Recorded + " → " + d.Candidate
+		} else {
+			head += " body:"
+		}
+	default:
+		head = d.Kind + ":"
+		if d.Recorded != "" || d.Candidate != "" {
+			head = fmt.Sprintf("%s: %s → %s", d.Kind, d.Recorded, d.Candidate)
+		}
 	}
-	var out []string
-	if d.Recorded != "" || d.Candidate != "" {
-		out = append(out, fmt.Sprintf("%s: %s → %s", head, d.Recorded, d.Candidate))
-	} else {
-		out = append(out, head+":")
-	}
+	out := []string{head}
 	for _, c := range d.Changes {
 		out = append(out, "  "+c.line())
 	}
