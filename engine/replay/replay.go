@@ -146,6 +146,10 @@ func replayable(r *store.Record) string {
 		if m, ok := s.Response.(map[string]any); ok && m["body"] == "(streamed)" {
 			return "step " + strconv.Quote(s.ID) + " streamed its body: not recorded"
 		}
+		if s.Type == config.StepHTTP && !s.Skipped && s.Attempts > 0 && s.Response == nil && s.Error != "" {
+			// A timeout or a refused connection: nothing a stub could answer.
+			return "step " + strconv.Quote(s.ID) + " got no upstream answer (" + s.Error + ")"
+		}
 	}
 	return ""
 }

@@ -71,6 +71,7 @@ func TestReplayableReasons(t *testing.T) {
 		{"over budget", store.Record{APICode: "a", Capture: &store.Capture{Skipped: "over budget: x"}}, "not captured: over budget"},
 		{"refused", store.Record{APICode: "a", ErrorCode: "signature"}, "refused before the flow (signature)"},
 		{"no API", store.Record{Capture: kept}, "matched no API"},
+		{"no upstream answer", store.Record{APICode: "a", Capture: kept, StepResults: []store.StepRecord{{ID: "up", Type: "http", Attempts: 2, Error: "step \"up\" timed out"}}}, `step "up" got no upstream answer`},
 		{"streamed step", store.Record{APICode: "a", Capture: kept, StepResults: []store.StepRecord{{ID: "dl", Response: map[string]any{"body": "(streamed)"}}}}, `step "dl" streamed`},
 	} {
 		if got := replayable(&tc.r); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
