@@ -147,7 +147,7 @@ storage:
 		t.Errorf("replay against the recorded revision: exit %d\n%s", code, out)
 	}
 	out, _, code = runCLI("replay", "--from", export, "--rev", "HEAD", "--dir", b.Dir, "--format", "markdown")
-	if code != exitInvalid || !strings.Contains(out, "| `t.order:v1` | 9 | 3 | 1 |") || !strings.Contains(out, "<details>") || !strings.Contains(out, ".total changed: 77 → 72") {
+	if code != exitInvalid || !strings.HasPrefix(out, replay.MarkdownMarker+"\n") || !strings.Contains(out, "| `t.order:v1` | 9 | 3 | 1 |") || !strings.Contains(out, "<details>") || !strings.Contains(out, ".total changed: 77 → 72") {
 		t.Errorf("replay --format markdown: exit %d\n%s", code, out)
 	}
 

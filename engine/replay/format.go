@@ -10,6 +10,10 @@ import (
 	"github.com/databus-gateway/databus/engine/sandbox"
 )
 
+// MarkdownMarker starts the markdown report, so that a CI job finds its
+// earlier comment on a pull request and edits it.
+const MarkdownMarker = "<!-- databus-replay -->"
+
 // MaxMarkdown bounds the markdown report: a pull-request comment (GitHub
 // takes up to 65536 characters).
 const MaxMarkdown = 60000
@@ -135,7 +139,7 @@ func (rep *Report) markdown() string {
 	if rep.Differ > 0 {
 		icon = "⚠️"
 	}
-	fmt.Fprintf(&b, "### %s databus replay\n\n", icon)
+	fmt.Fprintf(&b, "%s\n### %s databus replay\n\n", MarkdownMarker, icon)
 	fmt.Fprintf(&b, "Recorded traffic from `%s` against `%s`: %s.\n\n", mdCode(rep.Source), mdCode(rep.Candidate), rep.headline())
 	if rep.Unreadable > 0 {
 		fmt.Fprintf(&b, "%d lines could not be read as records.\n\n", rep.Unreadable)
