@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,9 +52,11 @@ func TestReplay(t *testing.T) {
 	const encKey, signKey = "ReplayKey-ABCDE!", "ReplaySign-Secret"
 	t.Setenv("DATABUS_T_RP_ENC", encKey)
 	t.Setenv("DATABUS_T_RP_SIGN", signKey)
-	var upstreamCalls int
+	t.Setenv("DATABUS_T_RP_VIEWER", "replay-viewer-token")
+	t.Setenv("DATABUS_ADMIN_TOKEN", "")
+	var upstreamCalls atomic.Int64
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		upstreamCalls++
+		upstreamCalls.Add(1)
 		var in struct {
 			OrderNo string `json:"orderNo"`
 		}
@@ -72,6 +75,9 @@ storage:
     maxBodyChars: 16
     export: 'file:`+export+`'
     capture: {sampleRatio: 1}
+admin:
+  tokens:
+    - {name: ci, role: viewer, secret: {secretRef: 'env:DATABUS_T_RP_VIEWER'}}
 `)
 	b.Write("credentials/shop.yaml", "apiVersion: databus/v1\nkind: Credential\nappId: shop\nencryptionKey: {secretRef: 'env:DATABUS_T_RP_ENC'}\nsignatureKey: {secretRef: 'env:DATABUS_T_RP_SIGN'}\n")
 	b.Write("apis/order.yaml", replayOrderAPI(upstream.URL, ".steps.create.price * .request.body.qty"))
@@ -109,7 +115,7 @@ storage:
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	calls := upstreamCalls
+	calls := upstreamCalls.Load()
 
 	// Same config, from the export: every replayed record identical.
 	out, errOut, code := runCLI("replay", "--from", export, "--dir", b.Dir)
@@ -117,7 +123,12 @@ storage:
 		!strings.Contains(out, "refused before the flow (signature)") {
 		t.Fatalf("replay of the export against the same config: exit %d\n%s\n%s", code, out, errOut)
 	}
-	// The same, from the admin API (captured records only), filtered.
+	// The same, from the admin API (captured records only), filtered; the
+	// token from the environment, as databus logs takes it.
+	if _, errOut, code := runCLI("replay", "--from", s.admin, "--dir", b.Dir); code != exitUsage || !strings.Contains(errOut, "HTTP 401") {
+		t.Errorf("replay from the admin API without a token: exit %d %s", code, errOut)
+	}
+	t.Setenv("DATABUS_ADMIN_TOKEN", "replay-viewer-token")
 	out, errOut, code = runCLI("replay", "--from", s.admin, "--since", "1h", "--api", "t.order", "--dir", b.Dir, "--format", "json")
 	var rep replay.Report
 	if err := json.Unmarshal([]byte(out), &rep); code != exitOK || err != nil || rep.Records != m || rep.Identical != m || len(rep.APIs) != 1 || rep.APIs[0].API != "t.order:v1" {
@@ -167,8 +178,8 @@ storage:
 		!strings.Contains(out, "step create request body:\n    .currency added: \"EUR\"") || strings.Contains(out, "response:") {
 		t.Errorf("replay against a changed step request: exit %d\n%s", code, out)
 	}
-	if upstreamCalls != calls {
-		t.Errorf("replay called the upstream %d times", upstreamCalls-calls)
+	if n := upstreamCalls.Load(); n != calls {
+		t.Errorf("replay called the upstream %d times", n-calls)
 	}
 
 	// Usage and unreadable input.
@@ -183,5 +194,11 @@ storage:
 		if _, errOut, code := runCLI(args...); code != exitUsage || errOut == "" {
 			t.Errorf("%v: exit %d %q, want %d", args, code, errOut, exitUsage)
 		}
+	}
+
+	// A candidate the gate refuses: its findings, exit 1.
+	b.Write("apis/order.yaml", strings.Replace(replayOrderAPI(upstream.URL, "1"), "total: 1", "total: (", 1))
+	if _, errOut, code := runCLI("replay", "--from", export, "--dir", b.Dir); code != exitInvalid || !strings.Contains(errOut, "refused by the gate") || !strings.Contains(errOut, "apis/order.yaml:") {
+		t.Errorf("replay against a broken config: exit %d\n%s", code, errOut)
 	}
 }
