@@ -355,15 +355,8 @@ func (f *Flow) run(ctx context.Context, inv *Invocation) (*Output, *Error) {
 
 // start validates the input and applies the API-level request transform.
 func (f *Flow) start(ctx context.Context, inv *Invocation) *Error {
-	if f.input != nil {
-		body := inv.body
-		if len(body.raw) > 0 && !json.Valid(body.raw) {
-			return &Error{Status: http.StatusBadRequest, Message: "request body is not valid JSON", Phase: "input"}
-		}
-		v, _ := body.Value()
-		if err := f.input.Validate(v); err != nil {
-			return &Error{Status: http.StatusBadRequest, Message: inputMessage(err), Phase: "input", Err: err}
-		}
+	if e := f.checkInput(inv.body); e != nil {
+		return e
 	}
 	if f.reqT != nil {
 		v, err := f.runProgram(ctx, inv, f.reqT, nil)
@@ -371,6 +364,32 @@ func (f *Flow) start(ctx context.Context, inv *Invocation) *Error {
 			return &Error{Status: http.StatusInternalServerError, Message: "transforms.request: " + err.Error(), Phase: "transforms.request", Err: err}
 		}
 		inv.setBody(v)
+	}
+	return nil
+}
+
+// HasInput reports whether the API declares an input schema.
+func (f *Flow) HasInput() bool { return f.input != nil }
+
+// CheckInput judges a (decrypted) request body as the start step does:
+// nil when the API has no input schema or the body passes it, else the
+// 400 the portal would answer. Tools that replay recorded bodies against
+// a revision (databus diff --traffic) use it, so that they refuse exactly
+// what the gateway would.
+func (f *Flow) CheckInput(body []byte) *Error {
+	return f.checkInput(RawOutput(body, ""))
+}
+
+func (f *Flow) checkInput(body *Output) *Error {
+	if f.input == nil {
+		return nil
+	}
+	if len(body.raw) > 0 && !json.Valid(body.raw) {
+		return &Error{Status: http.StatusBadRequest, Message: "request body is not valid JSON", Phase: "input"}
+	}
+	v, _ := body.Value()
+	if err := f.input.Validate(v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Message: inputMessage(err), Phase: "input", Err: err}
 	}
 	return nil
 }

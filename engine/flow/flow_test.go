@@ -388,7 +388,14 @@ steps:
 			if r := result(t, res, "start"); r.Error == "" {
 				t.Errorf("start result records no error")
 			}
+			// CheckInput judges the body as the start step did.
+			if c := f.CheckInput([]byte(tt.body)); c == nil || c.Message != e.Message || c.Status != e.Status {
+				t.Errorf("CheckInput = %v, the start step answered %v", c, e)
+			}
 		})
+	}
+	if c := f.CheckInput([]byte(`{"orderNo":"A","items":[{"sku":"a","qty":1}]}`)); c != nil || !f.HasInput() {
+		t.Errorf("CheckInput of a valid body: %v", c)
 	}
 	if up.count() != 0 {
 		t.Fatalf("an invalid request reached the upstream %d times", up.count())

@@ -32,7 +32,7 @@ func (d *RepoDiff) Format(w io.Writer, format string) error {
 	case FormatText:
 		return d.formatText(w)
 	case FormatMarkdown:
-		return d.formatMarkdown(w)
+		return d.FormatMarkdown(w, MarkdownBudget)
 	case FormatJSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -112,7 +112,10 @@ func (d *RepoDiff) formatText(w io.Writer) error {
 	return err
 }
 
-func (d *RepoDiff) formatMarkdown(w io.Writer) error {
+// FormatMarkdown writes the markdown form within budget characters
+// (unified diffs that would pass it are left out): a caller that puts its
+// own section before the diff in the same comment passes what is left.
+func (d *RepoDiff) FormatMarkdown(w io.Writer, budget int) error {
 	var b strings.Builder
 	b.WriteString(MarkdownMarker + "\n")
 	fmt.Fprintf(&b, "### Databus config diff: %s → %s\n\n", mdCode(Label(d.From)), mdCode(Label(d.To)))
@@ -157,7 +160,7 @@ func (d *RepoDiff) formatMarkdown(w io.Writer) error {
 		if dd.Unified != "" {
 			fence := mdFence(dd.Unified)
 			block := fmt.Sprintf("\n<details><summary>Unified diff of <code>%s</code></summary>\n\n%sdiff\n%s%s\n\n</details>\n", htmlEscape(dd.File), fence, dd.Unified, fence)
-			if b.Len()+len(block) > MarkdownBudget {
+			if b.Len()+len(block) > budget {
 				block = "\n_Unified diff left out to keep the comment short: run `databus diff` locally._\n"
 			}
 			b.WriteString(block)

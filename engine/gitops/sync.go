@@ -140,3 +140,18 @@ func (r *Repo) CheckRevision(ctx context.Context, rev string, check Check) (conf
 	}
 	return r.checkCommit(ctx, c, check)
 }
+
+// InRevision calls fn with a folder holding the config repository as of
+// rev: the revision's config folder written to a temporary folder (removed
+// when fn returns), or for rev "" the working tree itself. It is how a
+// caller runs the gate on a revision other than the checkout.
+func (r *Repo) InRevision(rev string, fn func(dir string) error) error {
+	if rev == "" {
+		return fn(r.dir)
+	}
+	c, err := r.commitOf(rev)
+	if err != nil {
+		return err
+	}
+	return r.inTempDir(c, fn)
+}
