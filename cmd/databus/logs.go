@@ -28,6 +28,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", 20, "records to show (at most 100)")
 	asJSON := fs.Bool("json", false, "print the records as JSON, one per line")
 	id := fs.String("id", "", "show one record in full")
+	captured := fs.Bool("captured", false, "only records kept whole by storage.accessLog.capture (what databus replay runs)")
 	pos, code, done := parseArgs(fs, args)
 	if done {
 		return code
@@ -58,6 +59,9 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 			if v != "" {
 				q.Set(k, v)
 			}
+		}
+		if *captured {
+			q.Set("captured", "true")
 		}
 		if *since > 0 {
 			q.Set("from", strconv.FormatInt(time.Now().Add(-*since).UnixMilli(), 10))
@@ -146,6 +150,13 @@ func printRecord(w io.Writer, r *store.Record, full bool) {
 	fmt.Fprintln(w, line)
 	if !full {
 		return
+	}
+	if c := r.Capture; c != nil {
+		if c.Kept() {
+			fmt.Fprintf(w, "  captured: %d bytes whole, query %q\n", c.Bytes, c.Query)
+		} else {
+			fmt.Fprintf(w, "  not captured: %s\n", c.Skipped)
+		}
 	}
 	if r.RequestBody != "" {
 		fmt.Fprintf(w, "  request:  %s\n", r.RequestBody)

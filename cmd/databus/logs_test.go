@@ -214,6 +214,11 @@ func TestLogs(t *testing.T) {
 		t.Errorf("logs --id of a missing record: exit %d %s", code, errOut)
 	}
 
+	// --captured: nothing here was captured (capture is off by default).
+	if out, _, code := runCLI("logs", "--admin", s.admin, "--json", "--captured"); code != exitOK || out != "" {
+		t.Errorf("logs --captured with capture off: exit %d\n%s", code, out)
+	}
+
 	// Usage and connection errors.
 	if _, _, code := runCLI("logs", "--admin", s.admin, "extra"); code != exitUsage {
 		t.Errorf("logs with an argument: exit %d", code)

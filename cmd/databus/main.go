@@ -48,6 +48,7 @@ func init() {
 	register(&command{name: "diff", usage: diffUsage, summary: "semantic diff of APIs, credentials and policies between revisions", run: runDiff})
 	register(&command{name: "rollback", usage: rollbackUsage, summary: "restore an API's file as of REV", run: runRollback})
 	register(&command{name: "test", usage: testUsage, summary: "run the contract tests in tests/ in process; exit 0 passed, 1 failed, 2 usage", run: runTest})
+	register(&command{name: "replay", usage: replayUsage, summary: "replay captured traffic against a candidate config (a folder or a git revision), stubbing every upstream with the recorded results", run: runReplay})
 	register(&command{name: "bench", usage: benchUsage, summary: "signed-request load generator: requests/s, latency percentiles, errors by status", run: runBench})
 }
 

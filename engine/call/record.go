@@ -2,11 +2,15 @@ package call
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/flow"
+	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/store"
 )
 
@@ -24,6 +28,7 @@ type Exchange struct {
 	ClientIP string // "" when unknown
 	Method   string
 	Path     string
+	Query    string // the raw query; only a captured record keeps it
 	Header   http.Header
 	Body     []byte // the request body, decrypted
 
@@ -160,4 +165,86 @@ func keeps(m map[string]any, maxChars int) bool {
 		}
 	}
 	return true
+}
+
+// Captured is how a sampled record was kept: CaptureKept (whole),
+// CaptureOverBudget or CaptureStreamed (recorded as usual, marked). They are
+// the values of databus_accesslog_captured_total's result label.
+const (
+	CaptureKept       = "kept"
+	CaptureOverBudget = "over_budget"
+	CaptureStreamed   = "streamed"
+)
+
+// RecordCaptured is x as a captured access-log record
+// (storage.accessLog.capture): the request body, the query, the response
+// and each step's request and response whole, as long as together they
+// fit maxBytes. Headers are redacted as in Record, and the signature
+// header always; the query loses its signature parameter. A request over
+// maxBytes, or whose response was streamed, is recorded as Record does,
+// its Capture saying why. result is one of the Capture* values.
+func RecordCaptured(x *Exchange, maxChars int, redact []string, maxBytes int) (rec *store.Record, result string) {
+	if x.Streamed {
+		rec = Record(x, maxChars, redact)
+		rec.Capture = &store.Capture{Skipped: "the response was streamed, not kept"}
+		return rec, CaptureStreamed
+	}
+	query := withoutSignature(x.Query)
+	n := len(x.Body) + len(x.Response) + len(query)
+	for i := range x.Steps {
+		if n > maxBytes {
+			break
+		}
+		n += valueSize(x.Steps[i].Request) + valueSize(x.Steps[i].Response)
+	}
+	if n > maxBytes {
+		rec = Record(x, maxChars, redact)
+		rec.Capture = &store.Capture{Skipped: fmt.Sprintf("over budget: more than %d bytes (storage.accessLog.capture.maxBytes)", maxBytes)}
+		return rec, CaptureOverBudget
+	}
+	r := make([]string, 0, len(redact)+1)
+	r = append(append(r, redact...), security.HeaderSignature)
+	rec = Record(x, -1, r)
+	rec.Capture = &store.Capture{Query: query, Bytes: n}
+	return rec, CaptureKept
+}
+
+// withoutSignature drops a "signature" parameter (which the signature
+// itself skips) from a raw query, keeping the rest byte for byte.
+func withoutSignature(raw string) string {
+	if !strings.Contains(raw, "signature") {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if uk, _ := url.QueryUnescape(k); uk == "signature" || k == "signature" {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
+}
+
+// valueSize is about the bytes v takes in a record: strings by length,
+// the string fields of a map directly, anything else through its JSON.
+func valueSize(v any) int {
+	switch x := v.(type) {
+	case nil:
+		return 0
+	case string:
+		return len(x)
+	case map[string]any:
+		n := 0
+		for k, e := range x {
+			n += len(k) + valueSize(e)
+		}
+		return n
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0
+	}
+	return len(b)
 }

@@ -125,3 +125,61 @@ func TestStepValuesUncopied(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordCaptured(t *testing.T) {
+	body := `{"orderNo":"` + strings.Repeat("n", 50) + `"}`
+	stepBody := `{"id":"` + strings.Repeat("i", 60) + `"}`
+	x := &Exchange{
+		TraceID: "t1", APICode: "a.b", Version: "v1", Method: "POST", Path: "/api/a.b/v1",
+		Query:  "a=1&signature=abc&b=%20x&sig%6eature=def",
+		Header: http.Header{"Authorization": {"Bearer x"}, "Zt-Signature": {"f00d"}, "X-Visible": {"yes"}},
+		Body:   []byte(body), Status: 200, Message: MsgOK, Response: []byte(`{"id":"` + strings.Repeat("r", 40) + `"}`),
+		Steps: []flow.StepResult{
+			{ID: "start", Type: "start"},
+			{ID: "create", Type: "http", Status: 200,
+				Request:  map[string]any{"method": "POST", "url": "http://127.0.0.1:1/o", "body": body},
+				Response: map[string]any{"status": 200, "body": stepBody}},
+		},
+	}
+	// redactHeaders without the signature header: a captured record masks it all the same.
+	rec, result := RecordCaptured(x, 10, []string{"Authorization"}, 4096)
+	if result != CaptureKept || !rec.Capture.Kept() {
+		t.Fatalf("result %q, capture %+v", result, rec.Capture)
+	}
+	if rec.Capture.Query != "a=1&b=%20x" {
+		t.Errorf("query %q: the signature parameter must be dropped, the rest kept as sent", rec.Capture.Query)
+	}
+	if rec.RequestBody != body || rec.ResponseBody != string(x.Response) {
+		t.Errorf("bodies cut in a captured record: %q %q", rec.RequestBody, rec.ResponseBody)
+	}
+	resp := rec.StepResults[1].Response.(map[string]any)
+	req := rec.StepResults[1].Request.(map[string]any)
+	if resp["body"] != stepBody || req["body"] != body {
+		t.Errorf("step values cut in a captured record: %+v", rec.StepResults[1])
+	}
+	if rec.RequestHeaders["Zt-Signature"] != "***" || rec.RequestHeaders["Authorization"] != "***" || rec.RequestHeaders["X-Visible"] != "yes" {
+		t.Errorf("headers %v", rec.RequestHeaders)
+	}
+	if rec.Capture.Bytes < len(body)*2+len(stepBody) {
+		t.Errorf("capture counts %d bytes", rec.Capture.Bytes)
+	}
+	b, _ := json.Marshal(rec)
+	if strings.Contains(string(b), "f00d") || strings.Contains(string(b), "abc") || strings.Contains(string(b), "def") {
+		t.Errorf("a signature entered the record: %s", b)
+	}
+
+	// Over budget: recorded as usual (cut at maxChars), marked.
+	rec, result = RecordCaptured(x, 10, []string{"Authorization"}, 100)
+	if result != CaptureOverBudget || rec.Capture == nil || rec.Capture.Kept() || !strings.Contains(rec.Capture.Skipped, "maxBytes") {
+		t.Fatalf("over budget: result %q, capture %+v", result, rec.Capture)
+	}
+	if !strings.Contains(rec.RequestBody, "truncated") || rec.Capture.Query != "" {
+		t.Errorf("over budget record keeps %q, query %q", rec.RequestBody, rec.Capture.Query)
+	}
+
+	x.Streamed = true
+	rec, result = RecordCaptured(x, 10, nil, 4096)
+	if result != CaptureStreamed || rec.Capture.Kept() || rec.ResponseBody != "(streamed)" {
+		t.Fatalf("streamed: result %q, capture %+v", result, rec.Capture)
+	}
+}

@@ -128,6 +128,27 @@ type AccessLogSettings struct {
 	// second (the burst is as many); the others are only counted.
 	RefusalsPerSecond *int   `yaml:"refusalsPerSecond" json:"refusalsPerSecond"`
 	Export            string `yaml:"export" json:"export,omitempty"`
+	// Capture keeps a sample of records whole, for databus replay.
+	Capture CaptureSettings `yaml:"capture" json:"capture"`
+}
+
+// DefaultCaptureMaxBytes is storage.accessLog.capture.maxBytes's default.
+const DefaultCaptureMaxBytes = 64 << 10
+
+// CaptureSettings configures the access log's capture mode: a sampled
+// record of a request that reached its flow keeps the decrypted request
+// body, the query, the response and every step's raw request and result
+// whole (not cut at maxBodyChars), so that the request can be run again
+// against another config with the recorded step results as stubs. It is
+// reloadable, as maxBodyChars and redactHeaders are: it only changes what
+// the next records keep.
+type CaptureSettings struct {
+	// SampleRatio is the share of requests captured, 0 (default: off) to 1.
+	SampleRatio float64 `yaml:"sampleRatio" json:"sampleRatio"`
+	// MaxBytes bounds what one captured record keeps beyond the usual
+	// record (bodies, query, step values); a request over it is recorded
+	// as usual, marked with why it was not captured.
+	MaxBytes int `yaml:"maxBytes" json:"maxBytes"`
 }
 
 // RedisSettings configures the shared stores.
@@ -278,6 +299,9 @@ func (s *Settings) applyDefaults() {
 	if st.AccessLog.RefusalsPerSecond == nil {
 		n := DefaultRefusalsPerSecond
 		st.AccessLog.RefusalsPerSecond = &n
+	}
+	if st.AccessLog.Capture.MaxBytes == 0 {
+		st.AccessLog.Capture.MaxBytes = DefaultCaptureMaxBytes
 	}
 	if st.AccessLog.Mode == "" {
 		st.AccessLog.Mode = "async"

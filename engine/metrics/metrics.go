@@ -85,6 +85,10 @@ type Metrics struct {
 	// written because storage.accessLog.refusalsPerSecond was spent, by
 	// reason.
 	AccessLogRefusalsSkipped *prometheus.CounterVec
+	// AccessLogCaptured counts records sampled by
+	// storage.accessLog.capture, by result: kept (whole), over_budget or
+	// streamed (recorded as usual).
+	AccessLogCaptured *prometheus.CounterVec
 	// AccessLogWriteErrors counts failed access-log write transactions
 	// (their records count in AccessLogDropped too).
 	AccessLogWriteErrors prometheus.Counter
@@ -187,6 +191,10 @@ func New() *Metrics {
 			Name: "databus_accesslog_refusals_skipped_total",
 			Help: "Records of refused requests not written because storage.accessLog.refusalsPerSecond was spent, by reason.",
 		}, []string{"reason"}),
+		AccessLogCaptured: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_accesslog_captured_total",
+			Help: "Records sampled by storage.accessLog.capture, by result: kept whole, or recorded as usual because over maxBytes or streamed.",
+		}, []string{"result"}),
 		AccessLogWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "databus_accesslog_write_errors_total", Help: "Failed access-log write transactions (a full disk, say); their records count in databus_accesslog_dropped_total.",
 		}),
@@ -198,10 +206,13 @@ func New() *Metrics {
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
 		m.InFlight, m.Queued, m.Shed, m.QueueWait, m.AdmittedDuration,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo,
-		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogWriteErrors, m.AccessLogDegraded,
+		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogCaptured, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, reason := range []string{"time", "memory"} {
 		m.JQBudgetKills.WithLabelValues(reason)
+	}
+	for _, result := range []string{"kept", "over_budget", "streamed"} {
+		m.AccessLogCaptured.WithLabelValues(result)
 	}
 	for _, reason := range []string{"queue_full", "queue_timeout", "canceled"} {
 		m.Shed.WithLabelValues(reason)

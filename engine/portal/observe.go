@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -85,6 +86,17 @@ func (h *Handler) finish(c *Call) {
 		if c.encrypt != nil {
 			x.Extra["encrypted"] = true
 		}
+	}
+	if capture := al.Capture; capture.SampleRatio > 0 && c.Route != nil && c.Reason == "" &&
+		(capture.SampleRatio >= 1 || rand.Float64() < capture.SampleRatio) {
+		// A request that reached its flow, sampled: kept whole for replay.
+		x.Query = c.R.URL.RawQuery
+		rec, result := call.RecordCaptured(x, *al.MaxBodyChars, al.RedactHeaders, capture.MaxBytes)
+		if m := h.metrics; m != nil {
+			m.AccessLogCaptured.WithLabelValues(result).Inc()
+		}
+		h.acc.Append(rec)
+		return
 	}
 	h.acc.Append(call.Record(x, *al.MaxBodyChars, al.RedactHeaders))
 }

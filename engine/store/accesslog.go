@@ -656,10 +656,11 @@ func initCount(tx *bbolt.Tx) error {
 
 // probe is the part of a stored record that filters and deletions read.
 type probe struct {
-	TraceID string `json:"traceId"`
-	APICode string `json:"apiCode"`
-	AppID   string `json:"appId"`
-	Status  int    `json:"status"`
+	TraceID string   `json:"traceId"`
+	APICode string   `json:"apiCode"`
+	AppID   string   `json:"appId"`
+	Status  int      `json:"status"`
+	Capture *Capture `json:"capture"`
 }
 
 // limiter lets one event through per logEvery.

@@ -291,6 +291,12 @@ func TestPage(t *testing.T) {
 	for i := range 90 {
 		r := sample(fmt.Sprintf("tr-%d", i%7), fmt.Sprintf("api-%d", i%3), []int{200, 200, 404, 500, 0}[i%5], t0.Add(time.Duration(i)*time.Minute))
 		r.AppID = fmt.Sprintf("app-%d", i%4)
+		switch i % 6 {
+		case 1:
+			r.Capture = &Capture{Query: "a=1", Bytes: 10}
+		case 2:
+			r.Capture = &Capture{Skipped: "over budget"}
+		}
 		if i%30 == 0 {
 			r.StartedAt = t0.Add(time.Duration(i) * time.Minute) // several records at one instant
 		}
@@ -337,12 +343,14 @@ func TestPage(t *testing.T) {
 		"long trace and api": {TraceID: longTrace, APICode: "api-2"},
 		"everything":         {TraceID: "tr-4", APICode: "api-1", AppID: "app-2", Status: st(StatusSuccess), From: t0, To: t0.Add(time.Hour * 2)},
 		"empty window":       {From: t0.Add(time.Hour), To: t0.Add(time.Hour)},
+		"captured":           {Captured: true},
+		"captured api":       {Captured: true, APICode: "api-1"},
 	}
 	for name, f := range filters {
 		t.Run(name, func(t *testing.T) {
 			var want []string
 			for _, r := range all {
-				if f.matches(&probe{TraceID: r.TraceID, APICode: r.APICode, AppID: r.AppID, Status: r.Status}) &&
+				if f.matches(&probe{TraceID: r.TraceID, APICode: r.APICode, AppID: r.AppID, Status: r.Status, Capture: r.Capture}) &&
 					(f.From.IsZero() || !r.StartedAt.Before(f.From)) && (f.To.IsZero() || r.StartedAt.Before(f.To)) {
 					want = append(want, r.ID)
 				}
@@ -386,6 +394,36 @@ func TestPage(t *testing.T) {
 			t.Fatalf("far page = %v, total %d, %v", list, total, err)
 		}
 	})
+}
+
+// TestPageCaptured: the captured filter keeps exactly the records that hold
+// a whole capture, and a stored capture reads back as it was written.
+func TestPageCaptured(t *testing.T) {
+	db := openDB(t)
+	l := openLog(t, db, LogOptions{Sync: true})
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	kept := sample("k", "a", 200, t0)
+	kept.Capture = &Capture{Query: "x=1&y=%20", Bytes: 1234}
+	skipped := sample("s", "a", 200, t0.Add(time.Second))
+	skipped.Capture = &Capture{Skipped: "over budget"}
+	plainRec := sample("p", "a", 200, t0.Add(2*time.Second))
+	for _, r := range []*Record{kept, skipped, plainRec} {
+		l.Append(r)
+	}
+	list, total, err := l.Page(Filter{Captured: true}, 1, 10)
+	if err != nil || total != 1 || len(list) != 1 || list[0].ID != kept.ID {
+		t.Fatalf("captured page = %d of %d, %v", len(list), total, err)
+	}
+	if c := list[0].Capture; !c.Kept() || c.Query != "x=1&y=%20" || c.Bytes != 1234 {
+		t.Fatalf("capture read back as %+v", c)
+	}
+	got, err := l.Get(skipped.ID)
+	if err != nil || got.Capture == nil || got.Capture.Skipped != "over budget" || got.Capture.Kept() {
+		t.Fatalf("skipped capture read back as %+v, %v", got.Capture, err)
+	}
+	if got, _ := l.Get(plainRec.ID); got.Capture != nil {
+		t.Fatalf("a record without capture reads back with %+v", got.Capture)
+	}
 }
 
 // TestConcurrentReadersDuringWrites is for -race: readers page and get

@@ -22,13 +22,15 @@ type Filter struct {
 	TraceID, APICode, AppID string
 	Status                  *int      // a Status* value; nil = any
 	From, To                time.Time // StartedAt in [From, To); zero = open
+	Captured                bool      // only records holding a whole capture
 }
 
 func (f Filter) matches(p *probe) bool {
 	return (f.TraceID == "" || p.TraceID == f.TraceID) &&
 		(f.APICode == "" || p.APICode == f.APICode) &&
 		(f.AppID == "" || p.AppID == f.AppID) &&
-		(f.Status == nil || p.Status == *f.Status)
+		(f.Status == nil || p.Status == *f.Status) &&
+		(!f.Captured || p.Capture.Kept())
 }
 
 // Get returns the record with that id, or an error wrapping ErrNotFound.
@@ -87,7 +89,7 @@ func (l *AccessLog) Page(f Filter, pageNo, pageSize int) (list []*Record, total 
 			byAPI = true
 			src, prefix = t.api, []byte(f.APICode+"\x00")
 		}
-		needProbe := f.AppID != "" || f.Status != nil ||
+		needProbe := f.AppID != "" || f.Status != nil || f.Captured ||
 			(f.TraceID != "" && !byTrace) || (f.APICode != "" && !byAPI)
 		// No filter at all: the kept count is the total; stop after the page.
 		counted := f == Filter{}

@@ -34,7 +34,21 @@ type Record struct {
 	DurationMs     float64           `json:"durationMs"`
 	StepResults    []StepRecord      `json:"stepResults"`
 	Extra          map[string]any    `json:"extra,omitempty"`
+	// Capture is set on a record sampled by storage.accessLog.capture.
+	// Unless Capture.Skipped says why not, RequestBody, ResponseBody and
+	// the steps' Request and Response are whole, not truncated.
+	Capture *Capture `json:"capture,omitempty"`
 }
+
+// Capture is what a captured record keeps beyond the usual fields.
+type Capture struct {
+	Query   string `json:"query,omitempty"`   // the raw query, without a signature parameter
+	Bytes   int    `json:"bytes,omitempty"`   // bytes kept whole: bodies, query, step values
+	Skipped string `json:"skipped,omitempty"` // sampled but kept as usual, and why
+}
+
+// Kept reports whether c holds a whole capture.
+func (c *Capture) Kept() bool { return c != nil && c.Skipped == "" }
 
 // StepRecord is what one flow step did for the request.
 type StepRecord struct {

@@ -116,6 +116,25 @@ func (w *recordJSON) encode(r *Record) (out []byte, ok bool) {
 			return nil, false
 		}
 	}
+	if c := r.Capture; c != nil {
+		b = append(b, `,"capture":{`...)
+		sep := ""
+		if c.Query != "" {
+			b = append(b, `"query":`...)
+			b = appendJSONString(b, c.Query)
+			sep = ","
+		}
+		if c.Bytes != 0 {
+			b = append(b, sep+`"bytes":`...)
+			b = strconv.AppendInt(b, int64(c.Bytes), 10)
+			sep = ","
+		}
+		if c.Skipped != "" {
+			b = append(b, sep+`"skipped":`...)
+			b = appendJSONString(b, c.Skipped)
+		}
+		b = append(b, '}')
+	}
 	b = append(b, '}')
 	return b, true
 }

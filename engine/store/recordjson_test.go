@@ -97,6 +97,16 @@ func randRecord(rng *rand.Rand) *Record {
 	case 1:
 		r.Extra = map[string]any{}
 	}
+	switch rng.IntN(5) {
+	case 0:
+		r.Capture = &Capture{Query: randString(rng), Bytes: rng.IntN(70000)}
+	case 1:
+		r.Capture = &Capture{Skipped: randString(rng)}
+	case 2:
+		r.Capture = &Capture{}
+	case 3:
+		r.Capture = &Capture{Bytes: rng.IntN(3), Skipped: randString(rng)}
+	}
 	return r
 }
 

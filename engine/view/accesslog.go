@@ -11,7 +11,8 @@ import (
 
 // AccessLogFilter reads the access-log filters of a query: traceId,
 // apiCode, appId, status (0 success, 1 client error, 2 server error, 3
-// unknown), from and to (RFC 3339 or Unix milliseconds).
+// unknown), from and to (RFC 3339 or Unix milliseconds), captured (true:
+// only records holding a whole capture, see storage.accessLog.capture).
 func AccessLogFilter(q url.Values) (store.Filter, error) {
 	f := store.Filter{TraceID: q.Get("traceId"), APICode: q.Get("apiCode"), AppID: q.Get("appId")}
 	if s := q.Get("status"); s != "" {
@@ -20,6 +21,13 @@ func AccessLogFilter(q url.Values) (store.Filter, error) {
 			return f, errors.New("status must be 0 (success), 1 (client error), 2 (server error) or 3 (unknown)")
 		}
 		f.Status = &n
+	}
+	switch q.Get("captured") {
+	case "", "false", "0":
+	case "true", "1":
+		f.Captured = true
+	default:
+		return f, errors.New("captured must be true or false")
 	}
 	var err error
 	if f.From, err = parseTime(q.Get("from")); err != nil {
