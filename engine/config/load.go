@@ -89,6 +89,10 @@ const (
 	PoliciesDir    = "policies"
 )
 
+// KindDirs are the folders whose YAML files the loader reads, in the order
+// it walks them.
+var KindDirs = []string{APIsDir, CredentialsDir, PoliciesDir, TestsDir}
+
 // ErrNotRepository is returned by Load when the path cannot be read as a
 // repository (missing, not a directory, unreadable).
 var ErrNotRepository = errors.New("not a readable config repository")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +63,7 @@ func (w *watcher) dirs() (dirs, aliases []string) {
 		Alias:  func(rel, _ string, _ bool) { aliases = append(aliases, rel) },
 		Error:  func(string, error) error { return nil }, // watch what can be read
 	}
-	for _, kind := range []string{config.APIsDir, config.CredentialsDir, config.PoliciesDir} {
+	for _, kind := range config.KindDirs {
 		walk.Walk(filepath.Join(w.dir, kind), kind)
 	}
 	if w.gitDir != "" {
@@ -152,9 +153,9 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 	case !nested:
 		// A file or folder at the root: databus.yaml or a kind folder
 		// appearing, disappearing or being replaced by a symlink swap.
-		return rel == config.SettingsFile || rel == config.APIsDir || rel == config.CredentialsDir || rel == config.PoliciesDir
+		return rel == config.SettingsFile || slices.Contains(config.KindDirs, rel)
 	}
-	if first != config.APIsDir && first != config.CredentialsDir && first != config.PoliciesDir {
+	if !slices.Contains(config.KindDirs, first) {
 		return false
 	}
 	base := filepath.Base(rel)

@@ -59,6 +59,9 @@ func TestWatcherRelevant(t *testing.T) {
 		{"deeply nested api", "apis/team/sales/v2/order.yaml", write, true},
 		{"credential", "credentials/demo-app.yaml", write, true},
 		{"policy .yml", "policies/standard.yml", remove, true},
+		{"contract test", "tests/order.yaml", write, true},
+		{"nested contract test", "tests/team/order.yaml", create, true},
+		{"tests folder created", "tests", create, true},
 
 		// Folders appearing or going below a kind folder: the watch set
 		// must be rebuilt to see into them.
@@ -317,4 +320,21 @@ func TestWatcherFolderGoneIsUnknown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A contract test is checked on every load like any config file: an edit
+// in a folder below tests/ is seen by the watcher, and a broken test file
+// is refused at its line while the old Snapshot keeps serving.
+func TestWatchedTestFileEdit(t *testing.T) {
+	dir := newRepo(t, map[string]string{"one.yaml": scriptAPI("t.one", "online", "1")})
+	writeRepo(t, dir, map[string]string{"tests/team/one.yaml": "apiVersion: databus/v1\nkind: ApiTest\napi: t.one:v1\ncases:\n  - {name: ok, expect: {code: 200}}\n"})
+	ts := startServer(t, Options{Dir: dir})
+	ts.expectValue(t, "t.one", "1")
+	prev := ts.LastReload()
+	replaceFile(t, filepath.Join(dir, "tests", "team", "one.yaml"), "apiVersion: databus/v1\nkind: ApiTest\napi: t.gone:v1\ncases:\n  - {name: ok, expect: {code: 200}}\n")
+	r := waitReload(t, ts.Server, prev, "the refused edit", func(r *ReloadResult) bool { return !r.OK })
+	if len(r.Errors) == 0 || r.Errors[0].File != "tests/team/one.yaml" || r.Errors[0].Line != 3 {
+		t.Fatalf("errors %+v, want one at tests/team/one.yaml:3", r.Errors)
+	}
+	ts.expectValue(t, "t.one", "1")
 }

@@ -201,7 +201,7 @@ func worktreeConfigStats(dir string) ([]listedFile, error) {
 			out = append(out, listedFile{rel, st})
 		}
 	}}
-	for _, kind := range []string{config.APIsDir, config.CredentialsDir, config.PoliciesDir} {
+	for _, kind := range config.KindDirs {
 		if err := w.Walk(filepath.Join(dir, kind), kind); err != nil {
 			return nil, err
 		}

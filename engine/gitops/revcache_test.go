@@ -208,3 +208,18 @@ func statT(t *testing.T, p string) *syscall.Stat_t {
 	}
 	return st.Sys().(*syscall.Stat_t)
 }
+
+// A contract test is a config file like the others: an uncommitted edit
+// under tests/ makes the checkout dirty, as config.Load would read it.
+func TestRevisionDirtyTestFile(t *testing.T) {
+	s := gitopstest.Sample(t, "")
+	r, _ := trusting(t, s)
+	if rev := revOf(t, r); rev.Dirty {
+		t.Fatalf("clean checkout is dirty: %v", rev.DirtyFiles)
+	}
+	const test = "tests/orders.yaml"
+	s.Write(test, "apiVersion: databus/v1\nkind: ApiTest\napi: orders.create:v1\ncases: []\n")
+	if rev := revOf(t, r); !reflect.DeepEqual(rev.DirtyFiles, []string{test}) {
+		t.Errorf("dirty files %v, want %s", rev.DirtyFiles, test)
+	}
+}
