@@ -8,7 +8,7 @@ import (
 )
 
 // fuzzFolders maps the fuzzer's selector byte to where the document goes.
-var fuzzFolders = []string{"apis/fuzz.yaml", "credentials/fuzz.yaml", "policies/fuzz.yaml", SettingsFile}
+var fuzzFolders = []string{"apis/fuzz.yaml", "credentials/fuzz.yaml", "policies/fuzz.yaml", SettingsFile, "tests/fuzz.yaml"}
 
 func folderFor(name string) int {
 	switch {
@@ -29,6 +29,8 @@ func FuzzLoad(f *testing.F) {
 	more, _ := filepath.Glob("../../apis/*.yaml")
 	seeds = append(seeds, more...)
 	seeds = append(seeds, "../../credentials/demo-app.yaml", "../../policies/standard.yaml", "../../databus.yaml")
+	tests, _ := filepath.Glob("../../tests/*.yaml")
+	seeds = append(seeds, tests...)
 	for _, s := range seeds {
 		data, err := os.ReadFile(s)
 		if err != nil {
@@ -40,6 +42,8 @@ func FuzzLoad(f *testing.F) {
 			sel = 1
 		case "policies":
 			sel = 2
+		case "tests":
+			sel = 4
 		}
 		f.Add(uint8(sel), data)
 	}
@@ -47,7 +51,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add(uint8(0), []byte("x: &x {a: 1}\n<<: *x\n"))
 
 	dir := f.TempDir()
-	for _, sub := range []string{"apis", "credentials", "policies"} {
+	for _, sub := range KindDirs {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			f.Fatal(err)
 		}
