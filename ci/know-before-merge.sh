@@ -55,9 +55,11 @@ URL="http://127.0.0.1:$PORTAL/admin-api/databus/api/portal"
 call() { "$DB" call "$1" --url "$URL" --dir "$REPO" --app demo-app --body "$2" >/dev/null || true; }
 for n in Ada Grace Linus Ken Barbara; do call demo.hello:v1 "{\"name\":\"$n\"}"; done
 call demo.health:v1 '{}'
-for i in 1 2 3 4 5 6; do
-  call order.quote:v1 "{\"orderNo\":\"Q-100$i\",\"items\":[{\"sku\":\"A\",\"qty\":$i,\"price\":$((i * 120)).5}]}"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do   # policy strict: the 11th and 12th are refused (429)
+  call order.quote:v1 "{\"orderNo\":\"Q-10$i\",\"items\":[{\"sku\":\"A\",\"qty\":$i,\"price\":$((i * 120)).5}]}"
 done
+call demo.hello:v1 '{"name":""}'                                      # the input schema refuses it (400)
+"$DB" call demo.hello:v1 --url "$URL" --app demo-app --key 0000000000000000 --body '{"name":"Eve"}' >/dev/null || true   # wrong key (400)
 kill -TERM "$GW"; wait "$GW" 2>/dev/null || true; PIDS=()
 echo "   $(wc -l <"$WORK/access.jsonl") records exported to access.jsonl"
 
