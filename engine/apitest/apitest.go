@@ -88,6 +88,13 @@ type Failure struct {
 	Expected string `json:"expected,omitempty"`
 	Actual   string `json:"actual,omitempty"`
 	Mistake  bool   `json:"mistake,omitempty"`
+	// Consequence: a finding that follows from the case's failures (a
+	// stub the flow never reached because a when no longer held), listed
+	// under them; it would be a mistake in a case that did not fail.
+	Consequence bool `json:"consequence,omitempty"`
+	// consequential: a mistake that becomes a consequence when an
+	// expectation of the case failed.
+	consequential bool
 }
 
 // FullName is how --run and the output name a case.
@@ -175,18 +182,43 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// finish sets the outcome from the failures.
+// finish sets the outcome from the failures. A failed expectation wins:
+// the case FAILs, and what is a mistake only in a case that did not fail
+// (a stub never called) is reported as a consequence of the failures,
+// listed after them. Only a case whose expectations all held, or could not
+// be checked, is the test's own mistake.
 func (r *CaseResult) finish() {
-	sort.SliceStable(r.Failures, func(i, j int) bool { return r.Failures[i].Line < r.Failures[j].Line })
-	r.Outcome = Pass
+	failed := false
 	for _, f := range r.Failures {
-		if f.Mistake {
-			r.Outcome = Mistake
-			return
+		if !f.Mistake {
+			failed = true
 		}
+	}
+	for _, f := range r.Failures {
+		if failed && f.consequential {
+			f.Mistake, f.Consequence = false, true
+			f.Message = consequenceMessage
+		}
+	}
+	sort.SliceStable(r.Failures, func(i, j int) bool {
+		a, b := r.Failures[i], r.Failures[j]
+		if a.Consequence != b.Consequence {
+			return b.Consequence
+		}
+		return a.Line < b.Line
+	})
+	switch {
+	case failed:
 		r.Outcome = Fail
+	case len(r.Failures) > 0:
+		r.Outcome = Mistake
+	default:
+		r.Outcome = Pass
 	}
 }
+
+// consequenceMessage replaces "never called" in a case that failed.
+const consequenceMessage = "never called: a consequence of the failures above (the flow took another path), not a mistake of the stub"
 
 func (r *CaseResult) fail(line int, what, format string, args ...any) *Failure {
 	f := &Failure{Line: line, What: what, Message: fmt.Sprintf(format, args...)}
@@ -194,6 +226,8 @@ func (r *CaseResult) fail(line int, what, format string, args ...any) *Failure {
 	return f
 }
 
-func (r *CaseResult) mistake(line int, what, format string, args ...any) {
-	r.fail(line, what, format, args...).Mistake = true
+func (r *CaseResult) mistake(line int, what, format string, args ...any) *Failure {
+	f := r.fail(line, what, format, args...)
+	f.Mistake = true
+	return f
 }

@@ -198,11 +198,11 @@ cases:
 		}
 	}
 	// A GET stub does not answer a POST: the call is unmatched (a failure),
-	// the stub never called (the test's own mistake).
+	// the stub never called its consequence.
 	c := got["wrong method"]
 	f := failures(c)
-	if c.Outcome != Mistake || !strings.Contains(f, "the flow called POST http://upstream.example:8080/price (step price), which no stub answers (it got 599): add a stub with step: price") ||
-		!strings.Contains(f, "stubs[0] (GET http://upstream.example:8080/price): never called") {
+	if c.Outcome != Fail || !strings.Contains(f, "the flow called POST http://upstream.example:8080/price (step price), which no stub answers (it got 599): add a stub with step: price") ||
+		!strings.Contains(f, "stubs[0] (GET http://upstream.example:8080/price): never called: a consequence") {
 		t.Errorf("wrong method: %s\n%s", c.Outcome, f)
 	}
 	c = got["received differs"]
@@ -292,5 +292,59 @@ func TestJSONEqual(t *testing.T) {
 	}
 	if jsonEqual(map[string]any{"a": 1}, map[string]any{"a": "1"}) {
 		t.Error("1 and \"1\" should differ")
+	}
+}
+
+// TestBrokenWhenIsAFailure: a when that no longer holds fails the case's
+// expectations; the stub of the step it skipped is then never called,
+// which is a consequence listed under the failures, not the test's own
+// mistake. A case whose only finding is a stub never called stays a
+// mistake.
+func TestBrokenWhenIsAFailure(t *testing.T) {
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+api: calc:v1
+credential: app
+cases:
+  - name: audit skipped
+    request: {body: {}}
+    stubs:
+      - {step: price, body: {total: 50}}
+      - {step: audit, body: {}}
+    expect:
+      code: 200
+      ran: [start, price, audit, end]
+  - name: only the stub
+    request: {body: {}}
+    stubs:
+      - {step: price, body: {total: 50}}
+      - {step: audit, body: {}}
+    expect: {code: 200}
+`
+	dir := repo(t, map[string]string{"tests/w.yaml": tests})
+	rep := run(t, dir, Options{})
+	got := byName(t, rep)
+	c := got["audit skipped"]
+	if c.Outcome != Fail || len(c.Failures) != 2 {
+		t.Fatalf("audit skipped: %s\n%s", c.Outcome, failures(c))
+	}
+	if f := c.Failures[0]; f.What != "expect.ran" || f.Mistake || f.Consequence {
+		t.Errorf("first failure: %+v", f)
+	}
+	if f := c.Failures[1]; !f.Consequence || f.Mistake || !strings.HasPrefix(f.What, "stubs[1] (step audit)") || !strings.Contains(f.Message, "a consequence of the failures above") {
+		t.Errorf("second failure: %+v", f)
+	}
+	if c := got["only the stub"]; c.Outcome != Mistake || !c.Failures[0].Mistake || !strings.Contains(c.Failures[0].Message, "never called: the flow made no call") {
+		t.Errorf("only the stub: %s\n%s", c.Outcome, failures(c))
+	}
+	if rep.Failed != 1 || rep.Mistakes != 1 {
+		t.Errorf("failed %d, mistakes %d", rep.Failed, rep.Mistakes)
+	}
+	var out strings.Builder
+	if err := rep.Write(&out, "text", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^FAIL  w/audit skipped .*\n    tests/w.yaml:\d+: expect.ran: .*\n      then tests/w.yaml:\d+: stubs\[1\] \(step audit\): never called: a consequence`).MatchString(out.String()) {
+		t.Errorf("text output:\n%s", out.String())
 	}
 }

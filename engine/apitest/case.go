@@ -521,7 +521,7 @@ func checkStubs(ctx context.Context, r *CaseResult, pl *config.TestPlaces, c *co
 				r.fail(pl.StubLine(i, "expect.calls"), what+": expect.calls", "expected %d calls, got %d", *e.Calls, len(got))
 			}
 		} else if len(got) == 0 {
-			r.mistake(pl.StubLine(i, ""), what, "never called: the flow made no call this stub matches (check step, url and method, or set expect.calls: 0)")
+			r.mistake(pl.StubLine(i, ""), what, "never called: the flow made no call this stub matches (check step, url and method, or set expect.calls: 0)").consequential = true
 			continue
 		}
 		if e == nil {

@@ -51,8 +51,11 @@ func (r *Report) Write(w io.Writer, format, prefix string, verbose bool) error {
 			}
 			for _, f := range c.Failures {
 				title := "databus test: " + c.Name
-				if f.Mistake {
+				switch {
+				case f.Mistake:
 					title += " (the test's own mistake)"
+				case f.Consequence:
+					title += " (a consequence of the case's failures)"
 				}
 				msg := f.What + ": " + f.Message
 				if f.Expected != "" || f.Actual != "" {
@@ -89,6 +92,10 @@ func (r *Report) writeText(w io.Writer, file func(string) string, prefix string,
 			fmt.Fprintf(&b, "ERROR %s (%s:%d): the test's own mistake\n", c.Name, file(c.File), c.Line)
 		}
 		for _, f := range c.Failures {
+			if f.Consequence {
+				fmt.Fprintf(&b, "      then %s:%d: %s: %s\n", file(c.File), f.Line, f.What, f.Message)
+				continue
+			}
 			fmt.Fprintf(&b, "    %s:%d: %s: %s\n", file(c.File), f.Line, f.What, f.Message)
 			if f.Expected != "" || f.Actual != "" {
 				b.WriteString("      --- expected\n      +++ actual\n")
