@@ -92,9 +92,20 @@ func TestTestRunPattern(t *testing.T) {
 	if code != exitInvalid || !strings.Contains(out, "FAIL  echo/wrong total") || strings.Contains(out, "never called") {
 		t.Errorf("--run wrong: exit %d\n%s", code, out)
 	}
-	out, _, code = runCLI("test", "testdata/apitest", "--run", "no such case")
-	if code != exitOK || !strings.Contains(out, "no test cases to run") {
+	// A pattern that selects nothing is a typo, not a pass.
+	out, _, code = runCLI("test", "testdata/apitest", "--run", "typo")
+	if code != exitInvalid || !strings.Contains(out, `no test case matches --run "typo"; cases are named <file>/<name>, e.g. "echo/echoes"`) {
 		t.Errorf("--run matching nothing: exit %d\n%s", code, out)
+	}
+	// A repository without tests has nothing to fail.
+	dir := t.TempDir()
+	copyDir(t, "testdata/apitest", dir)
+	if err := os.RemoveAll(filepath.Join(dir, "tests")); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = runCLI("test", dir)
+	if code != exitOK || !strings.Contains(out, "no test cases in tests/ (kind ApiTest): nothing to run") {
+		t.Errorf("no tests: exit %d\n%s", code, out)
 	}
 }
 

@@ -59,10 +59,17 @@ type Report struct {
 	Mistakes    int                `json:"errors"`
 	// Files is how many test files the selected cases come from.
 	Files int `json:"files"`
+	// NoMatch is the --run pattern when it selected none of the
+	// repository's cases (a typo is not a pass); Example is then the
+	// name of one case, to show how cases are named.
+	NoMatch string `json:"noMatch,omitempty"`
+	Example string `json:"-"`
 }
 
 // OK reports whether every selected case passed.
-func (r *Report) OK() bool { return !r.Refused && r.Failed == 0 && r.Mistakes == 0 }
+func (r *Report) OK() bool {
+	return !r.Refused && r.NoMatch == "" && r.Failed == 0 && r.Mistakes == 0
+}
 
 // CaseResult is the outcome of one case.
 type CaseResult struct {
@@ -137,6 +144,9 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 		for i := range t.Cases {
 			c := &t.Cases[i]
 			name := FullName(t.Source.File, c.Name)
+			if rep.Example == "" {
+				rep.Example = name
+			}
 			if o.Run != nil && !o.Run.MatchString(name) {
 				continue
 			}
@@ -147,6 +157,9 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 		}
 	}
 	rep.Files = len(files)
+	if o.Run != nil && len(jobs) == 0 && rep.Example != "" {
+		rep.NoMatch = o.Run.String()
+	}
 	n := o.Parallel
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)

@@ -119,8 +119,11 @@ func (r *Report) Summary(dir string) string {
 		errs, _ := r.Diagnostics.Count()
 		return fmt.Sprintf("%s: refused by the gate (%s): no case ran", dir, plural(errs, "error", "errors"))
 	}
+	if r.NoMatch != "" {
+		return fmt.Sprintf("%s: FAIL: no test case matches --run %q; cases are named <file>/<name>, e.g. %q", dir, r.NoMatch, r.Example)
+	}
 	if len(r.Cases) == 0 {
-		return fmt.Sprintf("%s: no test cases to run", dir)
+		return fmt.Sprintf("%s: no test cases in %s/ (kind ApiTest): nothing to run", dir, config.TestsDir)
 	}
 	verdict := "ok"
 	if !r.OK() {
