@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/sandbox"
 )
 
@@ -81,6 +82,8 @@ type CaseResult struct {
 	Outcome  string        `json:"outcome"` // pass | fail | error
 	Failures []*Failure    `json:"failures,omitempty"`
 	Elapsed  time.Duration `json:"-"`
+
+	budget *expr.Budget // what the case's assertions run under
 }
 
 // Failure is one expectation that did not hold, or one mistake of the
@@ -140,6 +143,7 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 	}
 	var jobs []job
 	files := map[string]bool{}
+	budget := newAssertBudget()
 	for _, t := range sb.Snapshot().Repo.Tests {
 		for i := range t.Cases {
 			c := &t.Cases[i]
@@ -150,7 +154,7 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 			if o.Run != nil && !o.Run.MatchString(name) {
 				continue
 			}
-			r := &CaseResult{Name: name, Case: c.Name, File: t.Source.File, Line: c.Places.Case, API: t.APIRef(c)}
+			r := &CaseResult{Name: name, Case: c.Name, File: t.Source.File, Line: c.Places.Case, API: t.APIRef(c), budget: budget}
 			jobs = append(jobs, job{t, c, r})
 			rep.Cases = append(rep.Cases, r)
 			files[t.Source.File] = true

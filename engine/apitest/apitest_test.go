@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // repo writes a config repository: a credential whose key is an
@@ -346,5 +347,48 @@ cases:
 	}
 	if !regexp.MustCompile(`(?m)^FAIL  w/audit skipped .*\n    tests/w.yaml:\d+: expect.ran: .*\n      then tests/w.yaml:\d+: stubs\[1\] \(step audit\): never called: a consequence`).MatchString(out.String()) {
 		t.Errorf("text output:\n%s", out.String())
+	}
+}
+
+// TestAssertionBudget: an assertion that builds a huge value is stopped
+// by the assertion budget (heap or time) with a failure that says so; the
+// case's other assertions and the other cases still run.
+func TestAssertionBudget(t *testing.T) {
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+api: calc:v1
+credential: app
+cases:
+  - name: greedy
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+    expect:
+      code: 200
+      assert:
+        - '[range(1e9)] | length == 0'
+        - '.code == 201'
+  - name: modest
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+    expect: {code: 200, assert: ['.response.total == 1']}
+`
+	dir := repo(t, map[string]string{"tests/b.yaml": tests})
+	start := time.Now()
+	got := byName(t, run(t, dir, Options{}))
+	c := got["greedy"]
+	if c.Outcome != Fail || len(c.Failures) != 2 {
+		t.Fatalf("greedy: %s\n%s", c.Outcome, failures(c))
+	}
+	if f := c.Failures[0]; f.What != "expect.assert[0]" || !regexp.MustCompile(`^\[range\(1e9\)\] \| length == 0 stopped: it (grew the heap past the 64 MiB|ran past the 1s) an assertion may`).MatchString(f.Message) {
+		t.Errorf("greedy: %+v", f)
+	}
+	if f := c.Failures[1]; f.What != "expect.assert[1]" || !strings.Contains(f.Message, "produced false") {
+		t.Errorf("the assertion after it did not run: %+v", f)
+	}
+	if c := got["modest"]; c.Outcome != Pass {
+		t.Errorf("modest: %s\n%s", c.Outcome, failures(c))
+	}
+	if d := time.Since(start); d > DefaultTimeout {
+		t.Errorf("the run took %s", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime/metrics"
 	"sort"
 	"strings"
 	"sync"
@@ -448,7 +449,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 		compiled := programs(e.Assert, compiledAsserts)
 		for i, p := range compiled {
 			key := fmt.Sprintf("assert[%d]", i)
-			if msg := assert(p, doc); msg != "" {
+			if msg := r.assert(p, doc); msg != "" {
 				r.fail(pl.Line(key), "expect."+key, "%s", msg)
 			}
 		}
@@ -587,7 +588,7 @@ func checkCall(_ context.Context, r *CaseResult, pl *config.TestPlaces, i int, w
 	}
 	for n, p := range progs {
 		key := fmt.Sprintf("expect.assert[%d]", n)
-		if msg := assert(p, got); msg != "" {
+		if msg := r.assert(p, got); msg != "" {
 			r.fail(pl.StubLine(i, key), what+": "+key, "%s", msg)
 		}
 	}
@@ -627,18 +628,47 @@ func programs(src []string, compiled []*expr.Program) []*expr.Program {
 	return out
 }
 
-// assertBudget bounds one assertion.
-const assertBudget = 5 * time.Second
+// Bounds of one assertion (expect.assert, a stub's expect.assert): a
+// contract test compares small values, so a program that runs longer or
+// grows the heap further is stopped and fails its case.
+const (
+	AssertTimeout  = time.Second
+	AssertMaxBytes = 64 << 20
+)
 
-// assert runs an assertion over doc; "" when it produced true.
-func assert(p *expr.Program, doc map[string]any) string {
+// assertGuard watches the heap while assertions run.
+var assertGuard = expr.NewGuard(nil)
+
+// newAssertBudget returns the budget of a run's assertions. The guard
+// watches the whole heap, so the ceiling is AssertMaxBytes above what the
+// run held when it started (its Snapshot, the other cases' bodies).
+func newAssertBudget() *expr.Budget {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	var base uint64
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		base = s[0].Value.Uint64()
+	}
+	return &expr.Budget{Timeout: AssertTimeout, MaxMemoryBytes: base + AssertMaxBytes, Guard: assertGuard}
+}
+
+// assert runs an assertion over doc under the run's budget; "" when it
+// produced true.
+func (r *CaseResult) assert(p *expr.Program, doc map[string]any) string {
 	if p == nil {
 		return "the assertion does not compile"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), assertBudget)
-	defer cancel()
-	v, err := p.Run(ctx, doc, nil)
+	b := r.budget
+	if b == nil {
+		b = newAssertBudget()
+	}
+	v, err := p.Bind("", b).Run(context.Background(), doc, nil)
+	var be *expr.BudgetError
 	switch {
+	case errors.As(err, &be) && be.Reason == expr.ReasonMemory:
+		return fmt.Sprintf("%s stopped: it grew the heap past the %d MiB an assertion may use (assertions compare small values)", p.Source(), AssertMaxBytes>>20)
+	case errors.As(err, &be):
+		return fmt.Sprintf("%s stopped: it ran past the %s an assertion may take", p.Source(), AssertTimeout)
 	case errors.Is(err, expr.ErrNoOutput):
 		return fmt.Sprintf("%s produced no value, not true", p.Source())
 	case err != nil:
