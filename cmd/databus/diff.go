@@ -91,7 +91,7 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	meters := impact.Meters(old, nw)
-	agg, err := traffic.Load(ctx, *src, tok, traffic.Options{Since: *since, API: *api, Limit: *limit, Window: *window, MaxBodies: *bodies, Meters: meters})
+	agg, err := traffic.Load(ctx, traffic.Source{From: *src, Token: tok}, traffic.Options{Since: *since, API: *api, Limit: *limit, Window: *window, MaxBodies: *bodies, Meters: meters})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus diff: --traffic: %v\n", err)
 		return exitUsage
