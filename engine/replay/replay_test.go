@@ -76,4 +76,3 @@ func TestReplayableReasons(t *testing.T) {
 		}
 	}
 }
-
