@@ -176,115 +176,89 @@ func eachLine(ctx context.Context, rd io.Reader, name string, bad func(error), f
 }
 
 // eachAdmin pages through the access log of a gateway's admin listener
-// (GET /databus/gateway/access-log/page), newest first, until the records
-// end or fn stops it. The upper end of the range is fixed when it starts
-// and moves down with each page, so records written meanwhile neither
-// shift nor repeat the pages.
+// (GET /databus/gateway/access-log/page), newest first, by cursor: the
+// first page with noTotal=true, each next one with before=<the id of the
+// last record of the page before>. A page costs the gateway its own
+// records only (no count, no skip), and records written meanwhile, newer
+// than the cursor, neither shift nor repeat the pages.
 func eachAdmin(ctx context.Context, src Source, f Filter, fn func(*store.Record) error) error {
 	client := src.Client
 	if client == nil {
 		client = &http.Client{Timeout: PageTimeout}
 	}
 	admin := strings.TrimSuffix(src.From, "/")
-	base := admin + "/databus/gateway/access-log/page"
-	upper := time.Now().Add(time.Nanosecond) // records up to now, inclusive
-	seen := map[string]bool{}                // ids handed on of the nanosecond prevLow
-	var prevLow time.Time
+	q := url.Values{"pageSize": {strconv.Itoa(PageSize)}, "noTotal": {"true"}}
+	if f.API != "" {
+		q.Set("apiCode", f.API)
+	}
+	if !f.Since.IsZero() {
+		q.Set("from", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if f.CapturedOnly {
+		q.Set("captured", "true")
+	}
 	for {
-		q := url.Values{}
-		if f.API != "" {
-			q.Set("apiCode", f.API)
-		}
-		if !f.Since.IsZero() {
-			q.Set("from", f.Since.UTC().Format(time.RFC3339Nano))
-		}
-		if f.CapturedOnly {
-			q.Set("captured", "true")
-		}
-		q.Set("to", upper.UTC().Format(time.RFC3339Nano))
-		q.Set("pageNo", "1")
-		q.Set("pageSize", strconv.Itoa(PageSize))
-		list, err := fetchPage(ctx, client, base+"?"+q.Encode(), src.Token)
+		list, next, err := fetchPage(ctx, client, admin+"/databus/gateway/access-log/page?"+q.Encode(), src.Token)
 		if err != nil {
 			return fmt.Errorf("%s: %w", admin, err)
 		}
-		fresh := 0
-		var low time.Time
-		nextSeen := map[string]bool{}
 		for _, r := range list {
-			if low.IsZero() || r.StartedAt.Before(low) {
-				low = r.StartedAt
-			}
-		}
-		for _, r := range list {
-			if r.StartedAt.Equal(low) {
-				nextSeen[r.ID] = true
-			}
-			if seen[r.ID] {
-				continue
-			}
-			fresh++
 			if err := fn(r); err != nil {
 				return err
 			}
 		}
-		if len(list) < PageSize {
-			return nil // the last page
+		if next == "" {
+			return nil
 		}
-		if fresh == 0 {
-			// A whole page in one nanosecond, all seen: go below it.
-			upper, seen, prevLow = low, map[string]bool{}, time.Time{}
-			continue
+		if next == q.Get("before") {
+			return fmt.Errorf("%s: the access-log cursor did not move past %s", admin, next)
 		}
-		// The next page ends at the oldest record's time, inclusive (its
-		// siblings of the same nanosecond may be on it), skipping the
-		// records of that nanosecond already handed on.
-		upper = low.Add(time.Nanosecond)
-		if !low.Equal(prevLow) {
-			seen = map[string]bool{}
-		}
-		for id := range nextSeen {
-			seen[id] = true
-		}
-		prevLow = low
+		q.Del("noTotal")
+		q.Set("before", next)
 	}
 }
 
-func fetchPage(ctx context.Context, client *http.Client, target, token string) ([]*store.Record, error) {
+// fetchPage asks one page by cursor: its records and the next cursor.
+func fetchPage(ctx context.Context, client *http.Client, target, token string) ([]*store.Record, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(body) > MaxReplyBytes {
-		return nil, fmt.Errorf("an access-log page larger than %d bytes", MaxReplyBytes)
+		return nil, "", fmt.Errorf("an access-log page larger than %d bytes", MaxReplyBytes)
 	}
 	var reply struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
 		Data    struct {
-			Total int             `json:"total"`
-			List  []*store.Record `json:"list"`
+			List []*store.Record `json:"list"`
+			Next *string         `json:"next"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &reply); err != nil {
-		return nil, fmt.Errorf("answered HTTP %d, not the admin envelope: %.200s", resp.StatusCode, body)
+		return nil, "", fmt.Errorf("answered HTTP %d, not the admin envelope: %.200s", resp.StatusCode, body)
 	}
 	if reply.Code != 0 || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("answered HTTP %d: %s", resp.StatusCode, reply.Message)
+		return nil, "", fmt.Errorf("answered HTTP %d: %s", resp.StatusCode, reply.Message)
 	}
-	return reply.Data.List, nil
+	if reply.Data.Next == nil {
+		// A gateway from before access-log/page took a cursor answers
+		// page 1 with a total, again and again.
+		return nil, "", errors.New("the access-log page has no next cursor: the gateway does not page by cursor (access-log/page before=); run a databus at least as new as this one")
+	}
+	return reply.Data.List, *reply.Data.Next, nil
 }
 
 // Load aggregates the records src yields under the filters of o.

@@ -182,15 +182,12 @@ func TestEachFile(t *testing.T) {
 	}
 }
 
-// fakeAdmin serves the access-log page as the admin listener does: newest
-// first, StartedAt in [from, to), pageSize at most 100.
+// fakeAdmin serves the access-log page by cursor as the admin listener
+// does: newest first, records older than before, pageSize at most 100, the
+// next cursor when more are left. It fails a request that asks for a
+// total or a page number.
 func fakeAdmin(t *testing.T, recs []*store.Record) (url string, calls *int) {
-	sort.Slice(recs, func(i, j int) bool {
-		if !recs[i].StartedAt.Equal(recs[j].StartedAt) {
-			return recs[i].StartedAt.After(recs[j].StartedAt)
-		}
-		return recs[i].ID > recs[j].ID
-	})
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID > recs[j].ID })
 	n := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n++
@@ -200,23 +197,34 @@ func fakeAdmin(t *testing.T, recs []*store.Record) (url string, calls *int) {
 			return
 		}
 		q := r.URL.Query()
-		to, _ := time.Parse(time.RFC3339Nano, q.Get("to"))
+		if q.Has("pageNo") || (q.Get("noTotal") != "true") == (q.Get("before") == "") {
+			t.Errorf("asked %s", r.URL.RawQuery)
+		}
 		size, _ := strconv.Atoi(q.Get("pageSize"))
 		var list []*store.Record
+		next := ""
 		for _, rec := range recs {
-			if rec.StartedAt.Before(to) && len(list) < size {
-				list = append(list, rec)
+			if before := q.Get("before"); before != "" && rec.ID >= before {
+				continue
 			}
+			if q.Get("apiCode") != "" && rec.APICode != q.Get("apiCode") {
+				continue
+			}
+			if len(list) == size {
+				next = list[size-1].ID
+				break
+			}
+			list = append(list, rec)
 		}
-		json.NewEncoder(w).Encode(map[string]any{"code": 0, "data": map[string]any{"total": len(recs), "list": list}})
+		json.NewEncoder(w).Encode(map[string]any{"code": 0, "data": map[string]any{"list": list, "next": next}})
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, &n
 }
 
-// Paging moves the upper end of the range down page by page; records that
-// share the boundary nanosecond are neither lost nor counted twice.
-func TestFetchAdminPaging(t *testing.T) {
+// Paging follows the cursor, page by page, until the page that says there
+// is no next one; a gateway that answers without a cursor is refused.
+func TestEachAdminPaging(t *testing.T) {
 	var recs []*store.Record
 	for i := range 250 {
 		at := t0.Add(time.Duration(i/3) * time.Millisecond) // three records per instant
@@ -230,11 +238,19 @@ func TestFetchAdminPaging(t *testing.T) {
 	if g.Records != 250 || g.API("a:v1").Accepted != 250 || *calls != 3 || g.Limited {
 		t.Fatalf("records %d in %d pages", g.Records, *calls)
 	}
+	*calls = 0
 	g, _ = Load(context.Background(), Source{From: url, Token: "tok"}, Options{Now: t0.Add(time.Hour), Limit: 120})
-	if g.Records != 120 || !g.Limited {
-		t.Fatalf("limit: %d %v", g.Records, g.Limited)
+	if g.Records != 120 || !g.Limited || *calls != 2 {
+		t.Fatalf("limit: %d %v in %d pages", g.Records, g.Limited, *calls)
 	}
 	if _, err := Load(context.Background(), Source{From: url, Token: "wrong"}, Options{}); err == nil || err.Error() != url+": answered HTTP 401: no" {
+		t.Fatalf("%v", err)
+	}
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"code":0,"data":{"total":1,"list":[{"apiCode":"a"}]}}`))
+	}))
+	defer old.Close()
+	if err := Each(context.Background(), Source{From: old.URL}, Filter{}, func(*store.Record) error { return nil }); err == nil || !strings.Contains(err.Error(), "does not page by cursor") {
 		t.Fatalf("%v", err)
 	}
 }
