@@ -224,9 +224,10 @@ func Meters(old, new *Side) []*traffic.Meter {
 // ResponseResult is what replaying one API's recorded requests against the
 // new revision found (databus replay, engine/replay).
 type ResponseResult struct {
-	Compared int    // requests replayed and compared
-	Differ   int    // of those, answered differently
-	First    string // the first difference, in words
+	Compared      int    `json:"compared"` // requests replayed and compared
+	Differ        int    `json:"differ"`   // of those, answered differently
+	NotReplayable int    `json:"notReplayable"`
+	First         string `json:"first,omitempty"` // the first difference, in words
 }
 
 // ResponseCheck reports the replay result of one API (code:version); ok
@@ -382,9 +383,9 @@ func (a *analysis) api(t *traffic.API) {
 	a.input(t, subj, callers, oldR, newR)
 	if a.Responses != nil {
 		if r, ok := a.Responses(id); ok && r.Differ > 0 {
-			msg := fmt.Sprintf("replayed responses differ: %d of %d compared requests", r.Differ, r.Compared)
+			msg := fmt.Sprintf("responses differ: %d of %d replayed", r.Differ, r.Compared)
 			if r.First != "" {
-				msg += "; first: " + r.First
+				msg += " (first: " + r.First + ")"
 			}
 			a.add(Finding{Severity: Breaking, Kind: KindResponseChanged, Subject: subj, Callers: callers, Message: msg})
 		}

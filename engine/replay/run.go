@@ -27,6 +27,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Candidate names the candidate in the report (a folder or a revision).
 	Candidate string
+	// Select, when set, is asked about each record read: replay it, or
+	// pass it by (it is neither replayed nor counted). An error ends the
+	// reading after this record (traffic.Stop quietly).
+	Select func(*store.Record) (bool, error)
 }
 
 // Run builds dir through the gate (in a sandbox) and replays the records
@@ -49,8 +53,14 @@ func Run(ctx context.Context, dir string, src traffic.Source, o Options) (*Repor
 	flt.Limit = min(flt.Limit, MaxLimit)
 	src.Unreadable = func(error) { rep.Unreadable++ }
 	err = traffic.Each(ctx, src, flt, func(r *store.Record) error {
-		rep.Add(rp.Replay(ctx, r))
-		return nil
+		ok, serr := true, error(nil)
+		if o.Select != nil {
+			ok, serr = o.Select(r)
+		}
+		if ok {
+			rep.Add(rp.Replay(ctx, r))
+		}
+		return serr
 	})
 	if err != nil {
 		return rep, res, fmt.Errorf("reading records: %w", err)
