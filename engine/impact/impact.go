@@ -563,25 +563,7 @@ func (a *analysis) rateLimits() {
 			subj = Subject{SubjectAPI, strings.Join(switched[n], ", ")}
 			why = fmt.Sprintf("%s now use policy %s", strings.Join(switched[n], ", "), n)
 		}
-		var callers []Caller
-		merged := map[string]*Caller{}
-		for _, id := range scope[n] {
-			for _, c := range callersOf(a.Traffic.APIs[id].Callers, nil) {
-				if x := merged[c.AppID]; x != nil {
-					x.Requests += c.Requests
-					if c.LastCall.After(x.LastCall) {
-						x.LastCall = c.LastCall
-					}
-				} else {
-					cc := c
-					merged[c.AppID] = &cc
-				}
-			}
-		}
-		for _, c := range merged {
-			callers = append(callers, *c)
-		}
-		sortCallers(callers)
+		callers := a.callersOfAPIs(scope[n])
 		a.add(Finding{Severity: Breaking, Kind: KindRateLimit, Subject: subj, Callers: callers,
 			Message: fmt.Sprintf("%s: limit %d per %s (%s) is below the observed peak of %d accepted requests in one window for key %s; the excess would get 429", why, p.Limit, p.Window, p.Algorithm, peak, strings.TrimPrefix(key, ratelimit.KeyPrefix))})
 	}
@@ -627,11 +609,20 @@ func (a *analysis) changed() {
 // policyCallers are the callers of the APIs that use the policy on either
 // side.
 func (a *analysis) policyCallers(name string) []Caller {
-	merged := map[string]*Caller{}
+	var ids []string
 	for _, id := range sortedKeys(a.Traffic.APIs) {
-		if policyName(a.Old.api(id)) != name && policyName(a.New.api(id)) != name {
-			continue
+		if policyName(a.Old.api(id)) == name || policyName(a.New.api(id)) == name {
+			ids = append(ids, id)
 		}
+	}
+	return a.callersOfAPIs(ids)
+}
+
+// callersOfAPIs merges the callers of the APIs ids: requests summed, the
+// latest call kept; most requests first.
+func (a *analysis) callersOfAPIs(ids []string) []Caller {
+	merged := map[string]*Caller{}
+	for _, id := range ids {
 		for _, c := range callersOf(a.Traffic.APIs[id].Callers, nil) {
 			if x := merged[c.AppID]; x != nil {
 				x.Requests += c.Requests
