@@ -136,8 +136,9 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// adminToken is the admin bearer token: the flag, the file, or
-// $DATABUS_ADMIN_TOKEN, in that order.
+// adminToken is the admin bearer token of logs, replay and diff
+// --traffic: the flag, the file, or $DATABUS_ADMIN_TOKEN, the first that
+// is not empty.
 func adminToken(flagValue, file string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
@@ -147,7 +148,9 @@ func adminToken(flagValue, file string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return strings.TrimSpace(string(b)), nil
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
 	}
 	return os.Getenv("DATABUS_ADMIN_TOKEN"), nil
 }
