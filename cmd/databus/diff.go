@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/impact"
+	"github.com/databus-gateway/databus/engine/replay"
 	"github.com/databus-gateway/databus/engine/traffic"
 )
 
@@ -28,6 +30,7 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", traffic.DefaultLimit, "records read at most")
 	window := fs.Duration("window", traffic.DefaultWindow, "window of the per-API peak shown")
 	bodies := fs.Int("max-bodies", traffic.DefaultMaxBodies, "distinct request bodies kept per API for the input-schema check")
+	replayLimit := fs.Int("replay-limit", replay.DefaultLimit, fmt.Sprintf("captured records replayed at most per changed API for the response check (0 to %d; 0: no check)", replay.MaxLimit))
 	pos, code, done := parseArgs(fs, args)
 	if done {
 		return code
@@ -51,6 +54,9 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case *limit < 1 || *bodies < 1 || *window <= 0 || *since < 0:
 		fmt.Fprintln(stderr, "databus diff: --limit, --max-bodies and --window must be positive, --since not negative")
+		return exitUsage
+	case *replayLimit < 0 || *replayLimit > replay.MaxLimit:
+		fmt.Fprintf(stderr, "databus diff: --replay-limit must be 0 to %d\n", replay.MaxLimit)
 		return exitUsage
 	}
 	repo, err := gitops.Open(*dir)
@@ -91,15 +97,34 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	meters := impact.Meters(old, nw)
-	agg, err := traffic.Load(ctx, *src, tok, traffic.Options{Since: *since, API: *api, Limit: *limit, Window: *window, MaxBodies: *bodies, Meters: meters})
+	source := traffic.Source{From: *src, Token: tok}
+	agg, err := traffic.Load(ctx, source, traffic.Options{Since: *since, API: *api, Limit: *limit, Window: *window, MaxBodies: *bodies, Meters: meters})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus diff: --traffic: %v\n", err)
 		return exitUsage
 	}
-	// The response-shape check plugs in here (impact.Input.Responses)
-	// once databus replay can compare recorded answers with a revision.
-	findings := impact.Analyze(impact.Input{Old: old, New: nw, Diff: d, Traffic: agg, Meters: meters})
+	// The response check: the captured records of the changed APIs
+	// replayed against the new revision, through the gate and a sandbox.
+	responses := impact.NotChecked("not asked (--replay-limit 0)")
+	if *replayLimit > 0 {
+		flt := traffic.Filter{API: *api, Limit: *limit}
+		if *since > 0 {
+			flt.Since = time.Now().Add(-*since)
+		}
+		err = repo.InRevision(to, func(dir string) error {
+			var err error
+			responses, err = impact.CheckResponses(ctx, dir, nw.Rev, source, impact.ChangedAPIs(d),
+				impact.ResponseOptions{Filter: flt, PerAPI: *replayLimit})
+			return err
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "databus diff: --traffic: response check: %v\n", err)
+			return exitUsage
+		}
+	}
+	findings := impact.Analyze(impact.Input{Old: old, New: nw, Diff: d, Traffic: agg, Meters: meters, Responses: responses.Check})
 	rep := impact.NewReport(d, agg, findings)
+	rep.Responses = responses
 	if err := rep.Format(stdout, *format); err != nil {
 		fmt.Fprintf(stderr, "databus diff: %v\n", err)
 		return exitUsage
@@ -111,8 +136,9 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// adminToken is the admin bearer token: the flag, the file, or
-// $DATABUS_ADMIN_TOKEN, in that order.
+// adminToken is the admin bearer token of logs, replay and diff
+// --traffic: the flag, the file, or $DATABUS_ADMIN_TOKEN, the first that
+// is not empty.
 func adminToken(flagValue, file string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
@@ -122,7 +148,9 @@ func adminToken(flagValue, file string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return strings.TrimSpace(string(b)), nil
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
 	}
 	return os.Getenv("DATABUS_ADMIN_TOKEN"), nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -37,17 +36,10 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus logs: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
-	tok := *token
-	if tok == "" && *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "databus logs: %v\n", err)
-			return exitUsage
-		}
-		tok = strings.TrimSpace(string(b))
-	}
-	if tok == "" {
-		tok = os.Getenv("DATABUS_ADMIN_TOKEN")
+	tok, err := adminToken(*token, *tokenFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "databus logs: %v\n", err)
+		return exitUsage
 	}
 	base := strings.TrimSuffix(*admin, "/") + "/databus/gateway/access-log/"
 	var target string

@@ -6,12 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/replay"
+	"github.com/databus-gateway/databus/engine/traffic"
 )
 
 const replayUsage = "--from ADMIN_URL|FILE.jsonl [--since 24h] [--api CODE] [--limit N] [--rev REV] [--dir DIR] [--format text|json|markdown]"
@@ -50,26 +50,22 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus replay: --limit must be 1 to %d\n", replay.MaxLimit)
 		return exitUsage
 	}
-	tok := *token
-	if tok == "" && *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "databus replay: %v\n", err)
-			return exitUsage
-		}
-		tok = strings.TrimSpace(string(b))
+	tok, err := adminToken(*token, *tokenFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "databus replay: %v\n", err)
+		return exitUsage
 	}
-	if tok == "" {
-		tok = os.Getenv("DATABUS_ADMIN_TOKEN")
-	}
-	src := replay.Open(*from, tok)
-	if f, ok := src.(replay.File); ok {
-		if _, err := os.Stat(string(f)); err != nil {
+	src := traffic.Source{From: *from, Token: tok}
+	if !src.Admin() {
+		if _, err := os.Stat(*from); err != nil {
 			fmt.Fprintf(stderr, "databus replay: %v\n", err)
 			return exitUsage
 		}
 	}
-	flt := replay.Filter{API: *api, Limit: *limit}
+	// Only captured records can be replayed; from the admin API the others
+	// are left out by the query, from an export they are reported as not
+	// replayable.
+	flt := traffic.Filter{API: *api, Limit: *limit, CapturedOnly: src.Admin()}
 	if *since > 0 {
 		flt.Since = time.Now().Add(-*since)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,8 @@ import (
 	"github.com/databus-gateway/databus/engine/gitops/gitopstest"
 	"github.com/databus-gateway/databus/engine/replay"
 )
+
+var traceRE = regexp.MustCompile(`trace [0-9a-zA-Z-]+`)
 
 // replayOrderAPI's response transform is what the tests change: total is
 // price × qty, read from the http step's raw result.
@@ -140,11 +143,40 @@ admin:
 	if out, _, code := runCLI("replay", "--from", s.admin, "--api", "t.other", "--dir", b.Dir); code != exitOK || !strings.Contains(out, "0 records") {
 		t.Errorf("replay --api of an API without records: exit %d\n%s", code, out)
 	}
-	stop()
 
 	// A changed transform: orders of 10 or more get 5 off. Three of twelve differ.
 	b.Write("apis/order.yaml", replayOrderAPI(upstream.URL, "(.steps.create.price * .request.body.qty - (if .request.body.qty >= 10 then 5 else 0 end))"))
-	b.Commit("discount")
+	discount := b.Commit("discount")
+
+	// diff --traffic replays the captured records of the changed API
+	// against the new revision: the answers that changed break callers.
+	for _, from := range []string{export, s.admin} {
+		out, errOut, code = runCLI("diff", recorded, discount, "--dir", b.Dir, "--traffic", from, "--fail-on", "breaking")
+		if code != exitInvalid || !strings.Contains(out, "BREAKING api t.order:v1 [response-changed]: responses differ: 3 of 12 replayed (first: trace ") ||
+			!strings.Contains(out, "response check: 12 captured records replayed against "+discount[:7]+": 3 differ, 0 not replayable") {
+			t.Fatalf("diff --traffic %s with a changed response transform: exit %d\n%s\n%s", from, code, out, errOut)
+		}
+		if from == export {
+			out = strings.NewReplacer(export, "EXPORT", recorded, "<C1>", recorded[:7], "<C1>", discount, "<C2>", discount[:7], "<C2>").Replace(out)
+			out = traceRE.ReplaceAllString(stampRE.ReplaceAllString(out, "<TIME>"), "trace <TRACE>")
+			gitopsGolden(t, "diff-traffic-responses.txt", out)
+		}
+	}
+	// --replay-limit bounds the records replayed per changed API; 0 turns the check off.
+	out, _, _ = runCLI("diff", recorded, discount, "--dir", b.Dir, "--traffic", export, "--replay-limit", "9")
+	if !strings.Contains(out, "response check: 9 captured records replayed against "+discount[:7]+": 0 differ") || strings.Contains(out, "response-changed") {
+		t.Errorf("diff --traffic --replay-limit 9:\n%s", out)
+	}
+	out, _, code = runCLI("diff", recorded, discount, "--dir", b.Dir, "--traffic", export, "--replay-limit", "0", "--fail-on", "breaking")
+	if code != exitOK || !strings.Contains(out, "response check: not asked (--replay-limit 0)") {
+		t.Errorf("diff --traffic --replay-limit 0: exit %d\n%s", code, out)
+	}
+	// The same revision: every replayed answer identical, nothing breaks.
+	out, _, code = runCLI("diff", recorded, recorded, "--dir", b.Dir, "--traffic", export, "--fail-on", "breaking")
+	if code != exitOK || !strings.Contains(out, "response check: no API changed") {
+		t.Errorf("diff --traffic of one revision: exit %d\n%s", code, out)
+	}
+	stop()
 	out, errOut, code = runCLI("replay", "--from", export, "--rev", "HEAD", "--dir", b.Dir)
 	if code != exitInvalid || !strings.Contains(out, "13 records: 9 identical, 3 differ, 1 not replayable (75.0% of replayed records identical)") ||
 		!strings.Contains(out, "response:\n    .total changed: 70 → 65") || !strings.Contains(out, ".total changed: 84 → 79") {
@@ -200,5 +232,9 @@ admin:
 	b.Write("apis/order.yaml", strings.Replace(replayOrderAPI(upstream.URL, "1"), "total: 1", "total: (", 1))
 	if _, errOut, code := runCLI("replay", "--from", export, "--dir", b.Dir); code != exitInvalid || !strings.Contains(errOut, "refused by the gate") || !strings.Contains(errOut, "apis/order.yaml:") {
 		t.Errorf("replay against a broken config: exit %d\n%s", code, errOut)
+	}
+	if out, _, code := runCLI("diff", recorded, "--dir", b.Dir, "--traffic", export); code != exitOK ||
+		!strings.Contains(out, "[revision-invalid]") || !strings.Contains(out, "response check: the gate refuses the new revision: no response check") {
+		t.Errorf("diff --traffic against a broken working tree: exit %d\n%s", code, out)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"regexp"
 
 	"github.com/databus-gateway/databus/engine/apitest"
-	"github.com/databus-gateway/databus/engine/config"
 )
 
 const testUsage = "[DIR] [--run PATTERN] [--format text|json|github] [-v]"
@@ -24,18 +23,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	switch len(pos) {
-	case 0:
-	case 1:
-		*dir = pos[0]
-	default:
-		fmt.Fprintf(stderr, "databus test: one repository at a time, got %d arguments\n", len(pos))
-		return exitUsage
-	}
-	switch *format {
-	case config.FormatText, config.FormatJSON, config.FormatGitHub:
-	default:
-		fmt.Fprintf(stderr, "databus test: unknown format %q: expected text, json or github\n", *format)
+	if !repoArgs("test", pos, dir, *format, stderr) {
 		return exitUsage
 	}
 	o := apitest.Options{Parallel: *parallel}

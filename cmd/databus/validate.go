@@ -20,18 +20,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	switch len(pos) {
-	case 0:
-	case 1:
-		*dir = pos[0]
-	default:
-		fmt.Fprintf(stderr, "databus validate: one repository at a time, got %d arguments\n", len(pos))
-		return exitUsage
-	}
-	switch *format {
-	case config.FormatText, config.FormatJSON, config.FormatGitHub:
-	default:
-		fmt.Fprintf(stderr, "databus validate: unknown format %q: expected text, json or github\n", *format)
+	if !repoArgs("validate", pos, dir, *format, stderr) {
 		return exitUsage
 	}
 
@@ -70,4 +59,24 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// repoArgs takes the config repository from the lone argument, if one is
+// given, and checks --format (text, json or github), as validate and test
+// read them; false after writing a usage error.
+func repoArgs(cmd string, pos []string, dir *string, format string, stderr io.Writer) bool {
+	switch len(pos) {
+	case 0:
+	case 1:
+		*dir = pos[0]
+	default:
+		fmt.Fprintf(stderr, "databus %s: one repository at a time, got %d arguments\n", cmd, len(pos))
+		return false
+	}
+	switch format {
+	case config.FormatText, config.FormatJSON, config.FormatGitHub:
+		return true
+	}
+	fmt.Fprintf(stderr, "databus %s: unknown format %q: expected text, json or github\n", cmd, format)
+	return false
 }

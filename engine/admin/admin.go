@@ -40,6 +40,7 @@ type Gateway interface {
 // AccessLog is the part of the access log the admin API uses.
 type AccessLog interface {
 	Page(f store.Filter, pageNo, pageSize int) ([]*store.Record, int, error)
+	Before(f store.Filter, cursor string, pageSize int) ([]*store.Record, string, error)
 	Get(id string) (*store.Record, error)
 	Append(r *store.Record)
 }
@@ -174,6 +175,14 @@ func paging(r *http.Request) (pageNo, pageSize int, err error) {
 type Page struct {
 	Total int `json:"total"`
 	List  any `json:"list"`
+}
+
+// CursorPage is the data of a page asked by cursor (access-log/page with
+// before= or noTotal=true): no total, and the cursor of the next page, ""
+// after the last.
+type CursorPage struct {
+	List any    `json:"list"`
+	Next string `json:"next"`
 }
 
 func pageOf[T any](items []T, pageNo, pageSize int) Page {

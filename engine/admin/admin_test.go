@@ -788,7 +788,8 @@ func TestReadEndpoints(t *testing.T) {
 				}
 			}
 		}
-		for _, q := range []string{"status=4", "status=-1", "status=ok", "from=yesterday", "to=2025-13-01T00:00:00Z"} {
+		for _, q := range []string{"status=4", "status=-1", "status=ok", "from=yesterday", "to=2025-13-01T00:00:00Z",
+			"before=", "before=xyz", "before=0123456789abcdef0123456z", "noTotal=maybe", "noTotal=true&pageNo=2", "before=0123456789abcdef01234567&pageNo=3"} {
 			if r := g.call("GET", prefix+"/access-log/page?"+q, "", ""); r.status != 400 {
 				t.Errorf("access-log/page?%s: %s; want 400", q, r)
 			}
@@ -1338,6 +1339,47 @@ func TestAccessLogFilters(t *testing.T) {
 	}
 	if p := g.logPage(url.Values{"pageSize": {"3"}, "pageNo": {"2"}}, ""); p.Total != 8 {
 		t.Errorf("total on page 2 = %d; want 8", p.Total)
+	}
+
+	// By cursor: noTotal=true for the first page, then before=<next>; no
+	// total, and next is "" after the last page.
+	for q, want := range map[string]string{
+		"":                       "b-3 b-2 b-1 | a-5 a-4 a-3 | a-2 a-1",
+		"apiCode=t.one":          "b-3 a-4 a-2 | a-1",
+		"appId=mall":             "b-3 b-1 a-5 | a-3",
+		"to=" + midMs:            "a-5 a-4 a-3 | a-2 a-1",
+		"from=" + midMs:          "b-3 b-2 b-1",
+		"status=1&apiCode=t.one": "a-4",
+	} {
+		v, _ := url.ParseQuery(q)
+		v.Set("noTotal", "true")
+		v.Set("pageSize", "3")
+		var pages []string
+		for range 10 {
+			var raw map[string]json.RawMessage
+			g.get(prefix+"/access-log/page?"+v.Encode(), "").data(t, &raw)
+			var p struct {
+				List []record `json:"list"`
+				Next string   `json:"next"`
+			}
+			b, _ := json.Marshal(raw)
+			json.Unmarshal(b, &p)
+			if _, has := raw["total"]; has {
+				t.Errorf("access-log/page?%s answered a total", v.Encode())
+			}
+			pages = append(pages, traces(recordPage{List: p.List}))
+			if p.Next == "" {
+				break
+			}
+			if p.Next != p.List[len(p.List)-1].ID {
+				t.Errorf("next %q is not the last record listed", p.Next)
+			}
+			v.Del("noTotal")
+			v.Set("before", p.Next)
+		}
+		if got := strings.Join(pages, " | "); got != want {
+			t.Errorf("access-log/page?%s&noTotal=true by cursor = %q; want %q", q, got, want)
+		}
 	}
 
 	// get by id returns the same record as the page, with its steps.

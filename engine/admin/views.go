@@ -121,6 +121,40 @@ func (a *API) accessLogPage(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	q := r.URL.Query()
+	before, byCursor := q.Get("before"), q.Has("before")
+	switch q.Get("noTotal") {
+	case "", "false", "0":
+	case "true", "1":
+		byCursor = true
+	default:
+		fail(w, http.StatusBadRequest, "noTotal must be true or false")
+		return
+	}
+	if byCursor {
+		// Paging by cursor: each page costs its own records only, however
+		// deep it is, and records written meanwhile do not shift it.
+		if pageNo != 1 {
+			fail(w, http.StatusBadRequest, "pageNo cannot be combined with before or noTotal: ask the next page with before=<next>")
+			return
+		}
+		if q.Has("before") && before == "" {
+			fail(w, http.StatusBadRequest, "before must be a record id (the next of the page before); omit it, with noTotal=true, for the first page")
+			return
+		}
+		list, next, err := a.acc.Before(f, before, pageSize)
+		if errors.Is(err, store.ErrBadCursor) {
+			fail(w, http.StatusBadRequest, "before: %q is %v", before, store.ErrBadCursor)
+			return
+		}
+		if err != nil {
+			a.log.Error("access log query failed", "error", err)
+			fail(w, http.StatusInternalServerError, "access log query failed: %v", err)
+			return
+		}
+		ok(w, CursorPage{List: list, Next: next})
+		return
+	}
 	list, total, err := a.acc.Page(f, pageNo, pageSize)
 	if err != nil {
 		a.log.Error("access log query failed", "error", err)

@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"context"
+	"github.com/databus-gateway/databus/internal/jsonvalue"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -288,10 +289,10 @@ func TestDiff(t *testing.T) {
 }
 
 func TestJSONEqual(t *testing.T) {
-	if !jsonEqual(normalize(map[string]any{"a": 1.0, "b": []any{"x"}}), map[string]any{"b": []any{"x"}, "a": 1}) {
+	if !jsonvalue.Equal(normalize(map[string]any{"a": 1.0, "b": []any{"x"}}), map[string]any{"b": []any{"x"}, "a": 1}) {
 		t.Error("1.0 and 1, key order: should be equal")
 	}
-	if jsonEqual(map[string]any{"a": 1}, map[string]any{"a": "1"}) {
+	if jsonvalue.Equal(map[string]any{"a": 1}, map[string]any{"a": "1"}) {
 		t.Error("1 and \"1\" should differ")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/sandbox"
+	"github.com/databus-gateway/databus/internal/jsonvalue"
 )
 
 // portalHost is the host the case's requests name; the session's portal
@@ -372,7 +373,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 	}
 	if e.HasResponse {
 		want := normalize(e.Response)
-		if !jsonEqual(want, env.Response) {
+		if !jsonvalue.Equal(want, env.Response) {
 			f := r.fail(pl.Line("response"), "expect.response", "the response differs")
 			f.Expected, f.Actual = pretty(want), pretty(env.Response)
 		}
@@ -428,7 +429,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 					r.mistake(pl.Line("accessLog."+k), "expect.accessLog."+k, "the access-log record has no field %q (fields: %s)", k, strings.Join(sortedKeys(record), ", "))
 					continue
 				}
-				if !jsonEqual(want, got) {
+				if !jsonvalue.Equal(want, got) {
 					f := r.fail(pl.Line("accessLog."+k), "expect.accessLog."+k, "expected %s, got %s", compact(want), compact(got))
 					if isComposite(want) || isComposite(got) {
 						f.Expected, f.Actual = pretty(want), pretty(got)
@@ -581,7 +582,7 @@ func checkCall(_ context.Context, r *CaseResult, pl *config.TestPlaces, i int, w
 	}
 	if e.HasBody {
 		want := normalize(e.Body)
-		if !jsonEqual(want, got["body"]) {
+		if !jsonvalue.Equal(want, got["body"]) {
 			f := r.fail(pl.StubLine(i, "expect.body"), what+": expect.body", "the body it received differs")
 			f.Expected, f.Actual = pretty(want), pretty(got["body"])
 		}

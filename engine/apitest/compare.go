@@ -3,7 +3,6 @@ package apitest
 import (
 	"bytes"
 	"encoding/json"
-	"math/big"
 	"strings"
 )
 
@@ -75,50 +74,6 @@ func decodeJSONOrText(b []byte) any {
 		return string(b)
 	}
 	return normalize(v)
-}
-
-// jsonEqual compares two normalized values: numbers by value (1 equals
-// 1.0), objects regardless of key order.
-func jsonEqual(a, b any) bool {
-	switch x := a.(type) {
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !jsonEqual(v, w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !jsonEqual(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case int, float64:
-		fa, fb := number(a), number(b)
-		return fa != nil && fb != nil && fa.Cmp(fb) == 0
-	}
-	return a == b
-}
-
-func number(v any) *big.Float {
-	switch x := v.(type) {
-	case int:
-		return new(big.Float).SetInt64(int64(x))
-	case float64:
-		return big.NewFloat(x)
-	}
-	return nil
 }
 
 func isComposite(v any) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,13 +13,33 @@ import (
 // ErrSecretUnresolved is wrapped by Resolve when a reference cannot be read.
 var ErrSecretUnresolved = errors.New("secret not resolved")
 
+// MaxSecretBytes bounds a secret file: a key, a token or a password is
+// far smaller, and a reference to something else (a device, a log) must not
+// be read whole.
+const MaxSecretBytes = 64 << 10
+
 // Resolve reads the secret a reference points at: an environment variable
 // (env:NAME) or a file (file:PATH, relative to repoDir unless absolute; one
 // trailing newline is dropped). Errors name the reference, never a value.
 func (r SecretRef) Resolve(repoDir string) ([]byte, error) {
+	return r.resolve(repoDir, false)
+}
+
+// ResolveInRepo is Resolve for an untrusted repository (the sandbox of
+// databus test and databus replay, which CI runs on pull requests): only a
+// file inside repoDir is read, never the environment or a file elsewhere,
+// so a change cannot make the machine that checks it read its secrets.
+func (r SecretRef) ResolveInRepo(repoDir string) ([]byte, error) {
+	return r.resolve(repoDir, true)
+}
+
+func (r SecretRef) resolve(repoDir string, inRepo bool) ([]byte, error) {
 	switch {
 	case strings.HasPrefix(r.Ref, "env:"):
 		name := strings.TrimPrefix(r.Ref, "env:")
+		if inRepo {
+			return nil, fmt.Errorf("%w: %s is not read here (only files inside the repository are)", ErrSecretUnresolved, r.Ref)
+		}
 		v, ok := os.LookupEnv(name)
 		if !ok || v == "" {
 			return nil, fmt.Errorf("%w: environment variable %s is not set", ErrSecretUnresolved, name)
@@ -29,9 +50,12 @@ func (r SecretRef) Resolve(repoDir string) ([]byte, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(repoDir, filepath.FromSlash(p))
 		}
-		b, err := os.ReadFile(p)
+		if inRepo && !insideDir(repoDir, p) {
+			return nil, fmt.Errorf("%w: %s is not read here (only files inside the repository are)", ErrSecretUnresolved, r.Ref)
+		}
+		b, err := readSecretFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: cannot read the file", ErrSecretUnresolved, r.Ref)
+			return nil, fmt.Errorf("%w: %s: %v", ErrSecretUnresolved, r.Ref, err)
 		}
 		b = bytes.TrimSuffix(b, []byte("\n"))
 		b = bytes.TrimSuffix(b, []byte("\r"))
@@ -41,4 +65,42 @@ func (r SecretRef) Resolve(repoDir string) ([]byte, error) {
 		return b, nil
 	}
 	return nil, fmt.Errorf("%w: %q is neither env:NAME nor file:PATH", ErrSecretUnresolved, r.Ref)
+}
+
+// readSecretFile reads a regular file of at most MaxSecretBytes.
+func readSecretFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, errors.New("cannot read the file")
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if st.Size() > MaxSecretBytes {
+		return nil, fmt.Errorf("larger than %d bytes: not a secret", MaxSecretBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretBytes+1))
+	if err != nil {
+		return nil, errors.New("cannot read the file")
+	}
+	if len(b) > MaxSecretBytes {
+		return nil, fmt.Errorf("larger than %d bytes: not a secret", MaxSecretBytes)
+	}
+	return b, nil
+}
+
+// insideDir reports whether p, its symlinks resolved, lies inside dir.
+func insideDir(dir, p string) bool {
+	rd, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	rp, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(rd, rp)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }

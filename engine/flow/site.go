@@ -36,7 +36,13 @@ func (s *httpStep) signSite(ctx context.Context, inv *Invocation, st *step, p *p
 	if s.env.Hooks == nil {
 		return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: site %s: no signature hook is configured (hooks.server)", st.id, s.site), Step: st.id, Phase: "http.site"}
 	}
-	sig, err := s.env.Hooks.SignSite(ctx, inv.Req.TraceID, s.site, p.body)
+	hctx := ctx
+	if s.env.MarkSteps {
+		// The callout is the hook's, not the step's: a sandbox tells
+		// them apart by the step mark.
+		hctx = context.WithValue(ctx, stepKey{}, "")
+	}
+	sig, err := s.env.Hooks.SignSite(hctx, inv.Req.TraceID, s.site, p.body)
 	if sig != nil && sig.Record != nil {
 		if m, ok := res.Request.(map[string]any); ok {
 			m["signature"] = sig.Record

@@ -57,6 +57,13 @@ const (
 	Sandbox
 )
 
+// The jq budget of a Sandbox build at most, whatever the repository sets
+// (gateway.jq's defaults).
+const (
+	SandboxJQTimeout = time.Second
+	SandboxJQMemory  = 1 << 30
+)
+
 // SandboxDeps are what a Sandbox build calls out through.
 type SandboxDeps struct {
 	Client *http.Client
@@ -310,8 +317,13 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 	}
 	if o.Mode == Sandbox {
 		env.Client, env.RPC, env.MarkSteps = o.Sandbox.Client, o.Sandbox.RPC, true
+		// The change under review sets its own budget: the sandbox holds
+		// it to the defaults at most.
+		env.JQ.Timeout = min(env.JQ.Timeout, SandboxJQTimeout)
+		env.JQ.MaxMemoryBytes = min(env.JQ.MaxMemoryBytes, SandboxJQMemory)
 		env.JQ.Guard = expr.NewGuard(nil)
 		deps.StoreBackend = "memory"
+		deps.Untrusted = true
 	}
 	ho := hooks.Options{Services: o.Services, Client: env.Client, Settings: st.Hooks, Metrics: o.Metrics}
 	if o.Prev != nil && o.Prev.Hooks.Same(ho) {

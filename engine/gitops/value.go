@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/databus-gateway/databus/internal/jsonvalue"
 	"github.com/databus-gateway/databus/internal/orderedjson"
 )
 
@@ -41,47 +41,6 @@ func normalize(v any) (any, error) {
 	return out, nil
 }
 
-// equal compares two normalized values.
-func equal(a, b any) bool {
-	switch x := a.(type) {
-	case *orderedjson.Object:
-		y, ok := b.(*orderedjson.Object)
-		if !ok || x.Len() != y.Len() {
-			return false
-		}
-		for _, k := range x.Keys() {
-			w, ok := y.Lookup(k)
-			if !ok || !equal(x.Get(k), w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !equal(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case json.Number:
-		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		if x == y {
-			return true
-		}
-		fx, errx := x.Float64()
-		fy, erry := y.Float64()
-		return errx == nil && erry == nil && fx == fy
-	}
-	return reflect.DeepEqual(a, b)
-}
-
 // compareValues appends the changes from a to b below path. Objects are
 // compared key by key (keys of a first, in order, then keys only b has);
 // lists and scalars as whole values.
@@ -103,7 +62,7 @@ func compareValues(out []Change, path string, a, b any) []Change {
 		}
 		return out
 	}
-	if equal(a, b) {
+	if jsonvalue.Equal(a, b) {
 		return out
 	}
 	switch {

@@ -20,6 +20,9 @@ type Report struct {
 	Breaking int              `json:"breaking"`
 	Warnings int              `json:"warnings"`
 	Findings []Finding        `json:"findings"` // breaking first
+	// Responses is the response check (captured records replayed against
+	// the new revision); nil: not part of this report.
+	Responses *Responses `json:"responses,omitempty"`
 }
 
 // TrafficSummary says what traffic the findings rest on.
@@ -81,6 +84,20 @@ func (r *Report) trafficLine() string {
 	return s
 }
 
+// responsesLine says what the response check did; "" when the report has
+// none.
+func (r *Report) responsesLine() string {
+	c := r.Responses
+	switch {
+	case c == nil:
+		return ""
+	case !c.Made:
+		return "response check: " + c.Note
+	}
+	return fmt.Sprintf("response check: %s replayed against %s: %d differ, %d not replayable",
+		plural(c.Replayed+c.NotReplayable, "captured record"), gitops.Label(r.Diff.To), c.Differ, c.NotReplayable)
+}
+
 func (r *Report) summary() string {
 	return fmt.Sprintf("%s, %s", plural(r.Breaking, "breaking change"), plural(r.Warnings, "warning"))
 }
@@ -109,6 +126,9 @@ func callerList(cs []Caller) string {
 func (r *Report) formatText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "caller impact %s..%s: %s; traffic: %s\n", gitops.Label(r.Diff.From), gitops.Label(r.Diff.To), r.summary(), r.trafficLine())
+	if l := r.responsesLine(); l != "" {
+		b.WriteString(l + "\n")
+	}
 	for _, f := range r.Findings {
 		fmt.Fprintf(&b, "%-8s %s [%s]: %s\n", strings.ToUpper(f.Severity), f.Subject, f.Kind, f.Message)
 		if len(f.Callers) > 0 {
@@ -135,6 +155,9 @@ func (r *Report) formatMarkdown(w io.Writer) error {
 		b.WriteString("No breaking change for the callers seen in the traffic.\n\n")
 	}
 	fmt.Fprintf(&b, "Traffic: %s.\n\n", mdEscape(r.trafficLine()))
+	if l := r.responsesLine(); l != "" {
+		fmt.Fprintf(&b, "%s.\n\n", mdEscape(capitalize(l)))
+	}
 	if len(r.Findings) > 0 {
 		b.WriteString("| Severity | Subject | Finding | Callers |\n| --- | --- | --- | --- |\n")
 		for i, f := range r.Findings {

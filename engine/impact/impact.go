@@ -224,9 +224,10 @@ func Meters(old, new *Side) []*traffic.Meter {
 // ResponseResult is what replaying one API's recorded requests against the
 // new revision found (databus replay, engine/replay).
 type ResponseResult struct {
-	Compared int    // requests replayed and compared
-	Differ   int    // of those, answered differently
-	First    string // the first difference, in words
+	Compared      int    `json:"compared"` // requests replayed and compared
+	Differ        int    `json:"differ"`   // of those, answered differently
+	NotReplayable int    `json:"notReplayable"`
+	First         string `json:"first,omitempty"` // the first difference, in words
 }
 
 // ResponseCheck reports the replay result of one API (code:version); ok
@@ -382,9 +383,9 @@ func (a *analysis) api(t *traffic.API) {
 	a.input(t, subj, callers, oldR, newR)
 	if a.Responses != nil {
 		if r, ok := a.Responses(id); ok && r.Differ > 0 {
-			msg := fmt.Sprintf("replayed responses differ: %d of %d compared requests", r.Differ, r.Compared)
+			msg := fmt.Sprintf("responses differ: %d of %d replayed", r.Differ, r.Compared)
 			if r.First != "" {
-				msg += "; first: " + r.First
+				msg += " (first: " + r.First + ")"
 			}
 			a.add(Finding{Severity: Breaking, Kind: KindResponseChanged, Subject: subj, Callers: callers, Message: msg})
 		}
@@ -562,25 +563,7 @@ func (a *analysis) rateLimits() {
 			subj = Subject{SubjectAPI, strings.Join(switched[n], ", ")}
 			why = fmt.Sprintf("%s now use policy %s", strings.Join(switched[n], ", "), n)
 		}
-		var callers []Caller
-		merged := map[string]*Caller{}
-		for _, id := range scope[n] {
-			for _, c := range callersOf(a.Traffic.APIs[id].Callers, nil) {
-				if x := merged[c.AppID]; x != nil {
-					x.Requests += c.Requests
-					if c.LastCall.After(x.LastCall) {
-						x.LastCall = c.LastCall
-					}
-				} else {
-					cc := c
-					merged[c.AppID] = &cc
-				}
-			}
-		}
-		for _, c := range merged {
-			callers = append(callers, *c)
-		}
-		sortCallers(callers)
+		callers := a.callersOfAPIs(scope[n])
 		a.add(Finding{Severity: Breaking, Kind: KindRateLimit, Subject: subj, Callers: callers,
 			Message: fmt.Sprintf("%s: limit %d per %s (%s) is below the observed peak of %d accepted requests in one window for key %s; the excess would get 429", why, p.Limit, p.Window, p.Algorithm, peak, strings.TrimPrefix(key, ratelimit.KeyPrefix))})
 	}
@@ -626,11 +609,20 @@ func (a *analysis) changed() {
 // policyCallers are the callers of the APIs that use the policy on either
 // side.
 func (a *analysis) policyCallers(name string) []Caller {
-	merged := map[string]*Caller{}
+	var ids []string
 	for _, id := range sortedKeys(a.Traffic.APIs) {
-		if policyName(a.Old.api(id)) != name && policyName(a.New.api(id)) != name {
-			continue
+		if policyName(a.Old.api(id)) == name || policyName(a.New.api(id)) == name {
+			ids = append(ids, id)
 		}
+	}
+	return a.callersOfAPIs(ids)
+}
+
+// callersOfAPIs merges the callers of the APIs ids: requests summed, the
+// latest call kept; most requests first.
+func (a *analysis) callersOfAPIs(ids []string) []Caller {
+	merged := map[string]*Caller{}
+	for _, id := range ids {
 		for _, c := range callersOf(a.Traffic.APIs[id].Callers, nil) {
 			if x := merged[c.AppID]; x != nil {
 				x.Requests += c.Requests

@@ -212,7 +212,7 @@ func TestAnalyzeResponses(t *testing.T) {
 		return ResponseResult{Compared: 5, Differ: 2, First: "/orderNo: missing"}, true
 	}
 	fs := analyze(t, baseFiles(), baseFiles(), baseTraffic(), rc)
-	if got := breaking(fs); fmt.Sprint(got) != "[response-changed api order.create:v1]" || !strings.Contains(fs[0].Message, "2 of 5 compared requests; first: /orderNo: missing") {
+	if got := breaking(fs); fmt.Sprint(got) != "[response-changed api order.create:v1]" || !strings.Contains(fs[0].Message, "responses differ: 2 of 5 replayed (first: /orderNo: missing)") {
 		t.Fatalf("%v", fs)
 	}
 	same := func(string) (ResponseResult, bool) { return ResponseResult{Compared: 5}, true }

@@ -123,6 +123,20 @@ func (d Difference) lines() []string {
 	return out
 }
 
+// First is the record's first difference on one line (its first JSON
+// change, when it has some), "" when it has none.
+func (res Result) First() string {
+	if len(res.Diffs) == 0 {
+		return ""
+	}
+	d := res.Diffs[0]
+	l := d.lines()
+	if len(d.Changes) == 0 {
+		return l[0]
+	}
+	return strings.TrimSuffix(l[0], ":") + " " + d.Changes[0].line()
+}
+
 func (c Change) line() string {
 	switch c.Op {
 	case OpAdded:

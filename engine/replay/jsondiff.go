@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
+
+	"github.com/databus-gateway/databus/internal/jsonvalue"
 )
 
 // Change is one difference between two JSON values.
@@ -162,7 +164,7 @@ func (d *differ) walk(path string, a, b any) {
 		}
 	case json.Number:
 		y, ok := b.(json.Number)
-		if !ok || !sameNumber(x, y) {
+		if !ok || !jsonvalue.SameNumber(x, y) {
 			d.add(path, OpChanged, a, b, true, true)
 		}
 	default: // string, bool, nil
@@ -170,13 +172,4 @@ func (d *differ) walk(path string, a, b any) {
 			d.add(path, OpChanged, a, b, true, true)
 		}
 	}
-}
-
-func sameNumber(a, b json.Number) bool {
-	if a == b {
-		return true
-	}
-	fa, errA := a.Float64()
-	fb, errB := b.Float64()
-	return errA == nil && errB == nil && fa == fb
 }

@@ -13,7 +13,7 @@
 // rate limits still apply. Changes to the signature, timestamp, nonce or
 // encryption settings are therefore not exercised by a replay.
 //
-// Reading records (an admin URL or a JSON-lines export) is in source.go.
+// Records are read (an admin URL or a JSON-lines export) by engine/traffic.
 package replay
 
 import (

@@ -1,11 +1,8 @@
 package replay
 
 import (
-	"context"
-	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -76,37 +73,6 @@ func TestReplayableReasons(t *testing.T) {
 	} {
 		if got := replayable(&tc.r); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestFileSource(t *testing.T) {
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	line := func(id, api string, at time.Time) string {
-		b, _ := json.Marshal(store.Record{ID: id, APICode: api, StartedAt: at})
-		return string(b) + "\n"
-	}
-	data := line("1", "a", t0) + "not json\n\n" + line("2", "b", t0.Add(time.Hour)) +
-		`{"id":"3","requestBody":"` + strings.Repeat("z", MaxLine) + `"}` + "\n" +
-		line("4", "a", t0.Add(2*time.Hour)) + line("5", "a", t0.Add(3*time.Hour))
-	for _, tc := range []struct {
-		f       Filter
-		ids     string
-		badSeen int
-	}{
-		{Filter{}, "1 2 4 5", 2},
-		{Filter{API: "a"}, "1 4 5", 2},
-		{Filter{API: "a", Limit: 2}, "1 4", 2},
-		{Filter{Since: t0.Add(90 * time.Minute)}, "4 5", 2},
-		{Filter{Limit: 1}, "1", 0},
-	} {
-		var ids []string
-		bad, err := eachLine(context.Background(), strings.NewReader(data), tc.f, func(r *store.Record) error {
-			ids = append(ids, r.ID)
-			return nil
-		})
-		if err != nil || strings.Join(ids, " ") != tc.ids || bad != tc.badSeen {
-			t.Errorf("%+v: %v (bad %d, %v), want %s (bad %d)", tc.f, ids, bad, err, tc.ids, tc.badSeen)
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/databus-gateway/databus/engine/client"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/rpc/rpctest"
@@ -314,5 +316,102 @@ func TestOpenRefused(t *testing.T) {
 	}
 	if !res.Diagnostics.HasErrors() || !strings.Contains(res.Diagnostics.Error(), "apis/order.yaml:7") {
 		t.Fatalf("findings %v", res.Diagnostics)
+	}
+}
+
+// TestSandboxReadsNoSecretOutsideTheRepository: a change under review
+// cannot make the machine that checks it read its secrets. A credential
+// whose key is an environment variable is known but keyless in a sandbox
+// (500, the key was not read), and works with keys the session gives; the
+// internal JWT of an anonymous caller is signed with a key of the sandbox's
+// own, not the repository's.
+func TestSandboxReadsNoSecretOutsideTheRepository(t *testing.T) {
+	const envKey, jwtKey = "fedcba9876543210", "the-jwt-key-of-the-ci-machine-0123456789"
+	t.Setenv("DATABUS_SANDBOX_TEST_KEY", envKey)
+	t.Setenv("DATABUS_SANDBOX_TEST_JWT", jwtKey)
+	dir := repo(t, map[string]string{
+		"databus.yaml": "apiVersion: databus/v1\nkind: Settings\napiPortal:\n  security:\n    jwt: {key: {secretRef: 'env:DATABUS_SANDBOX_TEST_JWT'}}\n",
+		"credentials/prod.yaml": `apiVersion: databus/v1
+kind: Credential
+appId: prod
+signatureType: HMAC-SHA256
+encryptionType: AES
+encryptionKey: {secretRef: 'env:DATABUS_SANDBOX_TEST_KEY'}
+allowAnonymous: true
+anonymousUser: {id: "7", name: bot}
+`,
+		"apis/order.yaml": httpAPI,
+	})
+	sb := open(t, dir)
+	var auth string
+	ok := ResponderFunc(func(_ context.Context, c *Call) Answer {
+		auth = c.Header.Get("Authorization")
+		return Answer{Body: []byte(`{"id":"x"}`)}
+	})
+	sign := func(ss *Session, key string) *http.Request {
+		c := client.Client{BaseURL: base, Credential: client.Credential{AppID: "prod", EncryptionKey: []byte(key)}}
+		req, err := c.Prepare(http.MethodPost, "t.order", nil, []byte(`{"no":"A-1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(req.Method, req.URL, bytes.NewReader(req.Body))
+		r.Header = req.Header
+		return r
+	}
+	ss := sb.Session(SessionOptions{Responder: ok})
+	if x := ss.Do(sign(ss, envKey)); x.Status != 500 || x.Record.ErrorCode != "no_key" {
+		t.Fatalf("signed with the environment's key: %d %s, want 500 no_key (the key is not read)", x.Status, x.Body)
+	}
+	const testKey = "test-key-0000000"
+	ss = sb.Session(SessionOptions{Responder: ok, Keys: map[string]Keys{"prod": {Encryption: []byte(testKey)}}})
+	c := client.Client{Credential: client.Credential{AppID: "prod", EncryptionKey: []byte(testKey)}}
+	x := ss.Do(sign(ss, testKey))
+	resp, err := c.Decode(x.Status, x.Header, x.Body)
+	if err != nil || resp.Envelope.Code != 200 {
+		t.Fatalf("signed with the session's key: %d %s (%v)", x.Status, x.Body, err)
+	}
+	tok, ok2 := strings.CutPrefix(auth, "Bearer ")
+	if !ok2 {
+		t.Fatalf("the upstream got Authorization %q, want the anonymous user's JWT", auth)
+	}
+	if _, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return []byte(jwtKey), nil }); err == nil {
+		t.Fatal("the JWT a sandboxed upstream received verifies with the machine's key")
+	}
+}
+
+// TestSiteSignatureIsAHookCall: the signature hook a site: step asks is
+// a hook call of the registry service, not the step's own call.
+func TestSiteSignatureIsAHookCall(t *testing.T) {
+	dir := repo(t, map[string]string{
+		"databus.yaml": "apiVersion: databus/v1\nkind: Settings\nhooks: {server: fateflow, partyId: \"9999\"}\n",
+		"apis/site.yaml": `apiVersion: databus/v1
+kind: Api
+code: t.site
+version: v1
+status: online
+methods: [POST]
+steps:
+  - {id: start, type: start}
+  - id: up
+    type: http
+    http: {method: POST, url: 'http://other-site.example/x', site: "10000", timeout: 300ms}
+  - {id: end, type: end}
+`})
+	sb := open(t, dir)
+	ss := sb.Session(SessionOptions{
+		Services: []registry.Service{{ServerName: "fateflow", ServiceName: "signature"}},
+		Responder: ResponderFunc(func(_ context.Context, c *Call) Answer {
+			if c.Kind == KindHook {
+				return Answer{Body: []byte(`{"code":0,"site_signature":"sig-1"}`)}
+			}
+			return Answer{Body: []byte(`{"signed":"` + c.Header.Get("Site-Signature") + `"}`)}
+		}),
+	})
+	x := ss.Do(signed(t, ss, "t.site", `{"a":1}`))
+	if env := decode(t, ss, x); env.Code != 200 || string(env.Response) != `{"signed":"sig-1"}` {
+		t.Fatalf("envelope %+v", env)
+	}
+	if len(x.Calls) != 2 || x.Calls[0].Kind != KindHook || x.Calls[0].Step != "" || x.Calls[1].Step != "up" {
+		t.Fatalf("calls %+v, want the hook's, then the step's", x.Calls)
 	}
 }

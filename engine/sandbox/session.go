@@ -37,11 +37,23 @@ type SessionOptions struct {
 	Trusted bool
 	// Now is the portal's clock; nil: time.Now.
 	Now func() time.Time
+	// Keys are the keys the session's portal knows credentials by, by
+	// appId, instead of their own: a sandbox reads no secret outside the
+	// repository (config.SecretRef.ResolveInRepo), so a test signs with
+	// keys of its own and the portal verifies with them.
+	Keys map[string]Keys
+}
+
+// Keys are a credential's keys in a session.
+type Keys struct {
+	Encryption []byte
+	Signature  []byte // nil: the encryption key signs (HMAC-SHA256)
 }
 
 // Session runs requests with its own portal, stores and stubs.
 type Session struct {
 	sb      *Sandbox
+	snap    *snapshot.Snapshot // the Sandbox's, with the session's keys
 	o       SessionOptions
 	portal  *portal.Handler
 	log     *recorder
@@ -58,6 +70,17 @@ func (s *Sandbox) Session(o SessionOptions) *Session {
 	}
 	ss := &Session{sb: s, o: o, log: &recorder{}}
 	snap := s.snap
+	if len(o.Keys) > 0 {
+		creds := make(map[string]*snapshot.Credential, len(snap.Credentials))
+		for id, c := range snap.Credentials {
+			creds[id] = c
+			if k, ok := o.Keys[id]; ok {
+				creds[id] = snapshot.WithKeys(c, k.Encryption, k.Signature)
+			}
+		}
+		snap = snap.WithCredentials(creds)
+	}
+	ss.snap = snap
 	ss.portal = portal.New(func() *snapshot.Snapshot { return snap }, portal.Options{
 		Nonces:    security.NewMemoryNonces(0),
 		Limits:    ratelimit.NewMemory(0),
@@ -105,12 +128,12 @@ func (ss *Session) Do(r *http.Request) *Exchange {
 }
 
 // Snapshot is what the session's requests run on.
-func (ss *Session) Snapshot() *snapshot.Snapshot { return ss.sb.snap }
+func (ss *Session) Snapshot() *snapshot.Snapshot { return ss.snap }
 
-// Credential is the repository's credential appID (its keys resolved when
-// they could be), or nil.
+// Credential is the credential appID as the session's portal knows it
+// (the session's keys, else its own resolved from the repository), or nil.
 func (ss *Session) Credential(appID string) *snapshot.Credential {
-	return ss.sb.snap.Credentials[appID]
+	return ss.snap.Credentials[appID]
 }
 
 func (ss *Session) record(c *Call) {

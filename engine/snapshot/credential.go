@@ -25,13 +25,13 @@ type Credential struct {
 // resolveCredential resolves the secrets of c. A secret that does not
 // resolve leaves the credential known but unusable (KeyProblem set): it
 // answers 500 应用未配置加密密钥.
-func resolveCredential(dir string, c *config.Credential) *Credential {
+func resolveCredential(dir string, c *config.Credential, resolve func(config.SecretRef, string) ([]byte, error)) *Credential {
 	out := &Credential{Credential: c, Resolved: map[string]bool{}}
 	// Every reference is tried, so that the view can tell each apart even
 	// when the first one fails.
 	for name, ref := range map[string]*config.SecretRef{"encryptionKey": c.EncryptionKey, "signatureKey": c.SignatureKey} {
 		if ref != nil {
-			_, err := ref.Resolve(dir)
+			_, err := resolve(*ref, dir)
 			out.Resolved[name] = err == nil
 		}
 	}
@@ -42,13 +42,34 @@ func resolveCredential(dir string, c *config.Credential) *Credential {
 	}
 	var encKey []byte
 	if c.EncryptionKey != nil {
-		k, err := c.EncryptionKey.Resolve(dir)
+		k, err := resolve(*c.EncryptionKey, dir)
 		if err != nil {
 			out.KeyProblem = "encryptionKey: " + err.Error()
 			return out
 		}
 		encKey = k
 	}
+	var signKey []byte
+	if c.SignatureType == config.SignHMACSHA256 && c.SignatureKey != nil {
+		k, err := resolve(*c.SignatureKey, dir)
+		if err != nil {
+			out.KeyProblem = "signatureKey: " + err.Error()
+			return out
+		}
+		signKey = k
+	}
+	return withKeys(out, encKey, signKey)
+}
+
+// WithKeys is c with the keys given instead of its own (a sandbox session
+// signing with a test's keys); signKey nil: the encryption key signs.
+func WithKeys(c *Credential, encKey, signKey []byte) *Credential {
+	out := &Credential{Credential: c.Credential, AllowedIPs: c.AllowedIPs, Resolved: map[string]bool{}}
+	return withKeys(out, encKey, signKey)
+}
+
+func withKeys(out *Credential, encKey, signKey []byte) *Credential {
+	c := out.Credential
 	if c.EncryptionType != config.EncNone {
 		if encKey == nil {
 			out.KeyProblem = "encryptionKey is not set"
@@ -63,13 +84,8 @@ func resolveCredential(dir string, c *config.Credential) *Credential {
 	}
 	if c.SignatureType == config.SignHMACSHA256 {
 		out.SignKey = encKey
-		if c.SignatureKey != nil {
-			k, err := c.SignatureKey.Resolve(dir)
-			if err != nil {
-				out.KeyProblem = "signatureKey: " + err.Error()
-				return out
-			}
-			out.SignKey = k
+		if signKey != nil {
+			out.SignKey = signKey
 		}
 		if len(out.SignKey) == 0 {
 			out.KeyProblem = "HMAC-SHA256 needs signatureKey or encryptionKey"

@@ -113,3 +113,13 @@ func (h *Holder) Close() {
 		old.Release()
 	}
 }
+
+// WithCredentials returns a copy of s whose credentials are creds (a
+// sandbox session that signs with a test's keys). The copy shares
+// everything else and holds no lease of its own: it lives within s.
+func (s *Snapshot) WithCredentials(creds map[string]*Credential) *Snapshot {
+	c := *s
+	c.Credentials = creds
+	c.life = nil
+	return &c
+}

@@ -6,6 +6,7 @@
 package snapshot
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -134,6 +135,12 @@ type Deps struct {
 	// reuses unchanged documents) when the Env is the same; nil: compile
 	// every flow.
 	Prev *Snapshot
+	// Untrusted: the repository is a change under review (databus test,
+	// databus replay): secrets resolve only from files inside it
+	// (config.SecretRef.ResolveInRepo), admin tokens are not read, and the
+	// internal JWT is signed with a random key of this Snapshot's own, so
+	// nothing the machine holds can be read or forged through it.
+	Untrusted bool
 }
 
 // Build compiles every API of repo into a new Snapshot. Its errors are
@@ -171,7 +178,14 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	}
 	s.Env = env
 	s.Hooks = deps.Hooks
+	resolve := config.SecretRef.Resolve
+	if deps.Untrusted {
+		resolve = config.SecretRef.ResolveInRepo
+	}
 	for _, t := range repo.Settings.Admin.Tokens {
+		if deps.Untrusted {
+			break
+		}
 		v, err := t.Secret.Resolve(repo.Dir)
 		if err != nil {
 			if s.AdminTokenProblems == nil {
@@ -211,9 +225,12 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 	}
 	s.Credentials = make(map[string]*Credential, len(repo.Credentials))
 	for _, c := range repo.Credentials {
-		s.Credentials[c.AppID] = resolveCredential(repo.Dir, c)
+		s.Credentials[c.AppID] = resolveCredential(repo.Dir, c, resolve)
 	}
-	if k := p.Security.JWT.Key; k != nil {
+	if deps.Untrusted {
+		s.JWTKey = make([]byte, 32)
+		rand.Read(s.JWTKey)
+	} else if k := p.Security.JWT.Key; k != nil {
 		key, err := k.Resolve(repo.Dir)
 		if err != nil {
 			s.JWTProblem = "apiPortal.security.jwt.key: " + err.Error()

@@ -380,6 +380,29 @@ func TestPage(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("size %d: pages hold\n%v\nwant\n%v", size, got, want)
 				}
+				// By cursor: the same records, each page ending where the
+				// next begins, the last one saying there is no more.
+				got, cursor, pages := nil, "", 0
+				for {
+					list, next, err := l.Before(f, cursor, size)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pages++
+					if len(list) > size || (next != "" && (len(list) != size || next != list[len(list)-1].ID)) {
+						t.Fatalf("cursor page of %d records, size %d, next %q", len(list), size, next)
+					}
+					for _, r := range list {
+						got = append(got, r.ID)
+					}
+					if next == "" {
+						break
+					}
+					cursor = next
+				}
+				if !slices.Equal(got, want) || pages != max(1, (len(want)+size-1)/size) {
+					t.Fatalf("size %d: %d cursor pages hold\n%v\nwant\n%v", size, pages, got, want)
+				}
 			}
 		})
 	}
@@ -392,6 +415,26 @@ func TestPage(t *testing.T) {
 		list, total, err = l.Page(Filter{}, 1<<62, 50)
 		if err != nil || total != len(all) || len(list) != 0 || list == nil {
 			t.Fatalf("far page = %v, total %d, %v", list, total, err)
+		}
+	})
+
+	t.Run("cursor bounds", func(t *testing.T) {
+		list, next, err := l.Before(Filter{}, "", 0) // default size
+		if err != nil || len(list) != DefaultPageSize || next != list[DefaultPageSize-1].ID {
+			t.Fatalf("Before(\"\", 0) = %d records, next %q, %v", len(list), next, err)
+		}
+		want, _, _ := l.Page(Filter{}, 2, DefaultPageSize)
+		// A record written meanwhile is newer than the cursor: the next
+		// page does not shift.
+		l.Append(sample("late", "api-0", 200, t0.Add(24*time.Hour)))
+		got, _, err := l.Before(Filter{}, next, DefaultPageSize)
+		if err != nil || len(got) != len(want) || got[0].ID != want[0].ID || got[len(got)-1].ID != want[len(want)-1].ID {
+			t.Fatalf("the page after %s: %d records from %s, want %d from %s (%v)", next, len(got), got[0].ID, len(want), want[0].ID, err)
+		}
+		for _, bad := range []string{"x", strings.Repeat("g", 24), strings.Repeat("0", 23)} {
+			if _, _, err := l.Before(Filter{}, bad, 10); !errors.Is(err, ErrBadCursor) {
+				t.Errorf("cursor %q: %v", bad, err)
+			}
 		}
 	})
 }

@@ -91,3 +91,96 @@ func BenchmarkPage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPageThrough reads a log of 20000 records whole, in pages of
+// 100, newest first, as diff --traffic and replay read the admin API, three
+// ways: pageNo 1 under an upper time bound moved down to the oldest record
+// of each page; pageNo 1, 2, 3... under a fixed upper bound; and by cursor
+// (Before). Both page-number ways count every older match on each page, so
+// their cost grows with the square of the log; with captured=true (what
+// replay asks) each match counted is a record decoded, and those two take
+// minutes (-benchtime 1x).
+func BenchmarkPageThrough(b *testing.B) {
+	const records, size = 20000, 100
+	db := openDB(b)
+	l, err := db.AccessLog(LogOptions{PruneEvery: -1, QueueSize: records})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Hour)
+	for i := range int64(records) {
+		r := benchRecord(i)
+		r.StartedAt = t0.Add(time.Duration(i) * time.Millisecond)
+		r.Capture = &Capture{Bytes: 4000}
+		l.Append(r)
+	}
+	l.Close()
+	l, err = db.AccessLog(LogOptions{PruneEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	end := time.Now()
+	check := func(b *testing.B, n int) {
+		if n != records {
+			b.Fatalf("read %d records, want %d", n, records)
+		}
+	}
+	for _, f := range []struct {
+		name   string
+		filter Filter
+	}{{"all", Filter{}}, {"captured", Filter{Captured: true}}} {
+		b.Run(f.name+"/moving-to", func(b *testing.B) {
+			for b.Loop() {
+				n, flt := 0, f.filter
+				flt.To = end
+				for {
+					list, _, err := l.Page(flt, 1, size)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += len(list)
+					if len(list) < size {
+						break
+					}
+					flt.To = list[len(list)-1].StartedAt // distinct times here
+				}
+				check(b, n)
+			}
+		})
+		b.Run(f.name+"/page-number", func(b *testing.B) {
+			for b.Loop() {
+				n, flt := 0, f.filter
+				flt.To = end
+				for page := 1; ; page++ {
+					list, _, err := l.Page(flt, page, size)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += len(list)
+					if len(list) < size {
+						break
+					}
+				}
+				check(b, n)
+			}
+		})
+		b.Run(f.name+"/cursor", func(b *testing.B) {
+			for b.Loop() {
+				n, cursor := 0, ""
+				for {
+					list, next, err := l.Before(f.filter, cursor, size)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += len(list)
+					if next == "" {
+						break
+					}
+					cursor = next
+				}
+				check(b, n)
+			}
+		})
+	}
+}

@@ -18,6 +18,8 @@ var (
 	ErrLocked = errors.New("database file is locked")
 	// ErrNotFound: no record with that id.
 	ErrNotFound = errors.New("not found")
+	// ErrBadCursor: a paging cursor that is not a record id (24 hex digits).
+	ErrBadCursor = errors.New("not a record id (24 hex digits)")
 )
 
 // DefaultOpenTimeout is how long Open waits for the file lock when given no

@@ -25,8 +25,6 @@ const (
 	DefaultMaxBodies    = 200              // distinct request bodies kept per API
 	DefaultMaxBodyBytes = 64 << 10         // longer bodies are not kept (counted as unknown)
 	DefaultWindow       = 60 * time.Second // the window of API.Peak
-	// MaxLineBytes bounds one JSON line of an export file.
-	MaxLineBytes = 16 << 20
 )
 
 // Options bound and filter what is read and kept.
@@ -71,7 +69,7 @@ func (o *Options) defaults() {
 type Aggregate struct {
 	Source  string    `json:"source"`
 	Records int       `json:"records"` // records aggregated
-	Skipped int       `json:"skipped"` // records outside the filters, and lines that were not records
+	Skipped int       `json:"skipped"` // records of no API; and outside the filters, when Add is called directly (Load reads only those the filters select)
 	Limited bool      `json:"limited"` // reading stopped at Options.Limit
 	First   time.Time `json:"first"`   // earliest StartedAt aggregated
 	Last    time.Time `json:"last"`    // latest StartedAt aggregated

@@ -3,8 +3,11 @@ package traffic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,12 +37,14 @@ func TestAggregate(t *testing.T) {
 	in.WriteString(line(&store.Record{APICode: "b", Version: "v2", AppID: "shop", Method: "POST", HTTPStatus: 200, StartedAt: t0.Add(-48 * time.Hour)}))
 	in.WriteString(line(&store.Record{HTTPStatus: 404, StartedAt: t0})) // no API
 
-	g := New("test", Options{Now: t0.Add(2 * time.Minute), Since: time.Hour})
-	if err := g.ReadLines(strings.NewReader(in.String()), "x.jsonl"); err != nil {
+	file := filepath.Join(t.TempDir(), "x.jsonl")
+	os.WriteFile(file, []byte(in.String()), 0o644)
+	g, err := Load(context.Background(), Source{From: file}, Options{Now: t0.Add(2 * time.Minute), Since: time.Hour})
+	if err != nil {
 		t.Fatal(err)
 	}
-	g.Finish()
-	if g.Records != 7 || g.Skipped != 2 || len(g.APIs) != 1 {
+	// The record older than Since is not read; the one of no API is skipped.
+	if g.Records != 7 || g.Skipped != 1 || len(g.APIs) != 1 || g.Limited {
 		t.Fatalf("records %d skipped %d apis %v", g.Records, g.Skipped, g.APIs)
 	}
 	a := g.API("a:v1")
@@ -108,23 +113,81 @@ func TestMeter(t *testing.T) {
 	}
 }
 
-func TestReadLinesErrors(t *testing.T) {
-	g := New("test", Options{})
-	err := g.ReadLines(strings.NewReader(line(&store.Record{APICode: "a"})+"{not json\n"), "log.jsonl")
-	if err == nil || !strings.HasPrefix(err.Error(), "log.jsonl:2: not an access-log record") {
+// A line that is not a record, or is too long, is an error naming
+// file:line; with Unreadable set it is reported there and reading goes on.
+func TestEachFile(t *testing.T) {
+	t1 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := func(id, api string, at time.Time) string {
+		return line(&store.Record{ID: id, APICode: api, StartedAt: at})
+	}
+	captured := func(id string) string {
+		return line(&store.Record{ID: id, APICode: "a", StartedAt: t1, Capture: &store.Capture{Bytes: 10}})
+	}
+	data := rec("1", "a", t1) + "not json\n\n" + rec("2", "b", t1.Add(time.Hour)) + "[]\n" +
+		rec("4", "a", t1.Add(2*time.Hour)) + rec("5", "a", t1.Add(3*time.Hour)) + captured("6")
+	file := filepath.Join(t.TempDir(), "log.jsonl")
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f   Filter
+		ids string
+		bad []string
+	}{
+		{Filter{}, "1 2 4 5 6", []string{"log.jsonl:2: not an access-log record", "log.jsonl:5: not an access-log record"}},
+		{Filter{API: "a"}, "1 4 5 6", []string{":2:", ":5:"}},
+		{Filter{API: "a", Limit: 2}, "1 4", []string{":2:", ":5:"}},
+		{Filter{Since: t1.Add(90 * time.Minute)}, "4 5", []string{":2:", ":5:"}},
+		{Filter{CapturedOnly: true}, "6", []string{":2:", ":5:"}},
+		{Filter{Limit: 1}, "1", nil},
+	} {
+		var ids, bad []string
+		src := Source{From: file, Unreadable: func(err error) { bad = append(bad, err.Error()) }}
+		err := Each(context.Background(), src, tc.f, func(r *store.Record) error {
+			ids = append(ids, r.ID)
+			return nil
+		})
+		ok := err == nil && strings.Join(ids, " ") == tc.ids && len(bad) == len(tc.bad)
+		for i := range bad {
+			ok = ok && i < len(tc.bad) && strings.Contains(bad[i], tc.bad[i])
+		}
+		if !ok {
+			t.Errorf("%+v: %v (bad %q, %v), want %s (bad %q)", tc.f, ids, bad, err, tc.ids, tc.bad)
+		}
+	}
+	// Without Unreadable the first bad line ends the reading.
+	n := 0
+	err := Each(context.Background(), Source{From: file}, Filter{}, func(*store.Record) error { n++; return nil })
+	if err == nil || !strings.HasPrefix(err.Error(), file+":2: not an access-log record (JSON lines of storage.accessLog.export expected)") || n != 1 {
+		t.Fatalf("%d records, %v", n, err)
+	}
+	tooLong := filepath.Join(t.TempDir(), "long.jsonl")
+	os.WriteFile(tooLong, []byte(rec("1", "a", t1)+`{"requestBody":"`+strings.Repeat("z", MaxLineBytes)+`"}`+"\n"), 0o644)
+	if err := Each(context.Background(), Source{From: tooLong}, Filter{}, func(*store.Record) error { return nil }); err == nil || err.Error() != tooLong+":2: line longer than 16777216 bytes" {
 		t.Fatalf("%v", err)
+	}
+	var bad []error
+	n = 0
+	src := Source{From: tooLong, Unreadable: func(err error) { bad = append(bad, err) }}
+	if err := Each(context.Background(), src, Filter{}, func(*store.Record) error { n++; return nil }); err != nil || n != 1 || len(bad) != 1 || bad[0].Error() != tooLong+":2: line longer than 16777216 bytes" {
+		t.Fatalf("%d records, %v %v", n, bad, err)
+	}
+	// fn's own error ends the reading and is returned; Stop ends it quietly.
+	mine := errors.New("mine")
+	if err := Each(context.Background(), Source{From: tooLong}, Filter{}, func(*store.Record) error { return mine }); err != mine {
+		t.Errorf("%v", err)
+	}
+	if err := Each(context.Background(), Source{From: tooLong}, Filter{}, func(*store.Record) error { return Stop }); err != nil {
+		t.Errorf("%v", err)
 	}
 }
 
-// fakeAdmin serves the access-log page as the admin listener does: newest
-// first, StartedAt in [from, to), pageSize at most 100.
+// fakeAdmin serves the access-log page by cursor as the admin listener
+// does: newest first, records older than before, pageSize at most 100, the
+// next cursor when more are left. It fails a request that asks for a
+// total or a page number.
 func fakeAdmin(t *testing.T, recs []*store.Record) (url string, calls *int) {
-	sort.Slice(recs, func(i, j int) bool {
-		if !recs[i].StartedAt.Equal(recs[j].StartedAt) {
-			return recs[i].StartedAt.After(recs[j].StartedAt)
-		}
-		return recs[i].ID > recs[j].ID
-	})
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID > recs[j].ID })
 	n := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n++
@@ -134,42 +197,60 @@ func fakeAdmin(t *testing.T, recs []*store.Record) (url string, calls *int) {
 			return
 		}
 		q := r.URL.Query()
-		to, _ := time.Parse(time.RFC3339Nano, q.Get("to"))
+		if q.Has("pageNo") || (q.Get("noTotal") != "true") == (q.Get("before") == "") {
+			t.Errorf("asked %s", r.URL.RawQuery)
+		}
 		size, _ := strconv.Atoi(q.Get("pageSize"))
 		var list []*store.Record
+		next := ""
 		for _, rec := range recs {
-			if rec.StartedAt.Before(to) && len(list) < size {
-				list = append(list, rec)
+			if before := q.Get("before"); before != "" && rec.ID >= before {
+				continue
 			}
+			if q.Get("apiCode") != "" && rec.APICode != q.Get("apiCode") {
+				continue
+			}
+			if len(list) == size {
+				next = list[size-1].ID
+				break
+			}
+			list = append(list, rec)
 		}
-		json.NewEncoder(w).Encode(map[string]any{"code": 0, "data": map[string]any{"total": len(recs), "list": list}})
+		json.NewEncoder(w).Encode(map[string]any{"code": 0, "data": map[string]any{"list": list, "next": next}})
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, &n
 }
 
-// Paging moves the upper end of the range down page by page; records that
-// share the boundary nanosecond are neither lost nor counted twice.
-func TestFetchAdminPaging(t *testing.T) {
+// Paging follows the cursor, page by page, until the page that says there
+// is no next one; a gateway that answers without a cursor is refused.
+func TestEachAdminPaging(t *testing.T) {
 	var recs []*store.Record
 	for i := range 250 {
 		at := t0.Add(time.Duration(i/3) * time.Millisecond) // three records per instant
 		recs = append(recs, &store.Record{ID: strconv.Itoa(1000 + i), APICode: "a", Version: "v1", AppID: "shop", HTTPStatus: 200, StartedAt: at})
 	}
 	url, calls := fakeAdmin(t, recs)
-	g := New(url, Options{Now: t0.Add(time.Hour)})
-	if err := g.FetchAdmin(context.Background(), nil, url, "tok"); err != nil {
+	g, err := Load(context.Background(), Source{From: url, Token: "tok"}, Options{Now: t0.Add(time.Hour)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Records != 250 || g.API("a:v1").Accepted != 250 || *calls != 3 {
+	if g.Records != 250 || g.API("a:v1").Accepted != 250 || *calls != 3 || g.Limited {
 		t.Fatalf("records %d in %d pages", g.Records, *calls)
 	}
-	g = New(url, Options{Now: t0.Add(time.Hour), Limit: 120})
-	g.FetchAdmin(context.Background(), nil, url, "tok")
-	if g.Records != 120 || !g.Limited {
-		t.Fatalf("limit: %d %v", g.Records, g.Limited)
+	*calls = 0
+	g, _ = Load(context.Background(), Source{From: url, Token: "tok"}, Options{Now: t0.Add(time.Hour), Limit: 120})
+	if g.Records != 120 || !g.Limited || *calls != 2 {
+		t.Fatalf("limit: %d %v in %d pages", g.Records, g.Limited, *calls)
 	}
-	if err := New(url, Options{}).FetchAdmin(context.Background(), nil, url, "wrong"); err == nil || !strings.Contains(err.Error(), "answered HTTP 401: no") {
+	if _, err := Load(context.Background(), Source{From: url, Token: "wrong"}, Options{}); err == nil || err.Error() != url+": answered HTTP 401: no" {
+		t.Fatalf("%v", err)
+	}
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"code":0,"data":{"total":1,"list":[{"apiCode":"a"}]}}`))
+	}))
+	defer old.Close()
+	if err := Each(context.Background(), Source{From: old.URL}, Filter{}, func(*store.Record) error { return nil }); err == nil || !strings.Contains(err.Error(), "does not page by cursor") {
 		t.Fatalf("%v", err)
 	}
 }
