@@ -231,9 +231,11 @@ cases:
 	}
 }
 
-// TestMistakes: a credential whose key does not resolve, and an API that
-// is not online, are the test's own mistakes; keys given in the case sign
-// instead of the credential's.
+// TestMistakes: a credential whose key does not resolve in the sandbox
+// (env: is never read there), and an API that is not online, are the
+// test's own mistakes; keys given in the case (a value, or a file inside
+// the repository) sign instead of the credential's, and the portal
+// verifies with them.
 func TestMistakes(t *testing.T) {
 	tests := `apiVersion: databus/v1
 kind: ApiTest
@@ -249,22 +251,36 @@ cases:
     credential: envapp
     keys: {encryption: {value: fedcba9876543210}}
     request: {body: {}}
-    expect: {code: 500}
+    stubs: [{step: price, body: {total: 1}}]
+    expect: {code: 200, response: {total: 1}}
+  - name: test key file
+    api: calc:v1
+    credential: envapp
+    keys: {encryption: {secretRef: 'file:keys/test.key'}}
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 2}}]
+    expect: {code: 200, response: {total: 2}}
   - name: draft
     api: draft:v1
     credential: app
     expect: {code: 200}
 `
 	draft := "apiVersion: databus/v1\nkind: Api\ncode: draft\nversion: v1\nstatus: draft\nmethods: [GET]\npolicies: {rateLimit: two}\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n"
-	dir := repo(t, map[string]string{"tests/m.yaml": tests, "apis/draft.yaml": draft})
+	// The environment variable is set: the sandbox reads no environment,
+	// so the credential's key still does not resolve.
+	t.Setenv("DATABUS_APITEST_UNSET_KEY", "0011223344556677")
+	dir := repo(t, map[string]string{"tests/m.yaml": tests, "apis/draft.yaml": draft, "keys/test.key": "aabbccddeeff0011"})
 	got := byName(t, run(t, dir, Options{}))
 	if c := got["key unresolved"]; c.Outcome != Mistake || !strings.Contains(failures(c), "the credential's encryption key does not resolve") {
 		t.Errorf("key unresolved: %s\n%s", c.Outcome, failures(c))
 	}
-	// The gateway cannot resolve envapp's key either: 500 应用未配置加密密钥,
-	// which the case signed with its own key expects.
-	if c := got["test key"]; c.Outcome != Pass {
-		t.Errorf("test key: %s\n%s", c.Outcome, failures(c))
+	// The sandbox cannot resolve envapp's key either; the case's keys are
+	// the session's keys of envapp, so the portal verifies and decrypts
+	// with them.
+	for _, name := range []string{"test key", "test key file"} {
+		if c := got[name]; c.Outcome != Pass {
+			t.Errorf("%s: %s\n%s", name, c.Outcome, failures(c))
+		}
 	}
 	if c := got["draft"]; c.Outcome != Mistake || !strings.Contains(failures(c), "API draft:v1 is draft") {
 		t.Errorf("draft: %s\n%s", c.Outcome, failures(c))

@@ -139,13 +139,17 @@ func runCase(ctx context.Context, sb *sandbox.Sandbox, t *config.ApiTest, c *con
 		}
 		so.RemoteAddr = ra
 	}
-	ss := sb.Session(so)
-
-	send, decode, err := newSender(repo, snap.Settings, t, c, api)
+	send, decode, keys, err := newSender(repo, snap.Settings, t, c, api)
 	if err != nil {
 		r.mistake(pl.Case, "credential", "%v", err)
 		return
 	}
+	if keys != nil {
+		// The portal verifies with the case's keys: in a sandbox the
+		// credential's own secret (env:, a file elsewhere) is not read.
+		so.Keys = map[string]sandbox.Keys{t.CredentialOf(c): *keys}
+	}
+	ss := sb.Session(so)
 	repeat := max(c.Repeat, 1)
 	var last *sandbox.Exchange
 	var answers []int
@@ -222,8 +226,10 @@ type envelope struct {
 
 // newSender prepares how the case's requests are made and answers read:
 // signed and encrypted with the credential (its own keys, or the case's),
-// or plain when the case names no credential.
-func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, c *config.TestCase, api *config.Api) (func(context.Context) (*http.Request, error), func(*sandbox.Exchange) (*envelope, error), error) {
+// or plain when the case names no credential. keys is what the session's
+// portal must know the credential by: the keys signing, when the case
+// gives keys of its own; nil otherwise.
+func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, c *config.TestCase, api *config.Api) (send func(context.Context) (*http.Request, error), decode func(*sandbox.Exchange) (*envelope, error), keys *sandbox.Keys, err error) {
 	q := &c.Request
 	method := q.Method
 	if method == "" {
@@ -264,7 +270,7 @@ func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, 
 		if len(query) > 0 {
 			u += "?" + query.Encode()
 		}
-		send := func(ctx context.Context) (*http.Request, error) {
+		send = func(ctx context.Context) (*http.Request, error) {
 			req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 			if err != nil {
 				return nil, err
@@ -275,20 +281,22 @@ func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, 
 			finish(req)
 			return req, nil
 		}
-		decode := func(x *sandbox.Exchange) (*envelope, error) { return decodePlain(x.Status, x.Body) }
-		return send, decode, nil
+		decode = func(x *sandbox.Exchange) (*envelope, error) { return decodePlain(x.Status, x.Body) }
+		return send, decode, nil, nil
 	}
 	cred := repo.Credential(app)
 	if cred == nil {
-		return nil, nil, fmt.Errorf("credential %q not found in %s/", app, config.CredentialsDir)
+		return nil, nil, nil, fmt.Errorf("credential %q not found in %s/", app, config.CredentialsDir)
 	}
 	cc := client.Credential{AppID: app, SignatureType: cred.SignatureType, EncryptionType: cred.EncryptionType}
-	var err error
 	if cc.EncryptionKey, err = key(repo.Dir, c, "encryption", cred.EncryptionKey); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cc.SignatureKey, err = key(repo.Dir, c, "signature", cred.SignatureKey); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if c.Keys != nil && (c.Keys.Encryption != nil || c.Keys.Signature != nil) {
+		keys = &sandbox.Keys{Encryption: cc.EncryptionKey, Signature: cc.SignatureKey}
 	}
 	cl := &client.Client{BaseURL: base, Credential: cc}
 	if off := time.Duration(q.ClockOffset); off != 0 {
@@ -297,7 +305,7 @@ func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, 
 	if q.Nonce != "" {
 		cl.Nonce = func() string { return q.Nonce }
 	}
-	send := func(ctx context.Context) (*http.Request, error) {
+	send = func(ctx context.Context) (*http.Request, error) {
 		p, err := cl.Prepare(method, api.ID(), query, body)
 		if err != nil {
 			return nil, fmt.Errorf("signing with credential %s: %v", app, err)
@@ -310,7 +318,7 @@ func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, 
 		finish(req)
 		return req, nil
 	}
-	decode := func(x *sandbox.Exchange) (*envelope, error) {
+	decode = func(x *sandbox.Exchange) (*envelope, error) {
 		if !strings.HasPrefix(x.Header.Get("Content-Type"), "text/plain") {
 			return decodePlain(x.Status, x.Body)
 		}
@@ -320,7 +328,7 @@ func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, 
 		}
 		return decodePlain(x.Status, resp.Raw)
 	}
-	return send, decode, nil
+	return send, decode, keys, nil
 }
 
 // key returns the case's key of kind when it gives one, else the
@@ -342,7 +350,7 @@ func key(dir string, c *config.TestCase, kind string, ref *config.SecretRef) ([]
 	if ref == nil {
 		return nil, nil
 	}
-	b, err := ref.Resolve(dir)
+	b, err := ref.ResolveInRepo(dir) // as the sandbox's portal reads it
 	if err != nil {
 		return nil, fmt.Errorf("the credential's %s key does not resolve (%v): provide it, or give the case keys.%s", kind, err, kind)
 	}

@@ -125,12 +125,14 @@ type TestKey struct {
 	Value     string `yaml:"value,omitempty" json:"value,omitempty"`
 }
 
-// Resolve returns the key's bytes.
+// Resolve returns the key's bytes. A reference is read as the sandbox of
+// databus test reads secrets (SecretRef.ResolveInRepo): only a file inside
+// the repository, never the environment or a file elsewhere.
 func (k *TestKey) Resolve(repoDir string) ([]byte, error) {
 	if k.Value != "" {
 		return []byte(k.Value), nil
 	}
-	return SecretRef{Ref: k.SecretRef}.Resolve(repoDir)
+	return SecretRef{Ref: k.SecretRef}.ResolveInRepo(repoDir)
 }
 
 // TestRequest is the request of a case.
