@@ -409,3 +409,66 @@ cases:
 		t.Errorf("the run took %s", d)
 	}
 }
+
+// TestEveryAnswer: expect.answers checks every answer of a repeat (the
+// last one alone does not show a limit lowered), .answers lists them for
+// assertions, expect.encrypted checks the answer came encrypted, and a
+// stub's sequence answers in turn, its last answer repeating.
+func TestEveryAnswer(t *testing.T) {
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+api: calc:v1
+credential: app
+cases:
+  - name: limit holds
+    repeat: 3
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+    expect:
+      answers: [200 x2, 429]
+      encrypted: true
+      assert: ['.answers == [200, 200, 429]', '.encrypted']
+  - name: limit lowered
+    repeat: 3
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+    expect: {answers: [200 x3], code: 429}
+  - name: plain expected
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+    expect: {encrypted: false}
+  - name: sequence
+    repeat: 2
+    request: {body: {}}
+    stubs:
+      - step: price
+        sequence: [{body: {total: 1}}, {status: 200, body: {total: 7}}]
+        expect: {calls: 2}
+    expect: {answers: [200 x2], response: {total: 7}}
+`
+	dir := repo(t, map[string]string{"tests/a.yaml": tests})
+	got := byName(t, run(t, dir, Options{}))
+	for _, name := range []string{"limit holds", "sequence"} {
+		if c := got[name]; c.Outcome != Pass {
+			t.Errorf("%s: %s\n%s", name, c.Outcome, failures(c))
+		}
+	}
+	c := got["limit lowered"]
+	if c.Outcome != Fail || len(c.Failures) != 1 || c.Failures[0].What != "expect.answers" ||
+		c.Failures[0].Message != "expected the 3 answers [200 x3], got [200 x2, 429]" || c.Failures[0].Line != 18 {
+		t.Errorf("limit lowered: %s\n%s", c.Outcome, failures(c))
+	}
+	c = got["plain expected"]
+	if c.Outcome != Fail || len(c.Failures) != 1 || !strings.Contains(c.Failures[0].Message, "expected the answer in plain text, it came encrypted") {
+		t.Errorf("plain expected: %s\n%s", c.Outcome, failures(c))
+	}
+	// expect.answers must list one status per answer.
+	bad := strings.Replace(tests, "answers: [200 x3]", "answers: [200 x2]", 1)
+	rep, err := Run(context.Background(), repo(t, map[string]string{"tests/a.yaml": bad}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Refused || !strings.Contains(rep.Diagnostics.Error(), "tests/a.yaml:18:23: error: cases[1].expect.answers: expect.answers lists 2 answers, the case sends 3 (repeat)") {
+		t.Errorf("count mismatch: refused %v\n%v", rep.Refused, rep.Diagnostics)
+	}
+}

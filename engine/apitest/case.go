@@ -77,9 +77,11 @@ func methodMatches(want, got string) bool {
 func (s *stubs) Answer(_ context.Context, c *sandbox.Call) sandbox.Answer {
 	i := s.match(c)
 	s.mu.Lock()
+	n := 0
 	if i < 0 {
 		s.unmatched = append(s.unmatched, c)
 	} else {
+		n = len(s.got[i])
 		s.got[i] = append(s.got[i], c)
 	}
 	s.mu.Unlock()
@@ -87,7 +89,8 @@ func (s *stubs) Answer(_ context.Context, c *sandbox.Call) sandbox.Answer {
 		return sandbox.Answer{Status: sandbox.StatusNoStub, Header: http.Header{"Content-Type": {"application/json"}},
 			Body: []byte(`{"error":"no stub of the test answers this call"}`)}
 	}
-	st := &s.list[i]
+	seq := s.list[i].Answers()
+	st := &seq[min(n, len(seq)-1)] // the nth call gets the nth answer; the last repeats
 	a := sandbox.Answer{Status: st.Status, Code: st.Code, Delay: st.Delay.D(), Hang: st.Hang, Reset: st.Reset, Header: http.Header{}}
 	for k, v := range st.Headers {
 		a.Header.Set(k, v)
@@ -222,6 +225,8 @@ type envelope struct {
 	Message  string `json:"message"`
 	Response any    `json:"response"`
 	TraceID  string `json:"traceId"`
+	// encrypted: the answer came encrypted with the credential's key.
+	encrypted bool
 }
 
 // newSender prepares how the case's requests are made and answers read:
@@ -326,7 +331,11 @@ func newSender(repo *config.Repository, st *config.Settings, t *config.ApiTest, 
 		if err != nil {
 			return nil, err
 		}
-		return decodePlain(x.Status, resp.Raw)
+		env, err := decodePlain(x.Status, resp.Raw)
+		if env != nil {
+			env.encrypted = true
+		}
+		return env, err
 	}
 	return send, decode, keys, nil
 }
@@ -375,6 +384,15 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 		if len(answers) > 1 {
 			f.Message += fmt.Sprintf("; the %d answers: %s", len(answers), statuses(answers))
 		}
+	}
+	if len(e.Answers) > 0 {
+		if want := config.ExpandAnswers(e.Answers); !equalInts(want, answers) {
+			r.fail(pl.Line("answers"), "expect.answers", "expected the %d answers %s, got %s", len(want), runs(want), runs(answers))
+		}
+	}
+	if e.Encrypted != nil && env.encrypted != *e.Encrypted {
+		how := map[bool]string{true: "encrypted", false: "in plain text"}
+		r.fail(pl.Line("encrypted"), "expect.encrypted", "expected the answer %s, it came %s (apiPortal.security.encryptResponse)", how[*e.Encrypted], how[env.encrypted])
 	}
 	if e.Message != nil && env.Message != *e.Message {
 		r.fail(pl.Line("message"), "expect.message", "expected message %q, got %q", *e.Message, env.Message)
@@ -449,6 +467,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 	if progs := e.Assert; len(progs) > 0 {
 		doc := map[string]any{
 			"code": env.Code, "message": env.Message, "response": env.Response, "traceId": env.TraceID,
+			"encrypted": env.encrypted, "answers": intsDoc(answers),
 			"http":  map[string]any{"status": x.Status, "headers": flatHeader(x.Header)},
 			"steps": stepsDoc(steps),
 		}
@@ -697,6 +716,44 @@ func statuses(list []int) string {
 		fmt.Fprint(&b, s)
 	}
 	return b.String()
+}
+
+// runs renders statuses compactly: [200 x10, 429].
+func runs(list []int) string {
+	var parts []string
+	for i := 0; i < len(list); {
+		j := i
+		for j < len(list) && list[j] == list[i] {
+			j++
+		}
+		if j-i == 1 {
+			parts = append(parts, fmt.Sprint(list[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d x%d", list[i], j-i))
+		}
+		i = j
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func intsDoc(list []int) []any {
+	out := make([]any, len(list))
+	for i, v := range list {
+		out[i] = v
+	}
+	return out
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func equalStrings(a, b []string) bool {

@@ -181,9 +181,66 @@ type TestStub struct {
 	Delay   Duration          `yaml:"delay,omitempty" json:"delay,omitempty"`
 	Hang    bool              `yaml:"hang,omitempty" json:"hang,omitempty"`
 	Reset   bool              `yaml:"reset,omitempty" json:"reset,omitempty"`
-	Expect  *StubExpect       `yaml:"expect,omitempty" json:"expect,omitempty"`
+	// Sequence: the answers in turn, the last one repeating; excludes the
+	// answer keys above.
+	Sequence []StubAnswer `yaml:"sequence,omitempty" json:"sequence,omitempty"`
+	Expect   *StubExpect  `yaml:"expect,omitempty" json:"expect,omitempty"`
 	// HasBody: the file sets body.
 	HasBody bool `yaml:"-" json:"-"`
+}
+
+// StubAnswer is one answer of a stub's sequence.
+type StubAnswer struct {
+	Status  int               `yaml:"status,omitempty" json:"status,omitempty"`
+	Code    int               `yaml:"code,omitempty" json:"code,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	Body    any               `yaml:"body,omitempty" json:"body,omitempty"`
+	RawBody *string           `yaml:"rawBody,omitempty" json:"rawBody,omitempty"`
+	Delay   Duration          `yaml:"delay,omitempty" json:"delay,omitempty"`
+	Hang    bool              `yaml:"hang,omitempty" json:"hang,omitempty"`
+	Reset   bool              `yaml:"reset,omitempty" json:"reset,omitempty"`
+	HasBody bool              `yaml:"-" json:"-"`
+}
+
+// Answers returns what the stub answers, in turn (the last one repeating):
+// its sequence, or its own answer keys as the only one.
+func (s *TestStub) Answers() []StubAnswer {
+	if len(s.Sequence) > 0 {
+		return s.Sequence
+	}
+	return []StubAnswer{{Status: s.Status, Code: s.Code, Headers: s.Headers, Body: s.Body, RawBody: s.RawBody, Delay: s.Delay, Hang: s.Hang, Reset: s.Reset, HasBody: s.HasBody}}
+}
+
+// AnswerRun is an item of expect.answers: Count answers of Status in a row
+// (a status, or "STATUS xN").
+type AnswerRun struct {
+	Status, Count int
+}
+
+// UnmarshalYAML reads 429 or "200 x10".
+func (a *AnswerRun) UnmarshalYAML(n *yaml.Node) error {
+	st, cnt, found := strings.Cut(n.Value, " x")
+	if !found {
+		cnt = "1"
+	}
+	s, err1 := strconv.Atoi(st)
+	c, err2 := strconv.Atoi(cnt)
+	if err1 != nil || err2 != nil || c < 1 {
+		return fmt.Errorf("bad answer %q: expected a status (429) or STATUS xN (200 x10)", n.Value)
+	}
+	a.Status, a.Count = s, c
+	return nil
+}
+
+// ExpandAnswers lists the statuses of runs, one per answer.
+func ExpandAnswers(runs []AnswerRun) []int {
+	var out []int
+	for _, r := range runs {
+		for i := 0; i < r.Count && len(out) < 100000; i++ {
+			out = append(out, r.Status)
+		}
+	}
+	return out
 }
 
 // Describe names the stub in messages: step approve, GET http://..., service s/n.
@@ -218,6 +275,8 @@ type StubExpect struct {
 // TestExpect is what the last answer of a case must be.
 type TestExpect struct {
 	Code      int            `yaml:"code,omitempty" json:"code,omitempty"`
+	Answers   []AnswerRun    `yaml:"answers,omitempty" json:"answers,omitempty"`
+	Encrypted *bool          `yaml:"encrypted,omitempty" json:"encrypted,omitempty"`
 	Message   *string        `yaml:"message,omitempty" json:"message,omitempty"`
 	Response  any            `yaml:"response,omitempty" json:"response,omitempty"`
 	Assert    []string       `yaml:"assert,omitempty" json:"assert,omitempty"`
@@ -299,6 +358,25 @@ func (l *loader) checkTest(d *document, t *ApiTest) {
 			if s.Hang && s.Reset {
 				d.errorf(sp+"/reset", "hang and reset exclude each other: keep one")
 			}
+			if len(s.Sequence) > 0 {
+				for _, k := range []string{"status", "code", "headers", "body", "rawBody", "delay", "hang", "reset"} {
+					if _, ok := d.nodes[sp+"/"+k]; ok {
+						d.errorf(sp+"/"+k, "sequence lists the stub's answers: put %s in its items, not beside it", k)
+					}
+				}
+			}
+			for k := range s.Sequence {
+				a := &s.Sequence[k]
+				ap := pointerJoin(sp, "sequence", k)
+				_, a.HasBody = d.nodes[ap+"/body"]
+				if a.HasBody && a.RawBody != nil {
+					d.errorf(ap+"/rawBody", "body and rawBody exclude each other: keep one")
+				}
+				if a.Hang && a.Reset {
+					d.errorf(ap+"/reset", "hang and reset exclude each other: keep one")
+				}
+				checkPositive(d, ap+"/delay", a.Delay)
+			}
 			checkPositive(d, sp+"/delay", s.Delay)
 			if s.Delay != 0 && c.Timeout != 0 && s.Delay > c.Timeout {
 				d.errorf(sp+"/delay", "delay %s is longer than the case's timeout %s", s.Delay.D(), c.Timeout.D())
@@ -311,6 +389,9 @@ func (l *loader) checkTest(d *document, t *ApiTest) {
 			}
 		}
 		if e := c.Expect; e != nil {
+			if n, want := len(ExpandAnswers(e.Answers)), max(c.Repeat, 1); len(e.Answers) > 0 && n != want {
+				d.errorf(ptr+"/expect/answers", "expect.answers lists %d answers, the case sends %d (repeat): list one status per answer", n, want)
+			}
 			_, e.HasResponse = d.nodes[ptr+"/expect/response"]
 			_, e.RanSet = d.nodes[ptr+"/expect/ran"]
 			_, e.SkippedSet = d.nodes[ptr+"/expect/skipped"]
@@ -334,7 +415,7 @@ func placesOf(d *document, i int, c *TestCase) *TestPlaces {
 	ptr := pointerOf("cases", i)
 	p := &TestPlaces{Case: lineOf(d, ptr), Expect: map[string]int{}}
 	if c.Expect != nil {
-		for _, k := range []string{"code", "message", "response", "ran", "skipped", "accessLog"} {
+		for _, k := range []string{"code", "answers", "encrypted", "message", "response", "ran", "skipped", "accessLog"} {
 			if n, ok := d.keys[ptr+"/expect/"+k]; ok {
 				p.Expect[k] = n.Line
 			}
@@ -380,6 +461,9 @@ func (t *ApiTest) takeValues(d *document) {
 			s := &c.Stubs[j]
 			sp := pointerJoin(ptr, "stubs", j)
 			s.Body = valueAt(d.value, sp+"/body")
+			for k := range s.Sequence {
+				s.Sequence[k].Body = valueAt(d.value, pointerJoin(sp, "sequence", k, "body"))
+			}
 			if s.Expect != nil {
 				s.Expect.Body = valueAt(d.value, sp+"/expect/body")
 			}
