@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/apitest"
 )
 
-const testUsage = "[DIR] [--run PATTERN] [--format text|json|github] [-v]"
+const testUsage = "[DIR] [--run PATTERN] [--timeout 10m] [--format text|json|github] [-v]"
 
 func runTest(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", testUsage,
@@ -19,6 +20,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "text", "output: text (failures with file:line and a diff), json, or github (workflow annotations)")
 	parallel := fs.Int("parallel", 0, "cases run at once (default: the number of CPUs)")
 	verbose := fs.Bool("v", false, "list the cases that passed too")
+	timeout := fs.Duration("timeout", 10*time.Minute, "the whole run's time: the cases that did not finish by then are listed and the run fails (a case's own timeout is at most 2m)")
 	pos, code, done := parseArgs(fs, args)
 	if done {
 		return code
@@ -26,7 +28,11 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	if !repoArgs("test", pos, dir, *format, stderr) {
 		return exitUsage
 	}
-	o := apitest.Options{Parallel: *parallel}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "databus test: --timeout must be positive\n")
+		return exitUsage
+	}
+	o := apitest.Options{Parallel: *parallel, Timeout: *timeout}
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {

@@ -33,7 +33,13 @@ const (
 	// served, a key that does not resolve, a stub never called): the
 	// test's own mistake, not the API's.
 	Mistake = "error"
+	// Unfinished: the run's timeout expired before the case finished.
+	Unfinished = "unfinished"
 )
+
+// unfinishedGrace is how long a run whose timeout expired waits for its
+// running cases to end before it reports them unfinished.
+const unfinishedGrace = 2 * time.Second
 
 // DefaultTimeout bounds a case that sets no timeout, every repeat included.
 const DefaultTimeout = 10 * time.Second
@@ -46,6 +52,9 @@ type Options struct {
 	// Parallel bounds how many cases run at once; 0: GOMAXPROCS.
 	Parallel int
 	Logger   *slog.Logger // nil: discard
+	// Timeout bounds the whole run; the cases that did not finish by then
+	// are reported as such (Report.Unfinished). 0: no bound beyond ctx.
+	Timeout time.Duration
 }
 
 // Report is the outcome of a run.
@@ -65,11 +74,15 @@ type Report struct {
 	// name of one case, to show how cases are named.
 	NoMatch string `json:"noMatch,omitempty"`
 	Example string `json:"-"`
+	// Unfinished names the cases the run's timeout stopped or never
+	// started; Timeout is that timeout.
+	Unfinished []string      `json:"unfinished,omitempty"`
+	Timeout    time.Duration `json:"-"`
 }
 
 // OK reports whether every selected case passed.
 func (r *Report) OK() bool {
-	return !r.Refused && r.NoMatch == "" && r.Failed == 0 && r.Mistakes == 0
+	return !r.Refused && r.NoMatch == "" && len(r.Unfinished) == 0 && r.Failed == 0 && r.Mistakes == 0
 }
 
 // CaseResult is the outcome of one case.
@@ -168,30 +181,80 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	next := make(chan job)
+	runCtx, cancel := context.WithCancel(ctx) // cancelled when every case finished
+	if o.Timeout > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, o.Timeout)
+		rep.Timeout = o.Timeout
+	}
+	defer cancel()
+	// A worker publishes a case's result only when the case finished; a
+	// case still running when the run's time is up keeps its own result
+	// to itself, and the report shows it unfinished.
+	var mu sync.Mutex
+	done := make([]bool, len(jobs))
+	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(n, len(jobs)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range next {
+			for i := range next {
+				j := jobs[i]
+				r := *j.r
 				start := time.Now()
-				runCase(ctx, sb, j.t, j.c, j.r)
-				j.r.Elapsed = time.Since(start)
+				runCase(runCtx, sb, j.t, j.c, &r)
+				r.Elapsed = time.Since(start)
+				mu.Lock()
+				if runCtx.Err() == nil {
+					*j.r, done[i] = r, true
+				}
+				mu.Unlock()
 			}
 		}()
 	}
-	for _, j := range jobs {
-		next <- j
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer close(next)
+		for i := range jobs {
+			select {
+			case next <- i:
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); <-finished; cancel() }()
+	select {
+	case <-finished:
+	case <-runCtx.Done():
 	}
-	close(next)
-	wg.Wait()
+	// Give running cases a moment to end on the cancelled context (their
+	// flows, stubs and stores all end on it) before reporting them.
+	<-runCtx.Done()
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-time.After(unfinishedGrace):
+	}
+	mu.Lock()
+	for i, j := range jobs {
+		if !done[i] {
+			r := &CaseResult{Name: j.r.Name, Case: j.r.Case, File: j.r.File, Line: j.r.Line, API: j.r.API, Outcome: Unfinished}
+			r.Failures = []*Failure{{Line: r.Line, What: "timeout", Message: fmt.Sprintf("the run's timeout (%s) expired before this case finished", o.Timeout)}}
+			rep.Cases[i] = r
+			rep.Unfinished = append(rep.Unfinished, r.Name)
+		}
+	}
+	mu.Unlock()
 	for _, r := range rep.Cases {
 		switch r.Outcome {
 		case Pass:
 			rep.Passed++
 		case Fail:
 			rep.Failed++
+		case Unfinished:
 		default:
 			rep.Mistakes++
 		}

@@ -472,3 +472,49 @@ cases:
 		t.Errorf("count mismatch: refused %v\n%v", rep.Refused, rep.Diagnostics)
 	}
 }
+
+// TestRunTimeout: the run's timeout stops a run whose cases would take
+// long; the cases still running and those never started are reported
+// unfinished, and the run fails. A case's timeout above 2m is refused.
+func TestRunTimeout(t *testing.T) {
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+api: calc:v1
+credential: app
+cases:
+  - name: slow
+    repeat: 100
+    timeout: 2m
+    request: {body: {}}
+    stubs: [{step: price, delay: 250ms, body: {total: 1}}]
+    expect: {code: 200}
+  - name: next
+    request: {body: {}}
+    stubs: [{step: price, body: {total: 1}}]
+`
+	dir := repo(t, map[string]string{"tests/t.yaml": tests})
+	start := time.Now()
+	rep := run(t, dir, Options{Parallel: 1, Timeout: 500 * time.Millisecond})
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("the run took %s", d)
+	}
+	if rep.OK() || strings.Join(rep.Unfinished, ",") != "t/slow,t/next" {
+		t.Fatalf("unfinished %q, ok %v", rep.Unfinished, rep.OK())
+	}
+	for _, c := range rep.Cases {
+		if c.Outcome != Unfinished || !strings.Contains(failures(c), "the run's timeout (500ms) expired before this case finished") {
+			t.Errorf("%s: %s\n%s", c.Name, c.Outcome, failures(c))
+		}
+	}
+	if s := rep.Summary("."); !strings.Contains(s, "2 did not finish: the run stopped at its --timeout 500ms") {
+		t.Errorf("summary: %s", s)
+	}
+	long := strings.Replace(tests, "timeout: 2m", "timeout: 3m", 1)
+	rep, err := Run(context.Background(), repo(t, map[string]string{"tests/t.yaml": long}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Refused || !strings.Contains(rep.Diagnostics.Error(), "timeout 3m0s is longer than 2m0s, the most a case may take") {
+		t.Errorf("timeout 3m: refused %v\n%v", rep.Refused, rep.Diagnostics)
+	}
+}

@@ -88,6 +88,8 @@ func (r *Report) writeText(w io.Writer, file func(string) string, prefix string,
 			continue
 		case Fail:
 			fmt.Fprintf(&b, "FAIL  %s (%s:%d)\n", c.Name, file(c.File), c.Line)
+		case Unfinished:
+			fmt.Fprintf(&b, "STOP  %s (%s:%d): did not finish\n", c.Name, file(c.File), c.Line)
 		default:
 			fmt.Fprintf(&b, "ERROR %s (%s:%d): the test's own mistake\n", c.Name, file(c.File), c.Line)
 		}
@@ -135,6 +137,9 @@ func (r *Report) Summary(dir string) string {
 	}
 	if r.Mistakes > 0 {
 		s += fmt.Sprintf(", %s (the test's own mistake)", plural(r.Mistakes, "error", "errors"))
+	}
+	if n := len(r.Unfinished); n > 0 {
+		s += fmt.Sprintf(", %d did not finish: the run stopped at its --timeout %s", n, r.Timeout)
 	}
 	return s + fmt.Sprintf(" (%s)", plural(r.Files, "file", "files"))
 }

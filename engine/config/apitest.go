@@ -14,6 +14,10 @@ import (
 // TestsDir is the folder of the contract tests (kind ApiTest).
 const TestsDir = "tests"
 
+// MaxTestTimeout bounds a case's timeout: a pull request cannot make
+// databus test wait longer than this for one case.
+const MaxTestTimeout = 2 * time.Minute
+
 // ApiTest is one file of contract tests (tests/**/*.yaml), run by databus
 // test. The loader checks it like every other document; the runner is
 // engine/apitest.
@@ -332,6 +336,9 @@ func (l *loader) checkTest(d *document, t *ApiTest) {
 			}
 		}
 		checkPositive(d, ptr+"/timeout", c.Timeout)
+		if c.Timeout.D() > MaxTestTimeout {
+			d.errorf(ptr+"/timeout", "timeout %s is longer than %s, the most a case may take", c.Timeout.D(), MaxTestTimeout)
+		}
 		progs := &testPrograms{stubs: make([][]*expr.Program, len(c.Stubs))}
 		for j := range c.Stubs {
 			s := &c.Stubs[j]
