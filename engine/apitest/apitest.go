@@ -97,6 +97,7 @@ type CaseResult struct {
 	Elapsed  time.Duration `json:"-"`
 
 	budget *expr.Budget // what the case's assertions run under
+	redact *redactor    // keeps sensitive header values out of the report
 }
 
 // Failure is one expectation that did not hold, or one mistake of the
@@ -268,6 +269,7 @@ func Run(ctx context.Context, dir string, o Options) (*Report, error) {
 // listed after them. Only a case whose expectations all held, or could not
 // be checked, is the test's own mistake.
 func (r *CaseResult) finish() {
+	r.redact.apply(r.Failures)
 	failed := false
 	for _, f := range r.Failures {
 		if !f.Mistake {

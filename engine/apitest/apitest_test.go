@@ -518,3 +518,70 @@ cases:
 		t.Errorf("timeout 3m: refused %v\n%v", rep.Refused, rep.Diagnostics)
 	}
 }
+
+// TestRedaction: the values of the headers storage.accessLog.redactHeaders
+// names, and of Authorization, Site-Signature and ZT-Signature, as the
+// stubs received them, never appear in a report, whatever the failure
+// that would show them.
+func TestRedaction(t *testing.T) {
+	api := `apiVersion: databus/v1
+kind: Api
+code: keyed
+version: v1
+status: online
+methods: [POST]
+steps:
+  - {id: start, type: start}
+  - id: up
+    type: http
+    http:
+      method: POST
+      url: 'http://upstream.example:8080/up'
+      headers: {Authorization: 'Bearer tok-5ecret-0001', X-Api-Key: 'key-5ecret-0002', X-Plain: 'plain-value-0003'}
+      timeout: 300ms
+  - {id: end, type: end}
+`
+	tests := `apiVersion: databus/v1
+kind: ApiTest
+api: keyed:v1
+credential: app
+cases:
+  - name: leaky
+    request: {body: {}}
+    stubs:
+      - step: up
+        body: {}
+        expect:
+          headers: {Authorization: Bearer other, X-Api-Key: other, X-Plain: other}
+          assert:
+            - '.headers.Authorization'
+            - '.headers["X-Api-Key"] | ascii_downcase'
+            - '.headers'
+            - '.headers.Authorization | split(" ")[1]'
+    expect: {code: 200}
+`
+	settings := "apiVersion: databus/v1\nkind: Settings\nstorage:\n  accessLog: {redactHeaders: [X-Api-Key]}\n"
+	dir := repo(t, map[string]string{"apis/keyed.yaml": api, "tests/r.yaml": tests, "databus.yaml": settings})
+	rep := run(t, dir, Options{})
+	c := byName(t, rep)["leaky"]
+	if c.Outcome != Fail || len(c.Failures) != 7 {
+		t.Fatalf("leaky: %s\n%s", c.Outcome, failures(c))
+	}
+	var all strings.Builder
+	for _, format := range []string{"text", "json", "github"} {
+		if err := rep.Write(&all, format, "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := all.String()
+	for _, secret := range []string{"tok-5ecret-0001", "key-5ecret-0002"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the report shows %s:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{`expected header Authorization: "Bearer other", got "***"`, `expected header X-Api-Key: "other", got "***"`, "plain-value-0003", `"***"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q:\n%s", want, out)
+		}
+	}
+}

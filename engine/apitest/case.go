@@ -134,6 +134,7 @@ func runCase(ctx context.Context, sb *sandbox.Sandbox, t *config.ApiTest, c *con
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	r.redact = newRedactor(snap.Settings.Storage.AccessLog.RedactHeaders)
 	st := &stubs{list: c.Stubs, got: make([][]*sandbox.Call, len(c.Stubs))}
 	so := sandbox.SessionOptions{Responder: st, Services: services(api, c.Stubs)}
 	if ra := c.Request.RemoteAddr; ra != "" {
@@ -531,6 +532,14 @@ func checkStubs(ctx context.Context, r *CaseResult, pl *config.TestPlaces, c *co
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, call := range st.unmatched {
+		r.redact.collect(call.Header)
+	}
+	for _, got := range st.got {
+		for _, call := range got {
+			r.redact.collect(call.Header)
+		}
+	}
+	for _, call := range st.unmatched {
 		hint := "add a stub with url: " + call.URL
 		switch {
 		case call.Step != "":
@@ -603,6 +612,9 @@ func checkCall(_ context.Context, r *CaseResult, pl *config.TestPlaces, i int, w
 			var got any
 			if ok && len(v) > 0 {
 				got = v[0]
+				if r.redact.sensitive(k) {
+					got = "***"
+				}
 			}
 			r.fail(pl.StubLine(i, "expect.headers"), what+": expect.headers."+k, "expected header %s: %q, got %s", k, e.Headers[k], present(got, ok))
 		}
