@@ -108,6 +108,10 @@ type Server struct {
 	// configured); set once the storage is open.
 	reg atomic.Pointer[registry.Registry]
 
+	// storagePath is the bbolt file this gateway opened (said at startup
+	// and in /readyz).
+	storagePath string
+
 	portal       *portal.Handler
 	metrics      *metrics.Metrics
 	prevRevision string // guarded by reloadMu
@@ -421,7 +425,7 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	go func() { errc <- serveErr(adminSrv.Serve(adminLn)) }()
 	s.ready.Store(true)
 	s.log.Info("databus serving", "portal", portalLn.Addr().String(), "admin", adminLn.Addr().String(),
-		"basePaths", s.Current().BasePaths)
+		"basePaths", s.Current().BasePaths, "storage", s.storagePath)
 
 	var runErr error
 	select {
