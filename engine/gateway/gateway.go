@@ -108,6 +108,9 @@ type Server struct {
 	// configured); set once the storage is open.
 	reg atomic.Pointer[registry.Registry]
 
+	// syncLogged is the remote revision and reason of the git-sync refusal
+	// last logged ("" after a success); guarded by syncMu.
+	syncLogged string
 	// storagePath is the bbolt file this gateway opened (said at startup
 	// and in /readyz).
 	storagePath string
