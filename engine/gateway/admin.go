@@ -37,6 +37,9 @@ func (s *Server) Admin() http.Handler {
 		if sync := s.LastSync(); sync != nil {
 			body["lastGitSync"] = sync
 		}
+		if s.storagePath != "" {
+			body["storage"] = s.storagePath
+		}
 		if s.acc != nil {
 			// A degraded access log (records being lost, a full disk say)
 			// shows here but does not make the gateway unready: the portal

@@ -133,7 +133,7 @@ func startSite(t *testing.T, jobTime time.Duration, edits ...string) site {
 	u, _ := url.Parse(svc.URL)
 	host, port, _ := net.SplitHostPort(u.Host)
 	cmd := exec.Command("bash", "register.sh")
-	cmd.Env = append(os.Environ(), "ADMIN=http://"+al.Addr().String(), "HOST="+host, "PORT="+port)
+	cmd.Env = append(os.Environ(), "ADMIN=http://"+al.Addr().String(), "APIREADER_ADDR="+net.JoinHostPort(host, port))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("register.sh: %v\n%s", err, out)
