@@ -14,6 +14,7 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 	"github.com/databus-gateway/databus/engine/view"
@@ -36,15 +37,13 @@ var funcs = template.FuncMap{
 		}
 		return "unknown"
 	},
-	"add":       func(a, b int) int { return a + b },
+	"add": func(a, b int) int { return a + b },
+	// label names what is served as the logs and /readyz do: the short
+	// commit, "-dirty" with uncommitted config changes, content:<hash>
+	// outside git.
+	"label":     revision.Label,
 	"compact":   compactJSON,
 	"diffLines": diffLines,
-	"short": func(s string) string {
-		if len(s) > 12 {
-			return s[:12]
-		}
-		return s
-	},
 }
 
 // prettyJSON renders v as indented JSON for a pre (the template escapes it).

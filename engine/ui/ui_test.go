@@ -16,6 +16,7 @@ import (
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/gitops/gitopstest"
 	"github.com/databus-gateway/databus/engine/metrics"
+	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -76,6 +77,7 @@ type fixture struct {
 type opts struct {
 	tokens bool
 	dirty  bool
+	noGit  bool // serve the files as if they were not a git checkout
 }
 
 func newFixture(t *testing.T, o opts) *fixture {
@@ -95,6 +97,9 @@ func newFixture(t *testing.T, o opts) *fixture {
 	g, err := gitops.Open(s.Dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.noGit {
+		g = nil
 	}
 	snap := loadSnapshot(t, s.Dir, g)
 	db, err := store.Open(filepath.Join(t.TempDir(), "log.db"), time.Second)
@@ -147,11 +152,15 @@ func loadSnapshot(t *testing.T, dir string, g *gitops.Repo) *snapshot.Snapshot {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("load: %v %v", err, diags)
 	}
-	rev, err := g.Revision()
-	if err != nil {
-		t.Fatal(err)
+	var rev *revision.Revision
+	if g != nil {
+		r, err := g.Revision()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = &r
 	}
-	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: http.DefaultClient, DefaultTimeout: time.Second}, Git: &rev})
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: http.DefaultClient, DefaultTimeout: time.Second}, Git: rev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +232,7 @@ func TestPages(t *testing.T) {
 		t.Fatalf("versions: %v %v", vs, err)
 	}
 	pages := map[string][]string{
-		"/ui/": {`id="revision">` + f.snap.Git.Short + `<`, `id="reload-status"`, `>ok<`, `id="count-apis">2<`, `id="count-credentials">1<`,
+		"/ui/": {`id="revision" title="` + f.snap.Git.Hash + `">` + f.snap.Git.Short + `<`, `id="reload-status"`, `>ok<`, `id="count-apis">2<`, `id="count-credentials">1<`,
 			`id="count-policies">1<`, `<svg id="traffic-chart"`, `id="request-rate">0.05<`, `id="error-rate">33.3%<`},
 		"/ui/apis":                 {`<table id="apis">`, `class="api-row"`, `class="api-link" href="/ui/apis/order.create:v1"`, `badge-online">online<`, `POST`, `standard`},
 		"/ui/apis?q=evil":          {`href="/ui/apis/evil.api:v1"`, `name="q" value="evil"`},
@@ -378,6 +387,43 @@ func TestOverviewDirtyAndFailedReload(t *testing.T) {
 		t.Errorf("reload errors: %d", n)
 	}
 	noRaw(t, "overview", res.Body)
+}
+
+// The revision is named as the logs and /readyz name it: "-dirty" with
+// uncommitted config changes, content:<12 hex digits> outside git.
+func TestRevisionLabel(t *testing.T) {
+	clean := newFixture(t, opts{})
+	dirty := newFixture(t, opts{dirty: true})
+	plain := newFixture(t, opts{noGit: true})
+	short := clean.snap.Git.Short
+	content := "content:" + plain.snap.Revision[:12]
+	for _, c := range []struct {
+		name       string
+		f          *fixture
+		want, deny []string
+	}{
+		{"clean", clean, []string{`id="revision" title="` + clean.snap.Git.Hash + `">` + short + `<`, `Serving <code id="serving">` + short + `</code>.`},
+			[]string{"-dirty", "uncommitted", `id="dirty"`}},
+		{"dirty", dirty, []string{`id="revision" title="` + dirty.snap.Git.Hash + `">` + dirty.snap.Git.Short + `-dirty<`, `id="dirty">dirty<`,
+			`Serving <code id="serving">` + dirty.snap.Git.Short + `-dirty</code> (with uncommitted changes).`,
+			`id="dirty-files">With uncommitted changes to: <code>policies/standard.yaml</code>`}, nil},
+		{"outside git", plain, []string{`>` + content + `</code>`, `Serving <code id="serving">` + content + `</code>.`, "Not a git checkout"},
+			[]string{">" + plain.snap.Revision + "<"}},
+	} {
+		for _, path := range []string{"/ui/", "/ui/apis"} {
+			body := c.f.get(path).Body
+			for _, w := range c.want {
+				if path == "/ui/" || strings.HasPrefix(w, "Serving") {
+					has(t, c.name+" "+path, body, w)
+				}
+			}
+			for _, d := range c.deny {
+				if strings.Contains(body, d) {
+					t.Errorf("%s %s: has %q", c.name, path, d)
+				}
+			}
+		}
+	}
 }
 
 // login signs in with the ops token and returns the session cookie.
