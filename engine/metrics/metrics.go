@@ -75,7 +75,8 @@ type Metrics struct {
 	ReloadDuration *prometheus.HistogramVec
 	ConfigInfo     *prometheus.GaugeVec
 
-	// Traffic is the last hour of requests and errors per minute.
+	// Traffic is the last hour of requests and errors per minute, counted
+	// from New.
 	Traffic Series
 
 	AccessLogQueue   prometheus.Gauge
@@ -217,6 +218,7 @@ func New() *Metrics {
 	for _, reason := range []string{"queue_full", "queue_timeout", "canceled"} {
 		m.Shed.WithLabelValues(reason)
 	}
+	m.Traffic.Start(time.Now())
 	return m
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
@@ -82,6 +83,7 @@ type overviewData struct {
 	Requests  int
 	Errors    int
 	ReqRate   string
+	RateSpan  string // what ReqRate averages over: "the last hour", "the 5 min since the gateway started"
 	ErrRate   string
 	AccessLog bool
 }
@@ -91,19 +93,33 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, p *page) {
 	if u.src.LastReload != nil {
 		d.Reload = u.src.LastReload()
 	}
-	var minutes = u.traffic()
-	for _, m := range minutes {
+	win := u.traffic()
+	for _, m := range win.Minutes {
 		d.Requests += m.Requests
 		d.Errors += m.Errors
 	}
-	d.Chart = chartOf(minutes)
-	d.ReqRate = strconv.FormatFloat(float64(d.Requests)/60, 'f', 2, 64)
+	d.Chart = chartOf(win.Minutes)
+	d.ReqRate, d.RateSpan = rateOf(d.Requests, win)
 	d.ErrRate = "0.0%"
 	if d.Requests > 0 {
 		d.ErrRate = strconv.FormatFloat(100*float64(d.Errors)/float64(d.Requests), 'f', 1, 64) + "%"
 	}
 	p.Title = "Overview"
 	u.render(w, http.StatusOK, "overview", p, d)
+}
+
+// rateOf is requests per minute over the time w covers (the gateway may
+// have run for less than the hour), and that span in words.
+func rateOf(requests int, w metrics.Window) (rate, span string) {
+	covered := max(w.Covered, time.Second) // a rate over nothing is no rate
+	rate = strconv.FormatFloat(float64(requests)/covered.Minutes(), 'f', 2, 64)
+	if !w.Partial {
+		return rate, "the last hour"
+	}
+	if covered < time.Minute {
+		return rate, "the " + strconv.Itoa(int(covered.Seconds())) + " s since the gateway started"
+	}
+	return rate, "the " + strconv.Itoa(int(covered.Minutes())) + " min since the gateway started"
 }
 
 // ---- APIs

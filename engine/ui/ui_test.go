@@ -77,7 +77,8 @@ type fixture struct {
 type opts struct {
 	tokens bool
 	dirty  bool
-	noGit  bool // serve the files as if they were not a git checkout
+	noGit  bool          // serve the files as if they were not a git checkout
+	uptime time.Duration // how long the traffic has been counted; 0: two hours
 }
 
 func newFixture(t *testing.T, o opts) *fixture {
@@ -126,6 +127,10 @@ func newFixture(t *testing.T, o opts) *fixture {
 	acc.Append(good)
 	acc.Append(evil)
 	var series metrics.Series
+	if o.uptime == 0 {
+		o.uptime = 2 * time.Hour
+	}
+	series.Start(now.Add(-o.uptime))
 	series.Add(now.Add(-3*time.Minute), false)
 	series.Add(now.Add(-3*time.Minute), false)
 	series.Add(now.Add(-time.Minute), true)
@@ -136,7 +141,7 @@ func newFixture(t *testing.T, o opts) *fixture {
 		LastReload: func() *Reload { return f.reload },
 		Git:        func() *gitops.Repo { return g },
 		AccessLog:  acc,
-		Traffic:    series.LastHour,
+		Traffic:    series.Window,
 	})
 	mux := http.NewServeMux()
 	u.Register(mux)
@@ -233,7 +238,7 @@ func TestPages(t *testing.T) {
 	}
 	pages := map[string][]string{
 		"/ui/": {`id="revision" title="` + f.snap.Git.Hash + `">` + f.snap.Git.Short + `<`, `id="reload-status"`, `>ok<`, `id="count-apis">2<`, `id="count-credentials">1<`,
-			`id="count-policies">1<`, `<svg id="traffic-chart"`, `id="request-rate">0.05<`, `id="error-rate">33.3%<`},
+			`id="count-policies">1<`, `<svg id="traffic-chart"`, `id="request-rate">0.05<`, `id="rate-span">over the last hour<`, `id="error-rate">33.3%<`},
 		"/ui/apis":                 {`<table id="apis">`, `class="api-row"`, `class="api-link" href="/ui/apis/order.create:v1"`, `badge-online">online<`, `POST`, `standard`},
 		"/ui/apis?q=evil":          {`href="/ui/apis/evil.api:v1"`, `name="q" value="evil"`},
 		"/ui/apis/order.create:v1": {`<svg id="flow"`, `class="flow-step type-start"`, `class="flow-step type-script"`, `>score `, `http://orders.internal:9001/orders`, `class="flow-step type-end"`, `id="versions"`, `class="version"`, `class="version-link" href="/ui/apis/order.create:v1/versions/` + vs[0].Hash + `"`, `class="diff-link" href="/ui/apis/order.create:v1/diff?from=` + vs[1].Hash + `&to=` + vs[0].Hash + `"`, `id="curl"`, `databus sign order.create:v1 --app &#39;shop&#39; --body &#39;{}&#39;`, `curl -sS -X POST &#39;http://&lt;gateway&gt;/api/order.create/v1&#39;`, `id="edit-file"`, `apis/orders/create.yaml`, `{orderNo: .steps.create.id}`},
@@ -423,6 +428,27 @@ func TestRevisionLabel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The request rate divides by the time counted: a gateway up for 5
+// minutes that answered 3 requests served 0.6 a minute, not 0.05.
+func TestRequestRateOverUptime(t *testing.T) {
+	for _, c := range []struct {
+		uptime     time.Duration
+		rate, span string
+	}{
+		{5 * time.Minute, "0.60", "the 5 min since the gateway started"},
+		{30 * time.Minute, "0.10", "the 30 min since the gateway started"},
+		{3 * time.Hour, "0.05", "the last hour"},
+	} {
+		f := newFixture(t, opts{uptime: c.uptime})
+		has(t, c.uptime.String(), f.get("/ui/").Body, `id="request-rate">`+c.rate+`<`, `id="rate-span">over `+c.span+`<`, `3 requests, 1 errors`)
+	}
+	// Under a minute the span is in seconds.
+	rate, span := rateOf(2, metrics.Window{Covered: 30 * time.Second, Partial: true})
+	if rate != "4.00" || span != "the 30 s since the gateway started" {
+		t.Errorf("30 s: %s over %s", rate, span)
 	}
 }
 
