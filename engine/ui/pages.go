@@ -378,7 +378,7 @@ func (u *UI) accessLog(w http.ResponseWriter, r *http.Request, p *page) {
 	if n, err := strconv.Atoi(q.Get("pageNo")); err == nil && n > 0 {
 		d.PageNo = n
 	}
-	f, err := view.AccessLogFilter(q)
+	f, err := view.AccessLogPageFilter(q)
 	switch {
 	case err != nil:
 		d.Error, status = err.Error(), http.StatusBadRequest

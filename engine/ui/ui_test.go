@@ -124,8 +124,11 @@ func newFixture(t *testing.T, o opts) *fixture {
 		StepResults: []store.StepRecord{{ID: xssScript, Type: xssAttr, Error: xssScript, ElapsedMs: 1,
 			Request: map[string]any{"x": xssScript}, Response: xssAttr}},
 		Extra: map[string]any{xssScript: xssAttr}}
+	redirect := &store.Record{TraceID: "trace-redirect-1", APICode: "order.create", Version: "v1", AppID: "shop", Method: "GET",
+		Path: "/api/order.create/v1", HTTPStatus: 302, StartedAt: now.Add(-90 * time.Second), DurationMs: 1}
 	acc.Append(good)
 	acc.Append(evil)
+	acc.Append(redirect)
 	var series metrics.Series
 	if o.uptime == 0 {
 		o.uptime = 2 * time.Hour
@@ -278,7 +281,7 @@ func TestPages(t *testing.T) {
 	if n := strings.Count(res.Body, `<tr class="record`); n != 1 {
 		t.Errorf("filtered by traceId: %d records", n)
 	}
-	if res := f.get("/ui/access-log?status=9"); res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, "status must be") {
+	if res := f.get("/ui/access-log?status=9"); res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, "expected an HTTP status (404) or a class") {
 		t.Errorf("bad status filter: %d", res.StatusCode)
 	}
 	// Not dirty: no #dirty.
@@ -392,6 +395,43 @@ func TestOverviewDirtyAndFailedReload(t *testing.T) {
 		t.Errorf("reload errors: %d", n)
 	}
 	noRaw(t, "overview", res.Body)
+}
+
+// The access log's Status filter takes what its column shows: an HTTP
+// status or a class, never the stored 0-3 classification.
+func TestAccessLogStatusFilter(t *testing.T) {
+	f := newFixture(t, opts{})
+	traces := func(status string) []string {
+		res := f.get("/ui/access-log?status=" + url.QueryEscape(status))
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status=%s: %d %s", status, res.StatusCode, res.Body)
+		}
+		has(t, "status="+status, res.Body, `name="status" value="`+status+`"`)
+		var out []string
+		for _, m := range regexp.MustCompile(`<td class="trace"><code>([^<]*)</code>`).FindAllStringSubmatch(res.Body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	evil := "&lt;script&gt;alert(1)&lt;/script&gt;"
+	for status, want := range map[string][]string{
+		"200": {"trace-ok-1"}, "2xx": {"trace-ok-1"}, "302": {"trace-redirect-1"}, "3XX": {"trace-redirect-1"},
+		"500": {evil}, "5xx": {evil}, "4xx": nil, "404": nil, "201": nil,
+	} {
+		if got := traces(status); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("status=%s: %q, want %q", status, got, want)
+		}
+	}
+	for _, bad := range []string{"0", "2", "3", "6xx", "600", "99", "2x", "abc"} {
+		res := f.get("/ui/access-log?status=" + bad)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, `id="filter-error"`) {
+			t.Errorf("status=%s: %d, want 400 with the reason", bad, res.StatusCode)
+		}
+	}
+	// The overview links the server errors with a filter the page takes.
+	has(t, "overview", f.get("/ui/").Body, `href="/ui/access-log?status=5xx"`)
+	// The pager keeps the filter as typed.
+	has(t, "access log", f.get("/ui/access-log?status=5xx").Body, `placeholder="404, 4xx"`)
 }
 
 // The revision is named as the logs and /readyz name it: "-dirty" with
