@@ -82,7 +82,7 @@ func (s *Server) Admin() http.Handler {
 		},
 		Git:       func() *gitops.Repo { return s.git },
 		AccessLog: acc,
-		Traffic:   s.metrics.Traffic.LastHour,
+		Traffic:   s.metrics.Traffic.Window,
 		Registry:  uiRegistry(reg),
 		Logger:    s.log,
 		Sessions:  api.Sessions(),

@@ -83,7 +83,8 @@ type Metrics struct {
 	GitSyncSuccess prometheus.Gauge
 	GitSyncs       *prometheus.CounterVec
 
-	// Traffic is the last hour of requests and errors per minute.
+	// Traffic is the last hour of requests and errors per minute, counted
+	// from New.
 	Traffic Series
 
 	AccessLogQueue   prometheus.Gauge
@@ -231,6 +232,7 @@ func New() *Metrics {
 	for _, reason := range []string{"queue_full", "queue_timeout", "canceled"} {
 		m.Shed.WithLabelValues(reason)
 	}
+	m.Traffic.Start(time.Now())
 	return m
 }
 
