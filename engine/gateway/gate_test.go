@@ -145,7 +145,7 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 	before := strings.Join(ts.Pool().Keys(), " ")
 	snap := ts.Current()
 	settings, _ := os.ReadFile(filepath.Join(dir, "databus.yaml"))
-	writeFile(t, filepath.Join(dir, "databus.yaml"), strings.Replace(string(settings), "timeout: 200ms", "timeout: 200ms\n  db: 3", 1))
+	writeFile(t, filepath.Join(dir, "databus.yaml"), strings.Replace(string(settings), "timeout: 2s", "timeout: 2s\n  db: 3", 1))
 	writeFile(t, filepath.Join(dir, "apis", "throws.yaml"), throwingAPI)
 	res := ts.Reload(context.Background(), "test")
 	if res.OK || len(res.Errors) != 1 || !strings.Contains(res.Errors[0].String(), "apis/throws.yaml:11:") ||
