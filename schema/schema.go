@@ -176,6 +176,9 @@ type Violation struct {
 	Kind    ViolationKind
 	Key     string // for UnknownKey and MissingKey
 	Message string
+	// Suggestion is, for an UnknownKey, the allowed key it is likely a
+	// misspelling of ("" when none is close).
+	Suggestion string
 }
 
 // Validate checks a decoded document (maps, slices, strings, json.Number,
@@ -284,12 +287,13 @@ func translate(ve *jsonschema.ValidationError, doc any) []Violation {
 		var out []Violation
 		for _, name := range quotedNames(ve.Message) {
 			msg := fmt.Sprintf("unknown key %q", name)
-			if s := suggest(name, allowed); s != "" {
+			s := suggest(name, allowed)
+			if s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			} else if len(allowed) > 0 {
 				msg += fmt.Sprintf(" (expected one of: %s)", strings.Join(allowed, ", "))
 			}
-			out = append(out, Violation{Pointer: ptr, Kind: UnknownKey, Key: name, Message: msg})
+			out = append(out, Violation{Pointer: ptr, Kind: UnknownKey, Key: name, Message: msg, Suggestion: s})
 		}
 		return out
 	case strings.HasPrefix(ve.Message, "missing properties: "):

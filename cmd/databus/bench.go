@@ -133,6 +133,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(res)
+		for _, w := range res.Warnings {
+			fmt.Fprintf(stderr, "databus bench: warning: %s\n", w)
+		}
 	} else {
 		bench.WriteText(stdout, res)
 	}

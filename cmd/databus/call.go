@@ -106,9 +106,9 @@ func (f *callFlags) baseURL(repo *config.Repository) string {
 		return f.url
 	}
 	if repo != nil {
-		return "http://127.0.0.1:8080" + repo.Settings.APIPortal.BasePath
+		return client.DefaultPortal + repo.Settings.APIPortal.BasePath
 	}
-	return "http://127.0.0.1:8080" + config.DefaultSettings().APIPortal.BasePath
+	return client.DefaultPortal + config.DefaultSettings().APIPortal.BasePath
 }
 
 func secretFlag(value, file string) ([]byte, error) {
@@ -226,7 +226,7 @@ func runSign(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintf(stdout, "# sign string: %s\n", req.SignString)
-	for _, k := range []string{"ZT-App-Id", "ZT-Timestamp", "ZT-Nonce", "ZT-Signature", "ZT-Tenant-Id", "Content-Type"} {
+	for _, k := range client.SignedHeaders {
 		if v := req.Header.Get(k); v != "" {
 			fmt.Fprintf(stdout, "%s: %s\n", k, v)
 		}
@@ -234,25 +234,6 @@ func runSign(args []string, stdout, stderr io.Writer) int {
 	if len(req.Body) > 0 {
 		fmt.Fprintf(stdout, "\n%s\n", req.Body)
 	}
-	fmt.Fprintf(stdout, "\n%s\n", CurlLine(req))
+	fmt.Fprintf(stdout, "\n%s\n", req.Curl())
 	return exitOK
-}
-
-// CurlLine renders a prepared request as a curl command.
-func CurlLine(req *client.Request) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "curl -sS -X %s %s", req.Method, shellQuote(req.URL))
-	for _, k := range []string{"ZT-App-Id", "ZT-Timestamp", "ZT-Nonce", "ZT-Signature", "ZT-Tenant-Id", "Content-Type"} {
-		if v := req.Header.Get(k); v != "" {
-			fmt.Fprintf(&b, " \\\n  -H %s", shellQuote(k+": "+v))
-		}
-	}
-	if len(req.Body) > 0 {
-		fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote(string(req.Body)))
-	}
-	return b.String()
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

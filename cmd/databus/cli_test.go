@@ -51,6 +51,18 @@ func TestValidateGolden(t *testing.T) {
 	}
 }
 
+// TestValidateOneRound checks that a file with schema errors still gets its
+// semantic findings in the same run: a misspelled steps key (whose steps are
+// checked under it), a bad duration, an unknown policy, an unclosed ${ and
+// a jq program that does not compile, all in one round.
+func TestValidateOneRound(t *testing.T) {
+	out, errOut, code := runCLI("validate", "testdata/rounds")
+	if code != exitInvalid {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitInvalid, errOut)
+	}
+	golden(t, "validate-rounds.text", out)
+}
+
 func TestValidateJSONShape(t *testing.T) {
 	out, _, _ := runCLI("validate", "--format=json", "testdata/invalid")
 	var diags []map[string]any

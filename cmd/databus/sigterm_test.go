@@ -20,6 +20,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/store"
 )
 
@@ -260,9 +261,9 @@ func TestSIGTERMUnderLoadKeepsEveryRecord(t *testing.T) {
 	}
 	t.Logf("%d answered calls (%d before SIGTERM)", len(answered), atSignal)
 
-	// The bbolt file: every answered trace has its record, and every record
-	// reads back.
-	db, err := store.Open(filepath.Join(dir, "data", "databus.db"), 5*time.Second)
+	// The bbolt file (at the default path, outside the repository): every
+	// answered trace has its record, and every record reads back.
+	db, err := store.Open(config.DefaultStoragePath(dir), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,30 +105,42 @@ func allowed(has, needs string) bool {
 // page) or, without admin.tokens, marked cross-site by the browser; all in
 // the admin envelope.
 func (a *API) Require(role string, h http.HandlerFunc) http.HandlerFunc {
+	return a.RequireWith(role, func(w http.ResponseWriter, status int, msg string) {
+		fail(w, status, "%s", msg)
+	}, h)
+}
+
+// Deny writes a refusal of Require: the HTTP status and what was wrong.
+type Deny func(w http.ResponseWriter, status int, msg string)
+
+// RequireWith is Require answering its refusals with deny, for endpoints
+// whose clients expect another envelope (the FATE Flow registry answers
+// {retcode, retmsg}). The checks and statuses are Require's.
+func (a *API) RequireWith(role string, deny Deny, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		snap := a.gw.Current()
 		if snap == nil {
-			fail(w, http.StatusServiceUnavailable, "no configuration loaded")
+			deny(w, http.StatusServiceUnavailable, "no configuration loaded")
 			return
 		}
 		t, via, err := a.sessions.Authenticate(snap, r, role)
 		var re *RoleError
 		switch {
 		case errors.As(err, &re):
-			fail(w, http.StatusForbidden, "%v", err)
+			deny(w, http.StatusForbidden, err.Error())
 			return
 		case err != nil:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="databus-admin"`)
-			fail(w, http.StatusUnauthorized, "%v", err)
+			deny(w, http.StatusUnauthorized, err.Error())
 			return
 		}
 		if !safeMethod(r.Method) {
 			switch {
 			case via == ViaSession && !(SameOrigin(r) && CheckCSRF(r, r.Header.Get(CSRFHeader))):
-				fail(w, http.StatusForbidden, "%s %s with the sign-in cookie needs CSRF proof: the %s header set to the %s cookie, from a page of this listener; other clients send Authorization: Bearer <token>", r.Method, r.URL.Path, CSRFHeader, CSRFCookie)
+				deny(w, http.StatusForbidden, fmt.Sprintf("%s %s with the sign-in cookie needs CSRF proof: the %s header set to the %s cookie, from a page of this listener; other clients send Authorization: Bearer <token>", r.Method, r.URL.Path, CSRFHeader, CSRFCookie))
 				return
 			case via == ViaNone && CrossSite(r):
-				fail(w, http.StatusForbidden, "%s %s: cross-site request refused", r.Method, r.URL.Path)
+				deny(w, http.StatusForbidden, fmt.Sprintf("%s %s: cross-site request refused", r.Method, r.URL.Path))
 				return
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,9 @@ type Result struct {
 	// encrypting, reading answers): on a machine it shares with the target,
 	// what the target did not get.
 	ClientCPU Duration `json:"clientCpuPerRequest"`
+	// Warnings say when the figures measure something else than the API,
+	// e.g. when most answers were rate-limit refusals.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Latency summarises the latency histogram.
@@ -154,12 +158,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if client == nil {
 		client = NewClient(opts.Concurrency, opts.Timeout)
 	}
-	// One request first: a target that is down or refuses every call is
-	// reported at once instead of after the whole duration.
-	if err := probe(ctx, client, opts); err != nil {
-		return nil, err
-	}
-
 	// The deadline counts from start, so that the run lasts at least its
 	// duration as measured (and requests/s divides by that).
 	start := time.Now()
@@ -169,10 +167,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	workers := make([]*worker, opts.Concurrency)
 	var wg sync.WaitGroup
 	var missed int64
+	// One request first, alone: a target that is down is reported at once
+	// instead of after the whole duration. It is the run's first request
+	// (due at start, counted like every other), so that N requests sent are
+	// N requests reported: a probe apart would spend a rate-limit slot and
+	// write an access-log record that no figure accounts for.
+	workers[0] = newWorker()
+	if status, reason := workers[0].do(ctx, client, opts, start); status == "error" {
+		if strings.HasPrefix(reason, "build: ") {
+			return nil, fmt.Errorf("bench: building a request: %s", strings.TrimPrefix(reason, "build: "))
+		}
+		return nil, fmt.Errorf("bench: the target does not answer: %s", reason)
+	}
 	if opts.Rate == 0 {
 		for i := range workers {
-			w := newWorker()
-			workers[i] = w
+			if workers[i] == nil {
+				workers[i] = newWorker()
+			}
+			w := workers[i]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -186,8 +198,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		// due times from the channel; latency counts from the due time.
 		due := make(chan time.Time, opts.Concurrency)
 		for i := range workers {
-			w := newWorker()
-			workers[i] = w
+			if workers[i] == nil {
+				workers[i] = newWorker()
+			}
+			w := workers[i]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -199,7 +213,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		interval := time.Duration(float64(time.Second) / opts.Rate)
 		total := int64(opts.Duration / interval)
 	schedule:
-		for i := int64(0); i < total; i++ {
+		for i := int64(1); i < total; i++ { // request 0 was the first, sent above
 			t := start.Add(time.Duration(i) * interval)
 			if d := time.Until(t); d > 0 {
 				timer := time.NewTimer(d)
@@ -255,7 +269,46 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.Latency = summary(hist)
 	res.Succeeded = summary(ok)
+	if w := RefusalWarning(res); w != "" {
+		res.Warnings = append(res.Warnings, w)
+	}
 	return res, nil
+}
+
+// RefusalWarning returns a warning when at least half of the answers
+// share one failing status (a refusal, an error answer or a transport
+// error): the run then measures how fast the target says no, not the API.
+// It returns "" otherwise.
+func RefusalWarning(r *Result) string {
+	if r.Requests == 0 {
+		return ""
+	}
+	var top string
+	for _, k := range StatusKeys(r.Status) {
+		if len(k) == 3 && k[0] == '2' {
+			continue
+		}
+		if top == "" || r.Status[k] > r.Status[top] {
+			top = k
+		}
+	}
+	n := r.Status[top]
+	if top == "" || 2*n < r.Requests {
+		return ""
+	}
+	share := strconv.FormatFloat(100*float64(n)/float64(r.Requests), 'f', 0, 64) + "%"
+	var what string
+	switch top {
+	case "429":
+		what = "429 (rate limited): this measures the rate limiter, not the API; bench an API whose policy the run stays under (see ci/bench/full)"
+	case "401", "403":
+		what = top + " (refused by the security chain: signature, credential or IP): this measures the refusal, not the API; check --app and the key, or --unsigned only for an API with security off"
+	case "error":
+		what = "transport errors (no answer): this measures the connection failures, not the API"
+	default:
+		what = top + ": this measures that answer, not the API"
+	}
+	return share + " of answers were " + what
 }
 
 // summary reads the percentiles of a histogram of microseconds.
@@ -270,24 +323,10 @@ func summary(h *hdrhistogram.Histogram) Latency {
 	}
 }
 
-// probe sends one request and fails when the target cannot be reached.
-func probe(ctx context.Context, client *http.Client, opts Options) error {
-	req, err := opts.Build(ctx)
-	if err != nil {
-		return fmt.Errorf("bench: building a request: %w", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("bench: the target does not answer: %w", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil
-}
-
-// do sends one request due at t and tallies it.
-func (w *worker) do(ctx context.Context, client *http.Client, opts Options, t time.Time) {
-	reason, status := w.send(ctx, client, opts)
+// do sends one request due at t, tallies it and returns its status key and
+// failure reason.
+func (w *worker) do(ctx context.Context, client *http.Client, opts Options, t time.Time) (status, reason string) {
+	reason, status = w.send(ctx, client, opts)
 	lat := time.Since(t)
 	v := int64(lat / time.Microsecond)
 	if v < histMin {
@@ -306,6 +345,7 @@ func (w *worker) do(ctx context.Context, client *http.Client, opts Options, t ti
 		w.errs++
 		w.failures[reason]++
 	}
+	return status, reason
 }
 
 // send returns the failure reason ("" for a success) and the status key.

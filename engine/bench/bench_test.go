@@ -56,7 +56,7 @@ func TestRunMaxCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := up.n.Load() - 1 // the probe
+	seen := up.n.Load() // the first request, sent alone, is counted too
 	if res.Requests != seen || res.Requests < 10 {
 		t.Fatalf("counted %d requests, the upstream saw %d", res.Requests, seen)
 	}
@@ -66,8 +66,6 @@ func TestRunMaxCounts(t *testing.T) {
 	if res.Status["200"]+res.Status["500"] != res.Requests {
 		t.Errorf("status counts %v do not add up to %d", res.Status, res.Requests)
 	}
-	// The probe is the upstream's first request, never a 500: every 500
-	// was answered during the run.
 	if res.Status["500"] != up.failed.Load() {
 		t.Errorf("500s: counted %d, the upstream answered %d", res.Status["500"], up.failed.Load())
 	}
@@ -100,6 +98,60 @@ func TestRunRate(t *testing.T) {
 	}
 	if res.Mode != "rate 200/s" {
 		t.Errorf("mode %q", res.Mode)
+	}
+	// Every request the target saw is one the report counts: no uncounted
+	// probe spends a rate-limit slot or writes an access-log record.
+	if up.n.Load() != res.Requests {
+		t.Errorf("the upstream saw %d requests, the report counts %d", up.n.Load(), res.Requests)
+	}
+}
+
+// TestRefusalWarning checks that a run whose answers are mostly refusals
+// says so, in the result and in the text report, and that a healthy run
+// says nothing.
+func TestRefusalWarning(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%20 == 0 {
+			w.Write([]byte(`{"ok":true}`))
+			return
+		}
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Options{Rate: 200, Concurrency: 2, Duration: 500 * time.Millisecond, Build: builder(srv.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], "95% of answers were 429 (rate limited): this measures the rate limiter") {
+		t.Fatalf("warnings %q (status %v)", res.Warnings, res.Status)
+	}
+	var b strings.Builder
+	WriteText(&b, res)
+	if !strings.Contains(b.String(), "\nwarning      95% of answers were 429 (rate limited)") {
+		t.Errorf("the text report has no warning line:\n%s", b.String())
+	}
+
+	for _, c := range []struct {
+		status map[string]int64
+		want   string // prefix; "" = no warning
+	}{
+		{map[string]int64{"200": 100}, ""},
+		{map[string]int64{"200": 51, "429": 49}, ""},
+		{map[string]int64{"200": 30, "429": 35, "500": 35}, ""},
+		{map[string]int64{"429": 100}, "100% of answers were 429 (rate limited)"},
+		{map[string]int64{"401": 60, "200": 40}, "60% of answers were 401 (refused by the security chain"},
+		{map[string]int64{"error": 50, "200": 50}, "50% of answers were transport errors"},
+		{map[string]int64{"502": 9, "200": 1}, "90% of answers were 502: this measures that answer"},
+	} {
+		r := &Result{Status: c.status}
+		for _, v := range c.status {
+			r.Requests += v
+		}
+		got := RefusalWarning(r)
+		if (c.want == "") != (got == "") || !strings.HasPrefix(got, c.want) {
+			t.Errorf("RefusalWarning(%v) = %q, want %q...", c.status, got, c.want)
+		}
 	}
 }
 

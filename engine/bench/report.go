@@ -47,6 +47,9 @@ func WriteText(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "  %8d  %s\n", r.Failures[k], k)
 		}
 	}
+	for _, msg := range r.Warnings {
+		fmt.Fprintf(w, "warning      %s\n", msg)
+	}
 }
 
 func percent(a, b int64) string {

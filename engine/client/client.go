@@ -89,16 +89,16 @@ func ParseAPI(api string) (code, version string) {
 	return code, version
 }
 
+// DefaultPortal is where `databus sign` and `databus call` send calls
+// unless told otherwise: the portal of `databus serve` on this machine
+// (apiPortal.basePath follows).
+const DefaultPortal = "http://127.0.0.1:8080"
+
 // Prepare signs and encrypts a call of api ("code" or "code:version").
 func (c *Client) Prepare(method, api string, query url.Values, body []byte) (*Request, error) {
 	cred := c.Credential
 	if cred.AppID == "" {
 		return nil, errors.New("client: no appId")
-	}
-	code, version := ParseAPI(api)
-	u := strings.TrimSuffix(c.BaseURL, "/") + "/" + url.PathEscape(code) + "/" + url.PathEscape(version)
-	if len(query) > 0 {
-		u += "?" + query.Encode()
 	}
 	now := time.Now
 	if c.Now != nil {
@@ -128,16 +128,56 @@ func (c *Client) Prepare(method, api string, query url.Values, body []byte) (*Re
 			return nil, err
 		}
 	}
+	req := c.request(method, api, query, ts, n, sig, body, wire)
+	req.SignString = s
+	return req, nil
+}
+
+// Placeholders of a Template request: what only the credential's keys and
+// the moment of the call can fill in.
+const (
+	PlaceholderTimestamp = "<unix ms>"
+	PlaceholderNonce     = "<nonce>"
+	PlaceholderSignature = "<signature>"
+	PlaceholderBody      = "<the body, encrypted: see databus sign>"
+)
+
+// Template is the request Prepare builds, without the keys: timestamp,
+// nonce, signature and (when the credential encrypts) the wire body are
+// placeholders. Headers, URL and content type are exactly Prepare's, so a
+// page that shows a template shows what `databus sign` sends.
+func (c *Client) Template(method, api string, query url.Values, body []byte) *Request {
+	wire := body
+	if len(body) > 0 && c.Credential.encrypts() {
+		wire = []byte(PlaceholderBody)
+	}
+	return c.request(method, api, query, PlaceholderTimestamp, PlaceholderNonce, PlaceholderSignature, body, wire)
+}
+
+// encrypts reports whether the credential's encryption type encrypts
+// bodies (every type but NONE).
+func (c Credential) encrypts() bool {
+	return c.encType() != security.EncNone
+}
+
+// request assembles what Prepare and Template share: the URL, the headers
+// and the content type.
+func (c *Client) request(method, api string, query url.Values, ts, nonce, sig string, body, wire []byte) *Request {
+	code, version := ParseAPI(api)
+	u := strings.TrimSuffix(c.BaseURL, "/") + "/" + url.PathEscape(code) + "/" + url.PathEscape(version)
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
 	h := http.Header{}
-	h.Set(security.HeaderAppID, cred.AppID)
+	h.Set(security.HeaderAppID, c.Credential.AppID)
 	h.Set(security.HeaderTimestamp, ts)
-	h.Set(security.HeaderNonce, n)
+	h.Set(security.HeaderNonce, nonce)
 	h.Set(security.HeaderSignature, sig)
 	if c.TenantID != "" {
 		h.Set("ZT-Tenant-Id", c.TenantID)
 	}
 	if len(body) > 0 {
-		if cph != nil {
+		if c.Credential.encrypts() {
 			h.Set("Content-Type", "text/plain; charset=utf-8")
 		} else {
 			h.Set("Content-Type", "application/json")
@@ -146,7 +186,31 @@ func (c *Client) Prepare(method, api string, query url.Values, body []byte) (*Re
 	if method == "" {
 		method = http.MethodPost
 	}
-	return &Request{Method: method, URL: u, Header: h, Body: wire, Plain: body, SignString: s}, nil
+	return &Request{Method: method, URL: u, Header: h, Body: wire, Plain: body}
+}
+
+// SignedHeaders are the headers a call carries, in the order `databus
+// sign` prints them.
+var SignedHeaders = []string{"ZT-App-Id", "ZT-Timestamp", "ZT-Nonce", "ZT-Signature", "ZT-Tenant-Id", "Content-Type"}
+
+// Curl renders the request as a curl command line.
+func (r *Request) Curl() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "curl -sS -X %s %s", r.Method, ShellQuote(r.URL))
+	for _, k := range SignedHeaders {
+		if v := r.Header.Get(k); v != "" {
+			fmt.Fprintf(&b, " \\\n  -H %s", ShellQuote(k+": "+v))
+		}
+	}
+	if len(r.Body) > 0 {
+		fmt.Fprintf(&b, " \\\n  --data-binary %s", ShellQuote(string(r.Body)))
+	}
+	return b.String()
+}
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // RandomNonce returns 16 random hex digits.

@@ -21,6 +21,11 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 	}
 	apis := make([]apiDoc, 0, n)
 	var tests []*loaded
+	// Documents the schema refused: an API's references are still checked;
+	// a policy or credential that did not decode is not reported as
+	// missing by the files that name it (its own file says what is wrong).
+	var partialAPIs []apiDoc
+	brokenPol, brokenCred := map[string]bool{}, map[string]bool{}
 
 	// all is in file order, so "first" is stable.
 	for _, r := range all {
@@ -49,6 +54,15 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 			repo.Policies = append(repo.Policies, o)
 		case *ApiTest:
 			tests = append(tests, r)
+		case nil:
+			switch p := r.partial.(type) {
+			case *Api:
+				partialAPIs = append(partialAPIs, apiDoc{p, r})
+			case *RateLimitPolicy:
+				brokenPol[p.Name] = true
+			case *Credential:
+				brokenCred[p.AppID] = true
+			}
 		}
 	}
 	sort.Slice(apis, func(i, j int) bool {
@@ -73,11 +87,14 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 		}
 	}
 	var polKnown, credKnown string // the lists in messages, made once
-	for _, d := range apis {
+	for i, d := range append(apis, partialAPIs...) {
 		a, r := d.a, d.r
+		partial := i >= len(apis)
 		if a.Policies == nil || a.Policies.RateLimit == "" {
-			r.at(&l.diags, SevWarning, "/code", "API %s has no rate-limit policy: set policies.rateLimit", a.ID())
-		} else if polByName[a.Policies.RateLimit] == nil {
+			if !partial {
+				r.at(&l.diags, SevWarning, "/code", "API %s has no rate-limit policy: set policies.rateLimit", a.ID())
+			}
+		} else if polByName[a.Policies.RateLimit] == nil && !brokenPol[a.Policies.RateLimit] {
 			if polKnown == "" {
 				polKnown = known(polNames(repo.Policies))
 			}
@@ -90,6 +107,7 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 					c = cr.obj.(*Credential)
 				}
 				switch {
+				case app == "" || c == nil && brokenCred[app]:
 				case c == nil:
 					if credKnown == "" {
 						credKnown = known(credNames(repo.Credentials))
@@ -100,7 +118,7 @@ func (l *loader) crossCheck(repo *Repository, all []*loaded) {
 				}
 			}
 		}
-		if len(deprecated) > 0 {
+		if len(deprecated) > 0 && !partial {
 			checkDeprecatedRefs(&l.diags, r, a, deprecated, portalPaths)
 		}
 	}

@@ -134,11 +134,15 @@ func hidden(rel string) bool {
 // loaded is one checked document of a kind folder. Once its Load returns
 // it is immutable (a later Reload may reuse it) and holds no YAML tree.
 type loaded struct {
-	doc   *document // during its Load only
-	file  string
-	kind  schema.Kind
-	obj   any // *Api, *Credential, *RateLimitPolicy or *ApiTest; nil when it did not decode
-	diags Diagnostics
+	doc  *document // during its Load only
+	file string
+	kind schema.Kind
+	obj  any // *Api, *Credential, *RateLimitPolicy or *ApiTest; nil when it did not decode
+	// partial is, for a document the schema refused, what could still be
+	// read of it: an *Api's references, a *RateLimitPolicy's name or a
+	// *Credential's appId (see salvage).
+	partial any
+	diags   Diagnostics
 	// anchors place the values the checks across files speak of.
 	anchors []anchor
 	// deps are the other files its checks read; dirBound: its checks
@@ -501,22 +505,29 @@ var lineMsgRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 func validateSchema(d *document, kind schema.Kind) bool {
 	vs := schema.Validate(kind, d.value)
 	for _, v := range vs {
-		switch v.Kind {
-		case schema.UnknownKey:
-			ptr := v.Pointer + "/" + escapePointer(v.Key)
-			line, col := d.keyPos(ptr)
-			d.errorAtLine(line, col, d.path(ptr), v.Message)
-		case schema.MissingKey:
-			line, col := d.pos(v.Pointer)
-			if v.Pointer == "" {
-				line, col = 1, 1
-			}
-			d.errorAtLine(line, col, d.path(v.Pointer), v.Message)
-		default:
-			d.errorf(v.Pointer, "%s", v.Message)
-		}
+		d.reportViolation(v, v.Pointer)
 	}
 	return len(vs) == 0
+}
+
+// reportViolation reports a schema violation about the value at ptr (the
+// violation's pointer, or where it stands in the file when it was found
+// under a suggested key name).
+func (d *document) reportViolation(v schema.Violation, ptr string) {
+	switch v.Kind {
+	case schema.UnknownKey:
+		ptr += "/" + escapePointer(v.Key)
+		line, col := d.keyPos(ptr)
+		d.errorAtLine(line, col, d.path(ptr), v.Message)
+	case schema.MissingKey:
+		line, col := d.pos(ptr)
+		if ptr == "" {
+			line, col = 1, 1
+		}
+		d.errorAtLine(line, col, d.path(ptr), v.Message)
+	default:
+		d.errorf(ptr, "%s", v.Message)
+	}
 }
 
 func (l *loader) loadSettings(data []byte) {
@@ -556,7 +567,9 @@ func (l *loader) loadDocument(file string, data []byte) *loaded {
 		d.errorf("/kind", "a %s does not belong in %s/: expected kind %s (move the file to %s/)", k, dir, r.kind, folderOf(k))
 		return r
 	}
-	if !validateSchema(d, r.kind) {
+	if ok, partial, anchors := l.checkSchema(d, r.kind); !ok {
+		r.partial, r.anchors = partial, anchors
+		r.deps, r.dirBound = d.deps, d.dirBound
 		return r
 	}
 	src := Source{File: file, Hash: sum(data)}

@@ -1,6 +1,10 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -109,6 +113,8 @@ type WebClientSettings struct {
 
 // StorageSettings configures the bbolt file.
 type StorageSettings struct {
+	// Path is the bbolt file; "" (the default) is DefaultStoragePath of the
+	// repository, outside it. Resolve it with ResolveStoragePath.
 	Path      string            `yaml:"path" json:"path"`
 	AccessLog AccessLogSettings `yaml:"accessLog" json:"accessLog"`
 }
@@ -286,9 +292,6 @@ func (s *Settings) applyDefaults() {
 		s.Gateway.JQ.MaxMemoryBytes = 1 << 30
 	}
 	st := &s.Storage
-	if st.Path == "" {
-		st.Path = "data/databus.db"
-	}
 	if st.AccessLog.RetentionDays == 0 {
 		st.AccessLog.RetentionDays = 7
 	}
@@ -370,10 +373,57 @@ func (b Boot) Changes(next Boot, storagePathFixed bool) []BootChange {
 		}
 	}
 	if !storagePathFixed {
-		add("storage.path", "/storage/path", b.StoragePath, next.StoragePath)
+		orDefault := func(p string) string {
+			if p == "" {
+				return "(the default, outside the repository)"
+			}
+			return p
+		}
+		add("storage.path", "/storage/path", orDefault(b.StoragePath), orDefault(next.StoragePath))
 	}
 	add("storage.accessLog.mode", "/storage/accessLog/mode", b.AccessLogMode, next.AccessLogMode)
 	add("storage.accessLog.queueSize", "/storage/accessLog/queueSize", strconv.Itoa(b.AccessLogQueue), strconv.Itoa(next.AccessLogQueue))
 	add("storage.accessLog.export", "/storage/accessLog/export", b.AccessLogExport, next.AccessLogExport)
 	return out
+}
+
+// DefaultStoragePath is where the bbolt file of the repository at repoDir
+// goes when storage.path is not set: the user's state folder, outside the
+// checkout, so that runtime data never lands in the config repository:
+// $XDG_STATE_HOME/databus/<folder name>-<hash of its absolute path>/databus.db
+// ($XDG_STATE_HOME defaults to ~/.local/state; without a home folder, the
+// system's temporary folder). The hash keeps two repositories apart; the
+// name says which one a folder belongs to.
+func DefaultStoragePath(repoDir string) string {
+	abs, err := filepath.Abs(repoDir)
+	if err != nil {
+		abs = repoDir
+	}
+	base := os.Getenv("XDG_STATE_HOME")
+	if !filepath.IsAbs(base) { // the XDG spec ignores a relative value
+		base = ""
+		if home, err := os.UserHomeDir(); err == nil && home != "" {
+			base = filepath.Join(home, ".local", "state")
+		} else {
+			base = os.TempDir()
+		}
+	}
+	h := sha256.Sum256([]byte(abs))
+	name := filepath.Base(abs) + "-" + hex.EncodeToString(h[:6])
+	return filepath.Join(base, "databus", name, "databus.db")
+}
+
+// ResolveStoragePath is the bbolt file a gateway serving repoDir opens:
+// override (the --storage flag) when set, else storage.path (relative to
+// the repository unless absolute), else DefaultStoragePath.
+func ResolveStoragePath(s *Settings, repoDir, override string) string {
+	switch {
+	case override != "":
+		return override
+	case s.Storage.Path == "":
+		return DefaultStoragePath(repoDir)
+	case filepath.IsAbs(s.Storage.Path):
+		return s.Storage.Path
+	}
+	return filepath.Join(repoDir, s.Storage.Path)
 }

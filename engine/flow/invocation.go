@@ -8,6 +8,7 @@ package flow
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,6 +72,10 @@ func (o *Output) Value() (any, error) {
 	}
 	if o.stream != nil {
 		if err := o.drain(); err != nil {
+			var big *StreamTooLargeError
+			if errors.As(err, &big) {
+				big.ForProgram = true
+			}
 			return nil, err
 		}
 	}
@@ -85,10 +90,27 @@ func (o *Output) drain() error {
 		return err
 	}
 	if int64(len(b)) > o.limit {
-		return fmt.Errorf("streamed body larger than %d bytes cannot be used by a transform", o.limit)
+		return &StreamTooLargeError{Limit: o.limit}
 	}
 	o.raw = b
 	return nil
+}
+
+// StreamTooLargeError: a streaming step's body had to be read whole and is
+// larger than its bound (gateway.webClient.maxResponseBytes). Either a
+// program (a transform, a condition) reads it (ForProgram), or the answer
+// is built whole from it: then the caller knows why (response encryption,
+// the debug invoke) and says so.
+type StreamTooLargeError struct {
+	Limit      int64
+	ForProgram bool
+}
+
+func (e *StreamTooLargeError) Error() string {
+	if e.ForProgram {
+		return fmt.Sprintf("streamed body larger than %d bytes (gateway.webClient.maxResponseBytes) cannot be used by a transform or condition", e.Limit)
+	}
+	return fmt.Sprintf("streamed body larger than %d bytes (gateway.webClient.maxResponseBytes) cannot be read whole into the answer", e.Limit)
 }
 
 // decodeBody decodes JSON bytes; anything else is kept as text. Empty is null.

@@ -146,7 +146,7 @@ func TestBootSettingsRefused(t *testing.T) {
 	r := Build(context.Background(), dir, Options{Mode: Dry, Running: run})
 	got := r.Diagnostics.Errors()
 	if len(got) != 2 ||
-		got[0].String() != `databus.yaml:4:9: error: storage.path: storage.path is a boot setting: the gateway runs with "data/databus.db"; restart to apply "other.db"` ||
+		got[0].String() != `databus.yaml:4:9: error: storage.path: storage.path is a boot setting: the gateway runs with "(the default, outside the repository)"; restart to apply "other.db"` ||
 		!strings.Contains(got[1].String(), `databus.yaml:5:21: error: storage.accessLog.mode: storage.accessLog.mode is a boot setting: the gateway runs with "async"; restart to apply "sync"`) {
 		t.Fatalf("got %v", got)
 	}

@@ -13,16 +13,12 @@ import (
 	"github.com/databus-gateway/databus/engine/store"
 )
 
-// openStorage opens the bbolt file (storage.path, or Options.StoragePath)
-// and the access log. Both are boot-time: they do not reload.
+// openStorage opens the bbolt file (Options.StoragePath, storage.path or
+// the default outside the repository: config.ResolveStoragePath) and the
+// access log. Both are boot-time: they do not reload.
 func (s *Server) openStorage(st *config.Settings, repoDir string) error {
-	path := s.opts.StoragePath
-	if path == "" {
-		path = st.Storage.Path
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(repoDir, path)
-		}
-	}
+	path := config.ResolveStoragePath(st, repoDir, s.opts.StoragePath)
+	s.storagePath = path
 	db, err := store.Open(path, time.Second)
 	if err != nil {
 		return err

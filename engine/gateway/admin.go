@@ -37,6 +37,9 @@ func (s *Server) Admin() http.Handler {
 		if sync := s.LastSync(); sync != nil {
 			body["lastGitSync"] = sync
 		}
+		if s.storagePath != "" {
+			body["storage"] = s.storagePath
+		}
 		if s.acc != nil {
 			// A degraded access log (records being lost, a full disk say)
 			// shows here but does not make the gateway unready: the portal
@@ -61,10 +64,6 @@ func (s *Server) Admin() http.Handler {
 		api.SetRegistry(reg)
 	}
 	api.Register(mux)
-	if reg != nil {
-		// The FATE Flow compatible registry (DESIGN.md section 6).
-		reg.Register(mux, func(h http.HandlerFunc) http.HandlerFunc { return api.Require(admin.RoleRegistry, h) })
-	}
 	if s.opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", api.Require(admin.RoleOperator, pprof.Index))
 		mux.HandleFunc("GET /debug/pprof/cmdline", api.Require(admin.RoleOperator, pprof.Cmdline))
@@ -83,12 +82,28 @@ func (s *Server) Admin() http.Handler {
 		},
 		Git:       func() *gitops.Repo { return s.git },
 		AccessLog: acc,
-		Traffic:   s.metrics.Traffic.LastHour,
+		Traffic:   s.metrics.Traffic.Window,
 		Registry:  uiRegistry(reg),
 		Logger:    s.log,
 		Sessions:  api.Sessions(),
 	}).Register(mux)
-	return mux
+	if reg == nil {
+		return mux
+	}
+	// The FATE Flow compatible registry (DESIGN.md section 6) owns every
+	// path under /v1/, ahead of the mux: its clients read {retcode,
+	// retmsg} from every answer, including the refusals of authentication,
+	// a wrong method, an unknown or unclean path.
+	fate := reg.Handler(func(h http.HandlerFunc) http.HandlerFunc {
+		return api.RequireWith(admin.RoleRegistry, registry.Deny, h)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if registry.IsFatePath(r.URL.Path) {
+			fate.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // adminView adapts the Server to what the admin API reads.

@@ -145,7 +145,7 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 	before := strings.Join(ts.Pool().Keys(), " ")
 	snap := ts.Current()
 	settings, _ := os.ReadFile(filepath.Join(dir, "databus.yaml"))
-	writeFile(t, filepath.Join(dir, "databus.yaml"), strings.Replace(string(settings), "timeout: 200ms", "timeout: 200ms\n  db: 3", 1))
+	writeFile(t, filepath.Join(dir, "databus.yaml"), strings.Replace(string(settings), "timeout: 2s", "timeout: 2s\n  db: 3", 1))
 	writeFile(t, filepath.Join(dir, "apis", "throws.yaml"), throwingAPI)
 	res := ts.Reload(context.Background(), "test")
 	if res.OK || len(res.Errors) != 1 || !strings.Contains(res.Errors[0].String(), "apis/throws.yaml:11:") ||
@@ -183,7 +183,7 @@ func TestBootSettingChangeRefused(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "databus.yaml"), testSettings+"storage:\n  path: elsewhere.db\n  accessLog: {export: stdout}\n")
 	res := ts.Reload(context.Background(), "test")
 	if res.OK || len(res.Errors) != 2 ||
-		res.Errors[0].String() != `databus.yaml:6:9: error: storage.path: storage.path is a boot setting: the gateway runs with "data/databus.db"; restart to apply "elsewhere.db"` ||
+		res.Errors[0].String() != `databus.yaml:6:9: error: storage.path: storage.path is a boot setting: the gateway runs with "(the default, outside the repository)"; restart to apply "elsewhere.db"` ||
 		!strings.Contains(res.Errors[1].String(), `storage.accessLog.export is a boot setting: the gateway runs with ""; restart to apply "stdout"`) {
 		t.Fatalf("reload: %+v", res)
 	}
@@ -192,7 +192,7 @@ func TestBootSettingChangeRefused(t *testing.T) {
 	if last == nil || last["ok"] != false || !strings.Contains(fmt.Sprint(last["errors"]), "restart to apply") {
 		t.Errorf("readyz lastReload: %v", body["lastReload"])
 	}
-	if got := ts.Current().Settings.Storage.Path; got != "data/databus.db" {
+	if got := ts.Current().Settings.Storage.Path; got != "" {
 		t.Errorf("serving storage.path %q", got)
 	}
 	if v := metricValue(ts.metricFamilies(t), "databus_config_last_reload_success", map[string]string{}); v != 0 {

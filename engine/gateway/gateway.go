@@ -108,6 +108,13 @@ type Server struct {
 	// configured); set once the storage is open.
 	reg atomic.Pointer[registry.Registry]
 
+	// syncLogged is the remote revision and reason of the git-sync refusal
+	// last logged ("" after a success); guarded by syncMu.
+	syncLogged string
+	// storagePath is the bbolt file this gateway opened (said at startup
+	// and in /readyz).
+	storagePath string
+
 	portal       *portal.Handler
 	metrics      *metrics.Metrics
 	prevRevision string // guarded by reloadMu
@@ -421,7 +428,7 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	go func() { errc <- serveErr(adminSrv.Serve(adminLn)) }()
 	s.ready.Store(true)
 	s.log.Info("databus serving", "portal", portalLn.Addr().String(), "admin", adminLn.Addr().String(),
-		"basePaths", s.Current().BasePaths)
+		"basePaths", s.Current().BasePaths, "storage", s.storagePath)
 
 	var runErr error
 	select {

@@ -45,9 +45,36 @@ func (s *Server) syncOnce(ctx context.Context) SyncResult {
 	}
 	r := res
 	s.lastSync.Store(&r)
+	result := "up_to_date"
+	switch {
+	case res.Error != "" && len(res.Errors) > 0:
+		result = "refused"
+	case res.Error != "":
+		result = "failed"
+	case res.Moved:
+		result = "moved"
+	}
+	s.metrics.GitSyncs.WithLabelValues(result).Inc()
 	if res.Error != "" {
-		s.log.Error("git sync: staying on the current revision", "from", short(res.From), "remote", short(res.RemoteHead), "error", res.Error)
-	} else if res.Moved {
+		s.metrics.GitSyncSuccess.Set(0)
+		// Once per remote revision and reason, not every interval: the
+		// state stays in /readyz and the metrics.
+		if key := res.RemoteHead + "\x00" + res.Error; key != s.syncLogged {
+			s.syncLogged = key
+			s.log.Error("git sync: staying on the current revision", "from", short(res.From), "remote", short(res.RemoteHead), "error", res.Error)
+		} else {
+			s.log.Debug("git sync: still staying on the current revision", "remote", short(res.RemoteHead))
+		}
+		return res
+	}
+	s.metrics.GitSyncSuccess.Set(1)
+	if s.syncLogged != "" {
+		s.syncLogged = ""
+		if !res.Moved {
+			s.log.Info("git sync: in step with the remote again", "at", short(res.To))
+		}
+	}
+	if res.Moved {
 		s.log.Info("git sync: fast-forwarded", "from", short(res.From), "to", short(res.To))
 	}
 	return res
@@ -63,13 +90,24 @@ func (s *Server) check(ctx context.Context, dir string) (config.Diagnostics, err
 // LastSync returns the latest git-sync attempt, or nil.
 func (s *Server) LastSync() *SyncResult { return s.lastSync.Load() }
 
+// syncInterval is the git-sync interval: the flag, else gitSync.interval.
+func (s *Server) syncInterval() time.Duration {
+	if s.opts.GitSyncInterval > 0 {
+		return s.opts.GitSyncInterval
+	}
+	return s.Current().Settings.GitSync.Interval.D()
+}
+
 // runSync fetches on the interval until ctx ends.
 func (s *Server) runSync(ctx context.Context) {
+	g := s.Current().Settings.GitSync
+	branch := g.Branch
+	if branch == "" {
+		branch = "(the checked-out branch)"
+	}
+	s.log.Info("git sync on: fetching the remote and fast-forwarding to revisions that validate", "remote", g.Remote, "branch", branch, "interval", s.syncInterval())
 	for {
-		interval := s.Current().Settings.GitSync.Interval.D()
-		if s.opts.GitSyncInterval > 0 {
-			interval = s.opts.GitSyncInterval
-		}
+		interval := s.syncInterval()
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():

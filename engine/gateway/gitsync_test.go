@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,7 +70,11 @@ func TestGitSync(t *testing.T) {
 	if _, err := git.PlainClone(checkout, false, &git.CloneOptions{URL: bare}); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, Options{Dir: checkout, NoWatch: true, GitSync: true})
+	logs := &syncBuffer{}
+	ts := startServer(t, Options{Dir: checkout, NoWatch: true, GitSync: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	waitFor(t, pollTimeout, "the startup line that says git sync is on", func() bool {
+		return logs.count(`msg="git sync on: fetching the remote and fast-forwarding to revisions that validate" remote=origin`) == 1
+	})
 	if g := ts.Current().Git; g == nil || g.Branch != "master" || g.Dirty {
 		t.Fatalf("revision of the checkout: %+v", g)
 	}
@@ -90,6 +95,17 @@ func TestGitSync(t *testing.T) {
 	if got := ts.Current().Git.Hash; got != first {
 		t.Fatalf("the gateway moved to an invalid revision %s", got)
 	}
+	// The refusal is in the metrics, and in the log once for that remote
+	// revision, however many intervals pass.
+	waitFor(t, pollTimeout, "three refused sync attempts", func() bool {
+		return metricValue(ts.metricFamilies(t), "databus_gitsync_total", map[string]string{"result": "refused"}) >= 3
+	})
+	if v := metricValue(ts.metricFamilies(t), "databus_gitsync_last_success", map[string]string{}); v != 0 {
+		t.Errorf("databus_gitsync_last_success = %v after refusals", v)
+	}
+	if n := logs.count("git sync: staying on the current revision"); n != 1 {
+		t.Errorf("the refusal of one remote revision was logged %d times, want once", n)
+	}
 	ts.expectValue(t, "greeting", "one")
 	if head, _ := git.PlainOpen(checkout); head != nil {
 		h, _ := head.Head()
@@ -107,6 +123,13 @@ func TestGitSync(t *testing.T) {
 	}
 	if g := ts.Current().Git; g.Message != "fixed" {
 		t.Fatalf("serving %q, want the commit 'fixed'", g.Message)
+	}
+	mf := ts.metricFamilies(t)
+	if v := metricValue(mf, "databus_gitsync_last_success", map[string]string{}); v != 1 {
+		t.Errorf("databus_gitsync_last_success = %v after the fix", v)
+	}
+	if v := metricValue(mf, "databus_gitsync_total", map[string]string{"result": "moved"}); v < 1 {
+		t.Errorf("databus_gitsync_total{result=moved} = %v", v)
 	}
 	l.stop(t)
 	if n := l.failed(); n > 0 {

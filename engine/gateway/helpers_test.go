@@ -19,7 +19,12 @@ import (
 
 // pollTimeout bounds the wait for a change to become visible. It is long
 // only for a slow machine under -race; a poll ends as soon as it holds.
-const pollTimeout = 10 * time.Second
+const pollTimeout = 30 * time.Second
+
+// clientTimeout is the test clients' safety net against a gateway that
+// never answers; what a test judges is the answer, never how fast it came
+// (a busy machine running the race detector can take seconds).
+const clientTimeout = 2 * time.Minute
 
 // basePath is the default portal base path.
 const basePath = "/admin-api/databus/api/portal"
@@ -168,7 +173,7 @@ func serveServer(t *testing.T, s *Server) *testServer {
 		Server:    s,
 		portalURL: "http://" + portalLn.Addr().String(),
 		adminURL:  "http://" + adminLn.Addr().String(),
-		client:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second},
+		client:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: clientTimeout},
 		cancel:    cancel,
 		done:      make(chan error, 1),
 		watched:   map[string]bool{},

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -361,6 +362,45 @@ func TestHooksThroughThePortal(t *testing.T) {
 		t.Errorf("permission body\n got %v\nwant %v", pm, want)
 	}
 
+	// A request with neither Src-Party-Id nor Site-Signature is a caller of
+	// this site, not a site: site_authentication is not called (the access
+	// log says so), client authentication and permission still are, and
+	// permission sees the caller's appId as its party.
+	before := hs.count("site_authentication")
+	env = signedCall(t, ts, "hk-local", body, http.Header{"X-Client-Token": {"good"}})
+	if env.Code != 200 || !strings.Contains(string(env.Response), `"orderNo":"A-1"`) {
+		t.Fatalf("a caller of this site: %+v %s", env, env.Response)
+	}
+	if n := hs.count("site_authentication"); n != before {
+		t.Errorf("site_authentication called for a request without the site headers")
+	}
+	rec = ts.hookRecordOf(t, "hk-local")
+	if got := rec.hookSteps(); !reflect.DeepEqual(got, []string{"client_authentication:200", "site_authentication:0", "permission:200"}) {
+		t.Errorf("a caller of this site: hook results %v", got)
+	}
+	for _, s := range rec.StepResults {
+		if s.ID == "site_authentication" && (s.Response["outcome"] != "skipped" || !strings.Contains(fmt.Sprint(s.Response["message"]), "a caller of this site")) {
+			t.Errorf("site_authentication entry of a caller of this site: %+v", s)
+		}
+	}
+	if pm := hs.received(t, "permission"); len(pm) != 2 || pm[1]["src_party_id"] != "app-a" || pm[1]["party_id"] != "9999" {
+		t.Errorf("permission for a caller of this site: %v", pm)
+	}
+	// The same request, refused by permission: the skip lets nothing
+	// through that the other hooks refuse.
+	hs.set("permission", func(b map[string]any) (int, string) {
+		if b["src_party_id"] == "10002" {
+			return 200, `{"code":403,"message":"party 10002 may not call h.echo:v1"}`
+		}
+		if b["src_party_id"] == "app-a" && b["run_time_conf"].(map[string]any)["trace_id"] == "hk-local-denied" {
+			return 200, `{"code":403,"message":"not for you"}`
+		}
+		return 200, `{"code":0}`
+	})
+	if env := signedCall(t, ts, "hk-local-denied", body, http.Header{"X-Client-Token": {"good"}}); env.Code != 403 || env.Message != "not for you" {
+		t.Errorf("a caller of this site that permission refuses: %+v", env)
+	}
+
 	refusals := []struct {
 		trace  string
 		header http.Header
@@ -373,8 +413,10 @@ func TestHooksThroughThePortal(t *testing.T) {
 			401, "unknown client token", "client_authentication", []string{"client_authentication:200:error"}},
 		{"hk-nosig", http.Header{"X-Client-Token": {"good"}, "Src-Party-Id": {"10000"}},
 			401, "站点认证失败：缺少 Site-Signature 请求头", "site_authentication", []string{"client_authentication:200", "site_authentication:0:error"}},
-		{"hk-noparty", http.Header{"X-Client-Token": {"good"}},
-			401, "站点认证失败：缺少 Src-Party-Id、Site-Signature 请求头", "site_authentication", []string{"client_authentication:200", "site_authentication:0:error"}},
+		{"hk-onlysig", http.Header{"X-Client-Token": {"good"}, "Site-Signature": {"sig-10000"}},
+			401, "站点认证失败：缺少 Src-Party-Id 请求头", "site_authentication", []string{"client_authentication:200", "site_authentication:0:error"}},
+		{"hk-twoparties", http.Header{"X-Client-Token": {"good"}, "Src-Party-Id": {"10000", "10001"}, "Site-Signature": {"sig-10000"}},
+			401, "站点认证失败：缺少 Src-Party-Id 请求头", "site_authentication", []string{"client_authentication:200", "site_authentication:0:error"}},
 		{"hk-site", http.Header{"X-Client-Token": {"good"}, "Src-Party-Id": {"10000"}, "Site-Signature": {"forged"}},
 			401, "bad site signature", "site_authentication", []string{"client_authentication:200", "site_authentication:200:error"}},
 		{"hk-perm", site("10002"),
@@ -403,18 +445,18 @@ func TestHooksThroughThePortal(t *testing.T) {
 		hook, outcome string
 		n             float64
 	}{
-		{"client_authentication", "ok", 5}, {"client_authentication", "refused", 1},
+		{"client_authentication", "ok", 8}, {"client_authentication", "refused", 1},
 		{"site_authentication", "ok", 2}, {"site_authentication", "refused", 1},
-		{"permission", "ok", 1}, {"permission", "refused", 1},
+		{"permission", "ok", 2}, {"permission", "refused", 2},
 	} {
 		if got := metricValue(mf, "databus_hook_calls_total", map[string]string{"hook": c.hook, "outcome": c.outcome}); got != c.n {
 			t.Errorf("databus_hook_calls_total{hook=%s,outcome=%s} = %v; want %v", c.hook, c.outcome, got, c.n)
 		}
 	}
-	if got := metricValue(mf, "databus_hook_duration_seconds", map[string]string{"hook": "client_authentication"}); got != 6 {
-		t.Errorf("databus_hook_duration_seconds{hook=client_authentication} count = %v; want 6", got)
+	if got := metricValue(mf, "databus_hook_duration_seconds", map[string]string{"hook": "client_authentication"}); got != 9 {
+		t.Errorf("databus_hook_duration_seconds{hook=client_authentication} count = %v; want 9", got)
 	}
-	for reason, n := range map[string]float64{"client_authentication": 1, "site_authentication": 3, "permission": 1} {
+	for reason, n := range map[string]float64{"client_authentication": 1, "site_authentication": 4, "permission": 2} {
 		if got := metricValue(mf, "databus_portal_refusals_total", map[string]string{"reason": reason}); got != n {
 			t.Errorf("databus_portal_refusals_total{reason=%s} = %v; want %v", reason, got, n)
 		}

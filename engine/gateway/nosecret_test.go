@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/databus-gateway/databus/engine/client"
 )
@@ -43,7 +42,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	ts := startServer(t, Options{Dir: dir, NoWatch: true, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
 	var seen strings.Builder
-	good := &client.Client{BaseURL: ts.portalURL + basePath, HTTP: &http.Client{Timeout: 10 * time.Second},
+	good := &client.Client{BaseURL: ts.portalURL + basePath, HTTP: &http.Client{Timeout: clientTimeout},
 		Credential: client.Credential{AppID: "app-s", EncryptionKey: []byte(secrets["DATABUS_T_ENC_KEY"]), SignatureKey: []byte(secrets["DATABUS_T_SIGN_KEY"])}}
 	forged := &client.Client{BaseURL: good.BaseURL, HTTP: good.HTTP,
 		Credential: client.Credential{AppID: "app-s", EncryptionKey: []byte(secrets["DATABUS_T_ENC_KEY"]), SignatureKey: []byte("not-the-key")}}

@@ -31,7 +31,7 @@ func sharedRepo(t *testing.T, addr string, security, failOpen bool, limit int) (
 	dir = t.TempDir()
 	code = fmt.Sprintf("shared.p%d.n%d", os.Getpid(), apiSeq.Add(1))
 	writeRepo(t, dir, map[string]string{
-		"databus.yaml":       fmt.Sprintf("apiPortal:\n  basePath: "+basePath+"\n  security: {enabled: %v}\nredis:\n  addr: %s\n  timeout: 200ms\n  failOpen: %v\n", security, addr, failOpen),
+		"databus.yaml":       fmt.Sprintf("apiPortal:\n  basePath: "+basePath+"\n  security: {enabled: %v}\nredis:\n  addr: %s\n  timeout: 2s\n  failOpen: %v\n", security, addr, failOpen),
 		"keys/a.key":         "0123456789abcdef",
 		"credentials/a.yaml": "apiVersion: databus/v1\nkind: Credential\nappId: app-a\nencryptionKey: {secretRef: 'file:keys/a.key'}\n",
 		"policies/p.yaml":    fmt.Sprintf("apiVersion: databus/v1\nkind: RateLimitPolicy\nname: p\nalgorithm: fixed-window\nlimit: %d\nwindowSeconds: 3600\nkeyTemplate: '${apiCode}:${appId}'\n", limit),
@@ -45,7 +45,7 @@ func signedClient(ts *testServer) *client.Client {
 	return &client.Client{
 		BaseURL:    ts.portalURL + basePath,
 		Credential: client.Credential{AppID: "app-a", EncryptionKey: []byte("0123456789abcdef")},
-		HTTP:       &http.Client{Timeout: 10 * time.Second},
+		HTTP:       &http.Client{Timeout: clientTimeout},
 	}
 }
 
@@ -380,16 +380,16 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 		defer tl.mu.Unlock()
 		return tl.counts[key]
 	}
-	waitFor(t, 10*time.Second, "calls before the outage", func() bool { return count("before closed 200") >= 20 })
+	waitFor(t, pollTimeout, "calls before the outage", func() bool { return count("before closed 200") >= 20 })
 	phase.Store("killing") // calls in this phase are not judged
 	rs.Kill()
 	phase.Store("outage")
-	waitFor(t, 10*time.Second, "refusals during the outage", func() bool {
+	waitFor(t, pollTimeout, "refusals during the outage", func() bool {
 		return count("outage secured 503") >= 20 && count("outage closed 503") >= 20 && count("outage open 200") >= 20
 	})
 	phase.Store("after") // from the moment the server may be back
 	rs.Restart()
-	waitFor(t, 15*time.Second, "recovery under load", func() bool {
+	waitFor(t, pollTimeout, "recovery under load", func() bool {
 		return count("after secured 200") >= 20 && count("after closed 200") >= 20
 	})
 	close(stop)

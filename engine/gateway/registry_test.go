@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/ui"
 	"github.com/databus-gateway/databus/internal/testredis"
 )
@@ -225,5 +226,121 @@ steps:
 	ts.fate(t, "", "/v1/service/delete", `{"server_name":"features","service_name":"query"}`)
 	if env, _ := ts.call("t.svc"); env.Code != 502 || !strings.Contains(env.Message, "not registered") {
 		t.Fatalf("after delete: %+v", env)
+	}
+}
+
+// fateAnswer is an answer of the FATE endpoints read strictly: a JSON
+// object of retcode, retmsg and (optionally) data, nothing else.
+type fateAnswer struct {
+	status  int
+	header  http.Header
+	RetCode *int            `json:"retcode"`
+	RetMsg  string          `json:"retmsg"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func (ts *testServer) fateSend(t *testing.T, method, path, body string, hdr map[string]string) fateAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.adminURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	client := *ts.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := fateAnswer{status: resp.StatusCode, header: resp.Header}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil || a.RetCode == nil || a.RetMsg == "" {
+		t.Fatalf("%s %s: HTTP %d %s, not a FATE answer {retcode, retmsg} (%v): %s", method, path, resp.StatusCode, resp.Header.Get("Content-Type"), err, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	return a
+}
+
+// TestRegistryAnswersFateEverywhere: with admin tokens set, every answer
+// under /v1/ is a FATE reply with its HTTP status — authentication and
+// role refusals, a wrong method, unknown and unclean paths, a body that is
+// not JSON or is too large — and so are the cross-site refusal and the
+// endpoints' own answers without tokens.
+func TestRegistryAnswersFateEverywhere(t *testing.T) {
+	t.Setenv("DATABUS_TEST_VIEWER", "viewer-token-0123456789")
+	t.Setenv("DATABUS_TEST_REGISTRY", "registry-token-0123456789")
+	dir := newRepo(t, map[string]string{"one.yaml": scriptAPI("t.one", "online", "one")})
+	writeFile(t, filepath.Join(dir, "databus.yaml"), testSettings+registryTokens)
+	ts := startServer(t, Options{Dir: dir, NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "databus.db")})
+
+	reg := map[string]string{"Authorization": "Bearer registry-token-0123456789", "Content-Type": "application/json"}
+	viewer := map[string]string{"Authorization": "Bearer viewer-token-0123456789"}
+	server := `{"host":"127.0.0.1","port":9090}`
+	tooLarge := `{"host":"` + strings.Repeat("h", registry.MaxBody) + `"}`
+	cases := []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		status, code             int
+		msg                      string
+	}{
+		{"no token", "POST", "/v1/server/feat/register", server, nil, 401, 109, "admin token required"},
+		{"unknown token", "POST", "/v1/server/feat/register", server, map[string]string{"Authorization": "Bearer nope"}, 401, 109, "admin token required"},
+		{"viewer token", "POST", "/v1/service/query", `{"service_name":"s"}`, viewer, 403, 108, "has role viewer; this needs registry"},
+		{"GET without a token", "GET", "/v1/server/get", "", nil, 401, 109, "admin token required"},
+		{"GET", "GET", "/v1/server/feat/register", "", reg, 405, 100, "method GET is not allowed"},
+		{"PUT", "PUT", "/v1/service/registry", "{}", reg, 405, 100, "use POST"},
+		{"unknown path", "POST", "/v1/job/submit", "{}", reg, 404, 100, "no FATE Flow registry endpoint /v1/job/submit"},
+		{"unknown path, no token", "POST", "/v1/job/submit", "{}", nil, 401, 109, "admin token required"},
+		{"the prefix alone", "POST", "/v1", "", reg, 404, 100, "no FATE Flow registry endpoint"},
+		{"the prefix with its slash", "GET", "/v1/", "", reg, 404, 100, "no FATE Flow registry endpoint"},
+		{"unclean path", "POST", "/v1//server/get", "", reg, 404, 100, "no FATE Flow registry endpoint"},
+		{"trailing slash", "POST", "/v1/server/get/", "", reg, 404, 100, "no FATE Flow registry endpoint"},
+		{"bad JSON", "POST", "/v1/server/feat/register", `{"host":`, reg, 400, 100, "not the expected JSON object"},
+		{"wrong JSON type", "POST", "/v1/service/query", `["service_name"]`, reg, 400, 100, "not the expected JSON object"},
+		{"body too large", "POST", "/v1/server/feat/register", tooLarge, reg, 413, 100, fmt.Sprintf("over %d bytes", registry.MaxBody)},
+		{"missing argument", "POST", "/v1/service/query", `{}`, reg, 200, 101, "service_name"},
+		{"registered", "POST", "/v1/server/feat/register", server, reg, 200, 0, "success"},
+	}
+	for _, c := range cases {
+		a := ts.fateSend(t, c.method, c.path, c.body, c.hdr)
+		if a.status != c.status || *a.RetCode != c.code || !strings.Contains(a.RetMsg, c.msg) {
+			t.Errorf("%s (%s %s): HTTP %d retcode %d %q; want HTTP %d retcode %d containing %q", c.name, c.method, c.path, a.status, *a.RetCode, a.RetMsg, c.status, c.code, c.msg)
+		}
+		switch c.status {
+		case 401:
+			if a.header.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s: 401 without WWW-Authenticate", c.name)
+			}
+		case 405:
+			if a.header.Get("Allow") != "POST" {
+				t.Errorf("%s: 405 with Allow %q", c.name, a.header.Get("Allow"))
+			}
+		}
+	}
+	// Nothing refused was stored; the admin API beside it keeps its own
+	// envelope.
+	if servers, _ := ts.Registry().Servers(t.Context()); len(servers) != 1 {
+		t.Errorf("servers %+v; want FEAT alone", servers)
+	}
+	if st, body := ts.adminGet(t, "", "/databus/gateway/registry/servers"); st != 401 || !strings.Contains(body, `"code":401`) {
+		t.Errorf("admin REST API without a token: %d %s", st, body)
+	}
+
+	// Without admin tokens the listener asks for none, but a request a
+	// browser marks cross-site is refused, in the FATE envelope too.
+	open := startServer(t, Options{Dir: newRepo(t, map[string]string{"one.yaml": scriptAPI("t.one", "online", "one")}), NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "open.db")})
+	a := open.fateSend(t, "POST", "/v1/server/feat/register", server, map[string]string{"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"})
+	if a.status != 403 || *a.RetCode != 108 || !strings.Contains(a.RetMsg, "cross-site request refused") {
+		t.Errorf("cross-site: HTTP %d %d %q", a.status, *a.RetCode, a.RetMsg)
+	}
+	if a := open.fateSend(t, "POST", "/v1/server/feat/register", server, nil); a.status != 200 || *a.RetCode != 0 {
+		t.Errorf("without tokens: HTTP %d %d %q", a.status, *a.RetCode, a.RetMsg)
 	}
 }

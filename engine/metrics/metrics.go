@@ -75,7 +75,16 @@ type Metrics struct {
 	ReloadDuration *prometheus.HistogramVec
 	ConfigInfo     *prometheus.GaugeVec
 
-	// Traffic is the last hour of requests and errors per minute.
+	// GitSyncSuccess is 1 when the last git-sync attempt left the checkout
+	// on the remote head (moved or already there), 0 when it stayed behind;
+	// GitSyncs counts attempts by result (moved, up_to_date, refused: the
+	// gate refused the remote revision, failed: fetch, divergence, local
+	// edits).
+	GitSyncSuccess prometheus.Gauge
+	GitSyncs       *prometheus.CounterVec
+
+	// Traffic is the last hour of requests and errors per minute, counted
+	// from New.
 	Traffic Series
 
 	AccessLogQueue   prometheus.Gauge
@@ -175,6 +184,12 @@ func New() *Metrics {
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_config_reloads_total", Help: "Reload attempts, by result (changed, unchanged, failed).",
 		}, []string{"result"}),
+		GitSyncSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_gitsync_last_success", Help: "1 when the last git-sync attempt left the checkout on the remote head, 0 when it stayed behind (refused or failed: see /readyz lastGitSync).",
+		}),
+		GitSyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_gitsync_total", Help: "Git-sync attempts, by result: moved, up_to_date, refused (the remote revision does not validate), failed (fetch, divergence, local edits).",
+		}, []string{"result"}),
 		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "databus_config_info", Help: "The configuration being served: 1 for its revision.",
 		}, []string{"revision"}),
@@ -205,7 +220,7 @@ func New() *Metrics {
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.RateLimitEvictions, m.StoreErrors,
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
 		m.InFlight, m.Queued, m.Shed, m.QueueWait, m.AdmittedDuration,
-		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo,
+		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo, m.GitSyncSuccess, m.GitSyncs,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogCaptured, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, reason := range []string{"time", "memory"} {
@@ -217,6 +232,7 @@ func New() *Metrics {
 	for _, reason := range []string{"queue_full", "queue_timeout", "canceled"} {
 		m.Shed.WithLabelValues(reason)
 	}
+	m.Traffic.Start(time.Now())
 	return m
 }
 

@@ -11,6 +11,7 @@ import (
 type Series struct {
 	mu      sync.Mutex
 	buckets [60]Minute
+	since   time.Time // when counting began; zero: before the hour
 }
 
 // Minute is one minute of traffic.
@@ -34,6 +35,39 @@ func (s *Series) Add(t time.Time, failed bool) {
 		b.Errors++
 	}
 	s.mu.Unlock()
+}
+
+// Start says when counting began (the gateway's start), so that a rate
+// divides by the time actually counted, not by a whole hour.
+func (s *Series) Start(t time.Time) {
+	s.mu.Lock()
+	s.since = t
+	s.mu.Unlock()
+}
+
+// Window is the last hour of traffic and how much of it was counted.
+type Window struct {
+	Minutes []Minute // LastHour
+	// Covered is the time the counts span: from the start of the first
+	// minute, or from Start when counting began later, up to now.
+	Covered time.Duration
+	// Partial: counting began within the window (the gateway has run for
+	// less than the hour).
+	Partial bool
+}
+
+// Window returns the last hour and the time it covers.
+func (s *Series) Window(now time.Time) Window {
+	w := Window{Minutes: s.LastHour(now)}
+	from := w.Minutes[0].Start
+	s.mu.Lock()
+	since := s.since
+	s.mu.Unlock()
+	if since.After(from) {
+		from, w.Partial = since, true
+	}
+	w.Covered = max(now.Sub(from), 0)
+	return w
 }
 
 // LastHour returns the 60 minutes up to now, oldest first; minutes without

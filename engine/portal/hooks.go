@@ -46,7 +46,9 @@ var (
 
 // hooks runs the callouts hooks enables (DESIGN.md section 6), after the
 // security chain and the anonymous user, before the rate limit: client and
-// site authentication — both when both are on — then permission. The
+// site authentication — both when both are on — then permission. Site
+// authentication is for requests carrying Src-Party-Id or Site-Signature;
+// one with neither is a caller of this site and skips it. The
 // hooks see the decrypted body. A refusal answers 401 (authentication) or
 // 403 (permission) with the hook's message; a hook that cannot answer
 // (not registered, no registry, timeout, transport error, non-200, not
@@ -68,6 +70,8 @@ func (h *Handler) hooks(c *Call) *fault {
 	if hs.SiteAuthentication {
 		src, okSrc := single(c.R, hooks.HeaderSrcPartyID)
 		sig, okSig := single(c.R, hooks.HeaderSiteSignature)
+		hasSrc := len(c.R.Header.Values(hooks.HeaderSrcPartyID)) > 0
+		hasSig := len(c.R.Header.Values(hooks.HeaderSiteSignature)) > 0
 		var missing []string
 		if !okSrc || src == "" {
 			missing = append(missing, hooks.HeaderSrcPartyID)
@@ -75,18 +79,29 @@ func (h *Handler) hooks(c *Call) *fault {
 		if !okSig || sig == "" {
 			missing = append(missing, hooks.HeaderSiteSignature)
 		}
-		if len(missing) > 0 {
-			// siteAuthentication on: every caller is a site. A request
-			// without both headers (or with one repeated) is refused.
+		switch {
+		case !hasSrc && !hasSig:
+			// Neither header: not a site's request but one of this site's
+			// own callers, as FATE Flow takes a request without a source
+			// party for its own party's. site_authentication is not
+			// called; client authentication, the credential and
+			// permission (by appId) decide.
+			c.Chain = append(c.Chain, flow.StepResult{ID: hooks.SiteAuthentication, Type: "hook",
+				Response: map[string]any{"outcome": "skipped", "message": "not called: no " + hooks.HeaderSrcPartyID + " or " + hooks.HeaderSiteSignature + " header, a caller of this site"}})
+		case len(missing) > 0:
+			// A site's request with a header missing, empty or repeated
+			// is refused: it says it comes from a site but cannot be
+			// verified as one.
 			names := strings.Join(missing, "、")
 			c.Chain = append(c.Chain, flow.StepResult{ID: hooks.SiteAuthentication, Type: "hook", Error: "not called: missing or repeated header " + names})
 			return refuse(ReasonSiteAuth, http.StatusUnauthorized, fmt.Sprintf("%s：缺少 %s 请求头", MsgSiteAuthFailed, names))
+		default:
+			res := hk.SiteAuthentication(ctx, c.TraceID, src, sig, c.Body)
+			if f := h.hookOutcome(c, siteAuthStage, res, nil); f != nil {
+				return f
+			}
+			party = src
 		}
-		res := hk.SiteAuthentication(ctx, c.TraceID, src, sig, c.Body)
-		if f := h.hookOutcome(c, siteAuthStage, res, nil); f != nil {
-			return f
-		}
-		party = src
 	}
 	if hs.Permission {
 		s := hooks.Subject{Party: party, AppID: c.AppID(), TenantID: c.TenantID, TraceID: c.TraceID,

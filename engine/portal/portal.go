@@ -392,7 +392,13 @@ func (h *Handler) runFlow(c *Call) *fault {
 	case out.Err != nil:
 		h.log.Debug("flow failed", "traceId", c.TraceID, "api", api.ID(), "status", out.Status, "error", out.Message)
 	case out.EncodeErr != nil:
-		h.log.Warn("flow output is not JSON", "traceId", c.TraceID, "api", api.ID(), "error", out.EncodeErr)
+		var big *flow.StreamTooLargeError
+		if errors.As(out.EncodeErr, &big) && !big.ForProgram && c.encrypt != nil {
+			// The stream would have passed through: what read it whole is
+			// the credential's response encryption.
+			out.Message = fmt.Sprintf("flow output could not be encoded: the streamed answer is larger than %d bytes (gateway.webClient.maxResponseBytes) and credential %s encrypts answers, which needs the whole answer: raise the bound, or call the API with a credential whose encryptionType is NONE (or apiPortal.security.encryptResponse: false) so that it streams", big.Limit, c.AppID())
+		}
+		h.log.Warn("flow output could not be encoded", "traceId", c.TraceID, "api", api.ID(), "error", out.EncodeErr)
 	case out.Stream != nil:
 		h.stream(c, out.Stream, out.ContentType)
 		return nil

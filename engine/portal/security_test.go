@@ -80,6 +80,11 @@ func newSecureFixtureWith(t testing.TB, o Options) *secureFixture {
 	f := &secureFixture{}
 	f.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.lastAuth.Store(r.Header.Get("Authorization"))
+		if r.URL.Path == "/big" { // more than the fixture's maxResponseBytes
+			w.Header().Set("Content-Type", "text/csv")
+			w.Write(bytes.Repeat([]byte("a,b\n"), 600<<10))
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"echo":%s,"q":%q}`, orNull(body), r.URL.RawQuery)
@@ -104,6 +109,7 @@ func newSecureFixtureWith(t testing.TB, o Options) *secureFixture {
 		"apis/echo.yaml":          api("sec.echo", "online", "[POST, GET]", echo),
 		"apis/restricted.yaml":    strings.Replace(api("sec.only", "online", "[POST]", echo), "policies:", "auth: {credentials: [app-aes]}\npolicies:", 1),
 		"apis/plain.yaml":         api("sec.plain", "online", "[POST]", ""),
+		"apis/big.yaml":           api("sec.big", "online", "[GET]", "  - id: dl\n    type: http\n    http: {url: '"+f.upstream.URL+"/big', stream: true}\n"),
 		"apis/typed.yaml":         strings.Replace(api("sec.typed", "online", "[POST]", scriptStep(`function main(c) { return {n: Object.keys(c.request.body).length} }`)), "steps:", "input: {type: object}\nsteps:", 1),
 		"apis/script.yaml":        api("sec.who", "online", "[POST]", scriptStep(`function main(c) { return {app: c.request.appId, tenant: c.request.tenantId, user: c.request.user} }`)),
 	})
@@ -179,6 +185,34 @@ func expect(t *testing.T, name string, resp *client.Response, status int, messag
 	}
 	if resp.Envelope.TraceID == "" {
 		t.Errorf("%s: no trace id", name)
+	}
+}
+
+// TestEncryptedStreamTooLarge: a stream larger than maxResponseBytes passes
+// through for a credential that does not encrypt answers; for one that does,
+// the refusal names response encryption as the cause (no transform is
+// involved).
+func TestEncryptedStreamTooLarge(t *testing.T) {
+	f := newSecureFixture(t)
+	resp := f.send(t, f.client("app-aes"), "GET", "sec.big", nil, "", nil)
+	expect(t, "encrypting credential", resp, http.StatusBadGateway, "flow output could not be encoded: the streamed answer is larger than 1048576 bytes (gateway.webClient.maxResponseBytes) and credential app-aes encrypts answers", true)
+	if strings.Contains(resp.Envelope.Message, "transform") {
+		t.Errorf("the message blames a transform: %q", resp.Envelope.Message)
+	}
+	req, err := f.client("app-none").Prepare("GET", "sec.big", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, _ := http.NewRequest(req.Method, req.URL, nil)
+	hr.Header = req.Header
+	hresp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, hresp.Body)
+	hresp.Body.Close()
+	if hresp.StatusCode != http.StatusOK || n != 4*600<<10 {
+		t.Errorf("non-encrypting credential: %d, %d bytes streamed", hresp.StatusCode, n)
 	}
 }
 

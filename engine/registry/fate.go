@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // Reply is FATE Flow's answer: retcode 0 and "success", or a code and what
@@ -16,42 +20,153 @@ type Reply struct {
 	Data    any    `json:"data,omitempty"`
 }
 
-// maxBody bounds a registration's body.
-const maxBody = 1 << 20
+// MaxBody bounds a registration's body (1 MiB); a larger one is refused
+// with HTTP 413.
+const MaxBody = 1 << 20
 
-// Register mounts the FATE Flow 1.x registry endpoints (DESIGN.md section
-// 6) on mux; wrap adds the admin listener's authentication (role
-// registry).
-func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http.HandlerFunc) {
-	h := func(pattern string, f func(*http.Request, []byte) (any, error)) {
-		mux.HandleFunc(pattern, wrap(func(w http.ResponseWriter, req *http.Request) {
-			body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
-			if err != nil {
-				reply(w, nil, invalid("request body: %v", err))
+// Return codes of FATE Flow 1.x (its RetCode) for refusals before the
+// endpoint runs.
+const (
+	RetPermission     = 108 // PERMISSION_ERROR: the token's role does not allow it
+	RetAuthentication = 109 // AUTHENTICATION_ERROR: no known token
+)
+
+// Prefix is the path prefix of the FATE Flow endpoints: every answer under
+// it (and to Prefix without its slash) is a FATE reply.
+const Prefix = "/v1/"
+
+// IsFatePath reports whether path belongs to the FATE Flow endpoints.
+func IsFatePath(path string) bool {
+	return path == "/v1" || strings.HasPrefix(path, Prefix)
+}
+
+// Deny answers a refusal in the FATE envelope with status: retcode 109
+// for 401, 108 for 403, 100 otherwise. It has the shape of admin.Deny, for
+// the admin listener's authentication.
+func Deny(w http.ResponseWriter, status int, msg string) {
+	code := RetError
+	switch status {
+	case http.StatusUnauthorized:
+		code = RetAuthentication
+	case http.StatusForbidden:
+		code = RetPermission
+	}
+	write(w, status, Reply{RetCode: code, RetMsg: msg})
+}
+
+// route is one endpoint: its path as segments after /v1/, "{}" matching
+// one segment (the server name).
+type route struct {
+	segs []string
+	f    func(req *http.Request, name string, body []byte) (any, error)
+}
+
+func (rt route) match(segs []string) (string, bool) {
+	if len(segs) != len(rt.segs) {
+		return "", false
+	}
+	name := ""
+	for i, s := range rt.segs {
+		switch {
+		case s == "{}":
+			name = segs[i]
+		case s != segs[i]:
+			return "", false
+		}
+	}
+	return name, true
+}
+
+// Handler serves the FATE Flow 1.x registry endpoints (DESIGN.md section
+// 6) under Prefix; wrap adds the admin listener's authentication (role
+// registry), answering its refusals with Deny. Every answer is a FATE
+// reply {retcode, retmsg, data?}: a refused token 401 (retcode 109) or 403
+// (108), an unknown path 404, a method other than POST 405 (with Allow),
+// a body that cannot be read 400 or, over MaxBody, 413, a body that is not
+// the expected JSON 400 (all retcode 100); an endpoint's own outcome,
+// success or refusal, HTTP 200 as FATE Flow answers it.
+func (r *Registry) Handler(wrap func(http.HandlerFunc) http.HandlerFunc) http.Handler {
+	routes := r.routes()
+	return wrap(func(w http.ResponseWriter, req *http.Request) {
+		segs, ok := segments(req.URL.EscapedPath())
+		var rt *route
+		name := ""
+		for i := range routes {
+			if n, m := routes[i].match(segs); ok && m {
+				rt, name = &routes[i], n
+				break
+			}
+		}
+		if rt == nil {
+			write(w, http.StatusNotFound, Reply{RetCode: RetError, RetMsg: fmt.Sprintf("no FATE Flow registry endpoint %s: the endpoints are POST /v1/server/<name>/register|get|delete, /v1/server/get, /v1/service/registry|query|delete", req.URL.Path)})
+			return
+		}
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			write(w, http.StatusMethodNotAllowed, Reply{RetCode: RetError, RetMsg: fmt.Sprintf("method %s is not allowed on %s: use POST", req.Method, req.URL.Path)})
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				write(w, http.StatusRequestEntityTooLarge, Reply{RetCode: RetError, RetMsg: fmt.Sprintf("request body is over %d bytes", MaxBody)})
 				return
 			}
-			data, err := f(req, body)
-			reply(w, data, err)
-		}))
+			write(w, http.StatusBadRequest, Reply{RetCode: RetError, RetMsg: "reading the request body: " + err.Error()})
+			return
+		}
+		data, err := rt.f(req, name, body)
+		var bad *badJSON
+		if errors.As(err, &bad) {
+			write(w, http.StatusBadRequest, Reply{RetCode: RetError, RetMsg: err.Error()})
+			return
+		}
+		reply(w, data, err)
+	})
+}
+
+// segments splits an escaped path under Prefix into its unescaped
+// segments; false for a path outside it or a bad escape.
+func segments(escaped string) ([]string, bool) {
+	rest, ok := strings.CutPrefix(escaped, Prefix)
+	if !ok {
+		return nil, false
 	}
-	h("POST /v1/server/{name}/register", func(req *http.Request, body []byte) (any, error) {
+	parts := strings.Split(rest, "/")
+	for i, p := range parts {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, false
+		}
+		parts[i] = u
+	}
+	return parts, true
+}
+
+func (r *Registry) routes() []route {
+	var routes []route
+	h := func(pattern string, f func(*http.Request, string, []byte) (any, error)) {
+		routes = append(routes, route{segs: strings.Split(strings.TrimPrefix(pattern, Prefix), "/"), f: f})
+	}
+	h("/v1/server/{}/register", func(req *http.Request, name string, body []byte) (any, error) {
 		var in ServerInput
 		if err := decode(body, &in); err != nil {
 			return nil, err
 		}
-		return r.RegisterServer(req.Context(), req.PathValue("name"), in)
+		return r.RegisterServer(req.Context(), name, in)
 	})
-	h("POST /v1/server/{name}/get", func(req *http.Request, _ []byte) (any, error) {
-		s, ok, err := r.Server(req.Context(), req.PathValue("name"))
+	h("/v1/server/{}/get", func(req *http.Request, name string, _ []byte) (any, error) {
+		s, ok, err := r.Server(req.Context(), name)
 		if err != nil {
 			return nil, failed("%v", err)
 		}
 		if !ok {
-			return nil, invalid("server %s is not registered", ServerKey(req.PathValue("name")))
+			return nil, invalid("server %s is not registered", ServerKey(name))
 		}
 		return s, nil
 	})
-	h("POST /v1/server/get", func(req *http.Request, _ []byte) (any, error) {
+	h("/v1/server/get", func(req *http.Request, name string, _ []byte) (any, error) {
 		all, err := r.Servers(req.Context())
 		if err != nil {
 			return nil, failed("%v", err)
@@ -62,8 +177,8 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return out, nil
 	})
-	h("POST /v1/server/{name}/delete", func(req *http.Request, _ []byte) (any, error) {
-		name := ServerKey(req.PathValue("name"))
+	h("/v1/server/{}/delete", func(req *http.Request, name string, _ []byte) (any, error) {
+		name = ServerKey(name)
 		ok, err := r.DeleteServer(req.Context(), name)
 		if err != nil {
 			return nil, err
@@ -73,7 +188,7 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return map[string]string{"server_name": name}, nil
 	})
-	h("POST /v1/service/registry", func(req *http.Request, body []byte) (any, error) {
+	h("/v1/service/registry", func(req *http.Request, name string, body []byte) (any, error) {
 		var in ServiceInput
 		if err := decode(body, &in); err != nil {
 			return nil, err
@@ -84,7 +199,7 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return r.view(req.Context(), svc), nil
 	})
-	h("POST /v1/service/query", func(req *http.Request, body []byte) (any, error) {
+	h("/v1/service/query", func(req *http.Request, name string, body []byte) (any, error) {
 		var in struct {
 			ServerName  string `json:"server_name"`
 			ServiceName string `json:"service_name"`
@@ -105,7 +220,7 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return map[string]any{"service_info": info}, nil
 	})
-	h("POST /v1/service/delete", func(req *http.Request, body []byte) (any, error) {
+	h("/v1/service/delete", func(req *http.Request, name string, body []byte) (any, error) {
 		var in struct {
 			ServerName  string `json:"server_name"`
 			ServiceName string `json:"service_name"`
@@ -122,6 +237,7 @@ func (r *Registry) Register(mux *http.ServeMux, wrap func(http.HandlerFunc) http
 		}
 		return map[string]string{"server_name": ServerKey(in.ServerName), "service_name": in.ServiceName}, nil
 	})
+	return routes
 }
 
 // ServiceView is a service with the URL it resolves to now ("" when its
@@ -170,9 +286,16 @@ func decode(body []byte, v any) error {
 		return nil
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return invalid("request body is not the expected JSON object: %v", err)
+		return &badJSON{err}
 	}
 	return nil
+}
+
+// badJSON: the body is not the JSON object the endpoint takes (HTTP 400).
+type badJSON struct{ err error }
+
+func (e *badJSON) Error() string {
+	return "request body is not the expected JSON object: " + e.err.Error()
 }
 
 func reply(w http.ResponseWriter, data any, err error) {
@@ -183,7 +306,12 @@ func reply(w http.ResponseWriter, data any, err error) {
 			rep = Reply{RetCode: code, RetMsg: err.Error()}
 		}
 	}
+	write(w, http.StatusOK, rep)
+}
+
+func write(w http.ResponseWriter, status int, rep Reply) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.Encode(rep)

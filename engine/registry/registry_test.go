@@ -29,9 +29,7 @@ func newRegistry(t *testing.T, path string) (*registry.Registry, string) {
 	}
 	t.Cleanup(func() { db.Close() })
 	reg := registry.New(db.Registry(), registry.Options{})
-	mux := http.NewServeMux()
-	reg.Register(mux, func(h http.HandlerFunc) http.HandlerFunc { return h })
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(reg.Handler(func(h http.HandlerFunc) http.HandlerFunc { return h }))
 	t.Cleanup(srv.Close)
 	return reg, srv.URL
 }
@@ -87,7 +85,6 @@ func TestInputChecks(t *testing.T) {
 		{"/v1/server/x/register", `{"host":"h/path","port":80}`, 100, "not an IP address or host name"},
 		{"/v1/server/x/register", `{"host":"h","port":80,"protocol":"ftp"}`, 100, `protocol "ftp"`},
 		{"/v1/server/x%20y/register", `{"host":"h","port":80}`, 100, "server name"},
-		{"/v1/server/x/register", `{"host":`, 100, "not the expected JSON"},
 		{"/v1/service/registry", `{"service_name":"s","uri":"/a"}`, 101, "missing: server_name"},
 		{"/v1/service/registry", `{"server_name":"feat","uri":"/a"}`, 101, "missing: service_name"},
 		{"/v1/service/registry", `{"server_name":"feat","service_name":"s"}`, 101, "missing: uri"},
@@ -367,5 +364,50 @@ func TestLookupEndsWithTheContext(t *testing.T) {
 				t.Errorf("%d store errors counted for a request that gave up", storeErrors)
 			}
 		})
+	}
+}
+
+// TestProtocolFaults: what the endpoints refuse before they run answers
+// the FATE envelope with its HTTP status, and Deny maps the admin
+// listener's refusals to FATE Flow's return codes.
+func TestProtocolFaults(t *testing.T) {
+	_, base := newRegistry(t, filepath.Join(t.TempDir(), "r.db"))
+	tests := []struct {
+		method, path, body string
+		status, code       int
+		msg                string
+	}{
+		{"GET", "/v1/server/get", "", 405, 100, "method GET is not allowed on /v1/server/get"},
+		{"DELETE", "/v1/server/x/delete", "", 405, 100, "use POST"},
+		{"POST", "/v1/server/x", "", 404, 100, "no FATE Flow registry endpoint /v1/server/x"},
+		{"POST", "/v1/server/x/y/register", "", 404, 100, "no FATE Flow registry endpoint"},
+		{"POST", "/v1/service/registry/x", "", 404, 100, "no FATE Flow registry endpoint"},
+		{"POST", "/v1/server/x/register", `{"host":`, 400, 100, "not the expected JSON object"},
+		{"POST", "/v1/service/registry", `{"server_name":1}`, 400, 100, "not the expected JSON object"},
+		{"POST", "/v1/server/x/register", strings.Repeat(" ", registry.MaxBody+1), 413, 100, "request body is over 1048576 bytes"},
+		{"POST", "/v1/server/x/register", strings.Repeat(" ", registry.MaxBody) + `{"host":"h","port":1}`, 413, 100, "over"},
+		{"POST", "/v1/server/x/register", strings.Repeat(" ", registry.MaxBody-21) + `{"host":"h","port":1}`, 200, 0, "success"},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, base+tt.path, strings.NewReader(tt.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r reply
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tt.status || r.RetCode != tt.code || !strings.Contains(r.RetMsg, tt.msg) {
+			t.Errorf("%s %s: HTTP %d retcode %d %q (%v); want HTTP %d retcode %d containing %q", tt.method, tt.path, resp.StatusCode, r.RetCode, r.RetMsg, err, tt.status, tt.code, tt.msg)
+		}
+	}
+
+	for status, code := range map[int]int{401: registry.RetAuthentication, 403: registry.RetPermission, 503: registry.RetError} {
+		w := httptest.NewRecorder()
+		registry.Deny(w, status, "why")
+		var r reply
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || w.Code != status || r.RetCode != code || r.RetMsg != "why" {
+			t.Errorf("Deny(%d): HTTP %d %s; want retcode %d", status, w.Code, w.Body, code)
+		}
 	}
 }

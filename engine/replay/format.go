@@ -201,8 +201,13 @@ func (rep *Report) markdown() string {
 	return b.String()
 }
 
-func mdCode(s string) string { return strings.ReplaceAll(s, "`", "'") }
+// mdCode makes s safe inside a code span of a table cell: what a record
+// holds (ids, API codes, values) comes from traffic, not from the
+// repository, and must not add cells, lines or markup to the comment.
+func mdCode(s string) string {
+	return strings.NewReplacer("`", "'", "|", "\\|", "\n", " ", "\r", " ").Replace(s)
+}
 
 func htmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\n", " ", "\r", " ").Replace(s)
 }

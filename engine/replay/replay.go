@@ -22,12 +22,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/config"
@@ -146,16 +146,33 @@ func replayable(r *store.Record) string {
 		if m, ok := s.Response.(map[string]any); ok && m["body"] == "(streamed)" {
 			return "step " + strconv.Quote(s.ID) + " streamed its body: not recorded"
 		}
-		if s.Type == config.StepHTTP && !s.Skipped && s.Attempts > 0 && s.Response == nil && s.Error != "" {
-			// A timeout or a refused connection: nothing a stub could answer.
+		if noAnswer(&s) && timedOut(&s) {
+			// A stub that hangs would reproduce it, at the cost of the
+			// step's whole timeout per record.
 			return "step " + strconv.Quote(s.ID) + " got no upstream answer (" + s.Error + ")"
 		}
 	}
 	return ""
 }
 
+// noAnswer: an http step that was sent and got no answer (a refused or
+// reset connection, a timeout).
+func noAnswer(s *store.StepRecord) bool {
+	return s.Type == config.StepHTTP && !s.Skipped && s.Attempts > 0 && s.Response == nil && s.Error != ""
+}
+
+func timedOut(s *store.StepRecord) bool {
+	return strings.Contains(s.Error, "timed out") || strings.Contains(s.Error, "request cancelled")
+}
+
+// RecordTimeout bounds the replay of one record, whatever the candidate's
+// step timeouts (the change under review sets them).
+const RecordTimeout = 30 * time.Second
+
 // Replay runs r against the candidate and compares.
 func (rp *Replayer) Replay(ctx context.Context, r *store.Record) Result {
+	ctx, cancel := context.WithTimeout(ctx, RecordTimeout)
+	defer cancel()
 	res := Result{ID: r.ID, TraceID: r.TraceID, API: apiLabel(r)}
 	if why := replayable(r); why != "" {
 		res.Outcome, res.Reason = NotReplayable, why
@@ -198,7 +215,10 @@ func request(ctx context.Context, r *store.Record) (*http.Request, error) {
 	if r.Capture.Query != "" {
 		target += "?" + r.Capture.Query
 	}
-	req := httptest.NewRequest(r.Method, target, strings.NewReader(r.RequestBody)).WithContext(ctx)
+	req, err := http.NewRequestWithContext(ctx, r.Method, target, strings.NewReader(r.RequestBody))
+	if err != nil || !strings.HasPrefix(target, "/") {
+		return nil, fmt.Errorf("the recorded request cannot be made again: method %.40q, path %.100q", r.Method, r.Path)
+	}
 	for k, v := range r.RequestHeaders {
 		if v == "***" || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, security.HeaderSignature) {
 			continue
@@ -229,7 +249,7 @@ func newStubs(r *store.Record) *stubs {
 	s := &stubs{steps: map[string]*store.StepRecord{}}
 	for i := range r.StepResults {
 		st := &r.StepResults[i]
-		if st.Response != nil {
+		if st.Response != nil || noAnswer(st) {
 			s.steps[st.Type+"\x00"+st.ID] = st
 			if _, ok := s.steps[st.ID]; !ok || st.Type != "hook" {
 				s.steps[st.ID] = st
@@ -254,6 +274,10 @@ func (s *stubs) Answer(_ context.Context, c *sandbox.Call) sandbox.Answer {
 		s.notRecorded = append(s.notRecorded, id)
 		s.mu.Unlock()
 		return sandbox.Answer{Status: sandbox.StatusNoStub, Body: []byte(`{"error":"step not recorded"}`)}
+	}
+	if noAnswer(st) {
+		// A refused or reset connection, reproduced.
+		return sandbox.Answer{Reset: true}
 	}
 	m, _ := st.Response.(map[string]any)
 	status := intOf(m["status"])

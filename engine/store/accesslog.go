@@ -656,11 +656,12 @@ func initCount(tx *bbolt.Tx) error {
 
 // probe is the part of a stored record that filters and deletions read.
 type probe struct {
-	TraceID string   `json:"traceId"`
-	APICode string   `json:"apiCode"`
-	AppID   string   `json:"appId"`
-	Status  int      `json:"status"`
-	Capture *Capture `json:"capture"`
+	TraceID    string   `json:"traceId"`
+	APICode    string   `json:"apiCode"`
+	AppID      string   `json:"appId"`
+	Status     int      `json:"status"`
+	HTTPStatus int      `json:"httpStatus"`
+	Capture    *Capture `json:"capture"`
 }
 
 // limiter lets one event through per logEvery.

@@ -20,16 +20,22 @@ const (
 // Filter selects records for Page. Empty fields match anything.
 type Filter struct {
 	TraceID, APICode, AppID string
-	Status                  *int      // a Status* value; nil = any
-	From, To                time.Time // StartedAt in [From, To); zero = open
-	Captured                bool      // only records holding a whole capture
+	Status                  *int         // a Status* value; nil = any
+	HTTPStatus              *StatusRange // HTTPStatus within; nil = any
+	From, To                time.Time    // StartedAt in [From, To); zero = open
+	Captured                bool         // only records holding a whole capture
 }
+
+// StatusRange selects HTTP statuses from Min to Max, both included: 404
+// to 404 for one status, 400 to 499 for a class.
+type StatusRange struct{ Min, Max int }
 
 func (f Filter) matches(p *probe) bool {
 	return (f.TraceID == "" || p.TraceID == f.TraceID) &&
 		(f.APICode == "" || p.APICode == f.APICode) &&
 		(f.AppID == "" || p.AppID == f.AppID) &&
 		(f.Status == nil || p.Status == *f.Status) &&
+		(f.HTTPStatus == nil || p.HTTPStatus >= f.HTTPStatus.Min && p.HTTPStatus <= f.HTTPStatus.Max) &&
 		(!f.Captured || p.Capture.Kept())
 }
 
@@ -167,7 +173,7 @@ func scan(t tables, f Filter, before []byte, want func(rk []byte) bool, match fu
 		byAPI = true
 		src, prefix = t.api, []byte(f.APICode+"\x00")
 	}
-	needProbe := f.AppID != "" || f.Status != nil || f.Captured ||
+	needProbe := f.AppID != "" || f.Status != nil || f.HTTPStatus != nil || f.Captured ||
 		(f.TraceID != "" && !byTrace) || (f.APICode != "" && !byAPI)
 	lo, hi := from, to
 	if prefix != nil {

@@ -20,12 +20,14 @@ import (
 
 // Bounds of reading.
 const (
-	// PageSize is the admin API's largest page (its pageSize is 1 to 100).
-	PageSize = 100
-	// MaxReplyBytes bounds one admin API answer: a page of 100 records,
-	// captured ones each up to storage.accessLog.capture.maxBytes (1 MiB)
-	// plus bodies of up to storage.accessLog.maxBodyChars.
-	MaxReplyBytes = 256 << 20
+	// PageSize is how many records one admin API page asks for: small,
+	// so that a page (and what decoding it holds, several times its bytes)
+	// stays small; by cursor, more pages cost no more per record.
+	PageSize = 10
+	// MaxReplyBytes bounds one admin API answer: a page of PageSize
+	// records, captured ones each up to storage.accessLog.capture.maxBytes
+	// (1 MiB) plus bodies of up to storage.accessLog.maxBodyChars.
+	MaxReplyBytes = 32 << 20
 	// MaxLineBytes bounds one JSON line of an export file.
 	MaxLineBytes = 16 << 20
 	// PageTimeout bounds one admin API request when Source.Client is nil.

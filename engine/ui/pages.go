@@ -11,9 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/databus-gateway/databus/engine/client"
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gitops"
+	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 	"github.com/databus-gateway/databus/engine/view"
@@ -36,15 +39,13 @@ var funcs = template.FuncMap{
 		}
 		return "unknown"
 	},
-	"add":       func(a, b int) int { return a + b },
+	"add": func(a, b int) int { return a + b },
+	// label names what is served as the logs and /readyz do: the short
+	// commit, "-dirty" with uncommitted config changes, content:<hash>
+	// outside git.
+	"label":     revision.Label,
 	"compact":   compactJSON,
 	"diffLines": diffLines,
-	"short": func(s string) string {
-		if len(s) > 12 {
-			return s[:12]
-		}
-		return s
-	},
 }
 
 // prettyJSON renders v as indented JSON for a pre (the template escapes it).
@@ -83,6 +84,7 @@ type overviewData struct {
 	Requests  int
 	Errors    int
 	ReqRate   string
+	RateSpan  string // what ReqRate averages over: "the last hour", "the 5 min since the gateway started"
 	ErrRate   string
 	AccessLog bool
 }
@@ -92,19 +94,33 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, p *page) {
 	if u.src.LastReload != nil {
 		d.Reload = u.src.LastReload()
 	}
-	var minutes = u.traffic()
-	for _, m := range minutes {
+	win := u.traffic()
+	for _, m := range win.Minutes {
 		d.Requests += m.Requests
 		d.Errors += m.Errors
 	}
-	d.Chart = chartOf(minutes)
-	d.ReqRate = strconv.FormatFloat(float64(d.Requests)/60, 'f', 2, 64)
+	d.Chart = chartOf(win.Minutes)
+	d.ReqRate, d.RateSpan = rateOf(d.Requests, win)
 	d.ErrRate = "0.0%"
 	if d.Requests > 0 {
 		d.ErrRate = strconv.FormatFloat(100*float64(d.Errors)/float64(d.Requests), 'f', 1, 64) + "%"
 	}
 	p.Title = "Overview"
 	u.render(w, http.StatusOK, "overview", p, d)
+}
+
+// rateOf is requests per minute over the time w covers (the gateway may
+// have run for less than the hour), and that span in words.
+func rateOf(requests int, w metrics.Window) (rate, span string) {
+	covered := max(w.Covered, time.Second) // a rate over nothing is no rate
+	rate = strconv.FormatFloat(float64(requests)/covered.Minutes(), 'f', 2, 64)
+	if !w.Partial {
+		return rate, "the last hour"
+	}
+	if covered < time.Minute {
+		return rate, "the " + strconv.Itoa(int(covered.Seconds())) + " s since the gateway started"
+	}
+	return rate, "the " + strconv.Itoa(int(covered.Minutes())) + " min since the gateway started"
 }
 
 // ---- APIs
@@ -139,8 +155,14 @@ type apiData struct {
 	Flow       flowDiagram
 	Versions   []versionRow
 	VersionErr string
-	Sign       string
-	Curl       string
+	Call       callData
+}
+
+// callData is the "Call it" card.
+type callData struct {
+	Sign, Curl  string
+	BodyProblem string // the input schema needs a body written by hand: why
+	FromSchema  bool   // the body was built from the input schema
 }
 
 func (u *UI) api(w http.ResponseWriter, r *http.Request, p *page) {
@@ -165,7 +187,7 @@ func (u *UI) api(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 		d.Versions = append(d.Versions, row)
 	}
-	d.Sign, d.Curl = curlOf(p.Snap, a)
+	d.Call = callOf(p.Snap, a)
 	p.Title = a.ID()
 	p.Nav = "apis"
 	u.render(w, http.StatusOK, "api", p, d)
@@ -206,32 +228,52 @@ func target(s config.Step) string {
 	return ""
 }
 
-// curlOf builds the `databus sign` line and a curl template for the API.
-func curlOf(snap *snapshot.Snapshot, a *config.Api) (sign, curl string) {
-	app := "<appId>"
+// callOf is the "Call it" card: the `databus sign` command for the API,
+// with an example body built from its input schema, and the request that
+// command prints, from the same code (client.Template is client.Prepare
+// without the keys: what only they and the moment of the call fill in is
+// a placeholder).
+func callOf(snap *snapshot.Snapshot, a *config.Api) callData {
+	var d callData
+	cred := client.Credential{AppID: "<appId>"}
+	var c *config.Credential
 	if a.Auth != nil && len(a.Auth.Credentials) > 0 {
-		app = a.Auth.Credentials[0]
+		cred.AppID = a.Auth.Credentials[0]
+		c = snap.Repo.Credential(cred.AppID)
 	} else if len(snap.Repo.Credentials) > 0 {
-		app = snap.Repo.Credentials[0].AppID
+		c = snap.Repo.Credentials[0]
+		cred.AppID = c.AppID
 	}
-	method := "POST"
+	if c != nil {
+		cred.SignatureType, cred.EncryptionType = c.SignatureType, c.EncryptionType
+	}
+	method := http.MethodPost
 	if len(a.Methods) > 0 {
 		method = a.Methods[0]
 	}
-	sign = fmt.Sprintf("databus sign %s:%s --app %s --body '{}'", a.Code, a.Version, shellQuote(app))
-	base := snap.Settings.APIPortal.BasePath
-	u := "http://<gateway>" + strings.TrimSuffix(base, "/") + "/" + url.PathEscape(a.Code) + "/" + url.PathEscape(a.Version)
-	var b strings.Builder
-	fmt.Fprintf(&b, "curl -sS -X %s %s", method, shellQuote(u))
-	for _, h := range []string{"ZT-App-Id: " + app, "ZT-Timestamp: <unix ms>", "ZT-Nonce: <nonce>", "ZT-Signature: <signature from databus sign>", "Content-Type: application/json"} {
-		fmt.Fprintf(&b, " \\\n  -H %s", shellQuote(h))
+	body, err := view.ExampleBody(a.Input)
+	switch {
+	case err != nil:
+		d.BodyProblem = err.Error()
+		body = []byte("{}")
+	case body == nil && method != http.MethodGet:
+		body = []byte("{}")
+	default:
+		d.FromSchema = body != nil
 	}
-	fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote("<body from databus sign (encrypted when the credential encrypts)>"))
-	return sign, b.String()
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	api := a.Code + ":" + a.Version
+	var b strings.Builder
+	b.WriteString("databus sign " + api + " --app " + client.ShellQuote(cred.AppID))
+	if method != http.MethodPost {
+		b.WriteString(" --method " + method)
+	}
+	if len(body) > 0 {
+		b.WriteString(" --body " + client.ShellQuote(string(body)))
+	}
+	d.Sign = b.String()
+	cl := &client.Client{BaseURL: client.DefaultPortal + snap.Settings.APIPortal.BasePath, Credential: cred}
+	d.Curl = cl.Template(method, api, nil, body).Curl()
+	return d
 }
 
 // versionsFor are the versions of the page's API, which must be one of
@@ -363,7 +405,7 @@ func (u *UI) accessLog(w http.ResponseWriter, r *http.Request, p *page) {
 	if n, err := strconv.Atoi(q.Get("pageNo")); err == nil && n > 0 {
 		d.PageNo = n
 	}
-	f, err := view.AccessLogFilter(q)
+	f, err := view.AccessLogPageFilter(q)
 	switch {
 	case err != nil:
 		d.Error, status = err.Error(), http.StatusBadRequest

@@ -11,9 +11,9 @@ import (
 
 // The diagrams are laid out here, in numbers; the templates draw them.
 
-func (u *UI) traffic() []metrics.Minute {
+func (u *UI) traffic() metrics.Window {
 	if u.src.Traffic == nil {
-		return nil
+		return metrics.Window{}
 	}
 	return u.src.Traffic(u.src.Now())
 }

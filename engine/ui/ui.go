@@ -64,7 +64,7 @@ type Source struct {
 	LastReload func() *Reload
 	Git        func() *gitops.Repo // nil or returning nil: not a git checkout
 	AccessLog  admin.AccessLog     // nil: the access log is off
-	Traffic    func(now time.Time) []metrics.Minute
+	Traffic    func(now time.Time) metrics.Window
 	Registry   admin.Registry // nil: no registry in this gateway
 	Logger     *slog.Logger
 	Now        func() time.Time // nil: time.Now

@@ -16,6 +16,7 @@ import (
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/gitops/gitopstest"
 	"github.com/databus-gateway/databus/engine/metrics"
+	"github.com/databus-gateway/databus/engine/revision"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/store"
 )
@@ -76,6 +77,8 @@ type fixture struct {
 type opts struct {
 	tokens bool
 	dirty  bool
+	noGit  bool          // serve the files as if they were not a git checkout
+	uptime time.Duration // how long the traffic has been counted; 0: two hours
 }
 
 func newFixture(t *testing.T, o opts) *fixture {
@@ -95,6 +98,9 @@ func newFixture(t *testing.T, o opts) *fixture {
 	g, err := gitops.Open(s.Dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.noGit {
+		g = nil
 	}
 	snap := loadSnapshot(t, s.Dir, g)
 	db, err := store.Open(filepath.Join(t.TempDir(), "log.db"), time.Second)
@@ -118,9 +124,16 @@ func newFixture(t *testing.T, o opts) *fixture {
 		StepResults: []store.StepRecord{{ID: xssScript, Type: xssAttr, Error: xssScript, ElapsedMs: 1,
 			Request: map[string]any{"x": xssScript}, Response: xssAttr}},
 		Extra: map[string]any{xssScript: xssAttr}}
+	redirect := &store.Record{TraceID: "trace-redirect-1", APICode: "order.create", Version: "v1", AppID: "shop", Method: "GET",
+		Path: "/api/order.create/v1", HTTPStatus: 302, StartedAt: now.Add(-90 * time.Second), DurationMs: 1}
 	acc.Append(good)
 	acc.Append(evil)
+	acc.Append(redirect)
 	var series metrics.Series
+	if o.uptime == 0 {
+		o.uptime = 2 * time.Hour
+	}
+	series.Start(now.Add(-o.uptime))
 	series.Add(now.Add(-3*time.Minute), false)
 	series.Add(now.Add(-3*time.Minute), false)
 	series.Add(now.Add(-time.Minute), true)
@@ -131,7 +144,7 @@ func newFixture(t *testing.T, o opts) *fixture {
 		LastReload: func() *Reload { return f.reload },
 		Git:        func() *gitops.Repo { return g },
 		AccessLog:  acc,
-		Traffic:    series.LastHour,
+		Traffic:    series.Window,
 	})
 	mux := http.NewServeMux()
 	u.Register(mux)
@@ -147,11 +160,15 @@ func loadSnapshot(t *testing.T, dir string, g *gitops.Repo) *snapshot.Snapshot {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("load: %v %v", err, diags)
 	}
-	rev, err := g.Revision()
-	if err != nil {
-		t.Fatal(err)
+	var rev *revision.Revision
+	if g != nil {
+		r, err := g.Revision()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = &r
 	}
-	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: http.DefaultClient, DefaultTimeout: time.Second}, Git: &rev})
+	snap, err := snapshot.Build(repo, snapshot.Deps{Env: &flow.Env{Client: http.DefaultClient, DefaultTimeout: time.Second}, Git: rev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,11 +240,11 @@ func TestPages(t *testing.T) {
 		t.Fatalf("versions: %v %v", vs, err)
 	}
 	pages := map[string][]string{
-		"/ui/": {`id="revision">` + f.snap.Git.Short + `<`, `id="reload-status"`, `>ok<`, `id="count-apis">2<`, `id="count-credentials">1<`,
-			`id="count-policies">1<`, `<svg id="traffic-chart"`, `id="request-rate">0.05<`, `id="error-rate">33.3%<`},
+		"/ui/": {`id="revision" title="` + f.snap.Git.Hash + `">` + f.snap.Git.Short + `<`, `id="reload-status"`, `>ok<`, `id="count-apis">2<`, `id="count-credentials">1<`,
+			`id="count-policies">1<`, `<svg id="traffic-chart"`, `id="request-rate">0.05<`, `id="rate-span">over the last hour<`, `id="error-rate">33.3%<`},
 		"/ui/apis":                 {`<table id="apis">`, `class="api-row"`, `class="api-link" href="/ui/apis/order.create:v1"`, `badge-online">online<`, `POST`, `standard`},
 		"/ui/apis?q=evil":          {`href="/ui/apis/evil.api:v1"`, `name="q" value="evil"`},
-		"/ui/apis/order.create:v1": {`<svg id="flow"`, `class="flow-step type-start"`, `class="flow-step type-script"`, `>score `, `http://orders.internal:9001/orders`, `class="flow-step type-end"`, `id="versions"`, `class="version"`, `class="version-link" href="/ui/apis/order.create:v1/versions/` + vs[0].Hash + `"`, `class="diff-link" href="/ui/apis/order.create:v1/diff?from=` + vs[1].Hash + `&to=` + vs[0].Hash + `"`, `id="curl"`, `databus sign order.create:v1 --app &#39;shop&#39; --body &#39;{}&#39;`, `curl -sS -X POST &#39;http://&lt;gateway&gt;/api/order.create/v1&#39;`, `id="edit-file"`, `apis/orders/create.yaml`, `{orderNo: .steps.create.id}`},
+		"/ui/apis/order.create:v1": {`<svg id="flow"`, `class="flow-step type-start"`, `class="flow-step type-script"`, `>score `, `http://orders.internal:9001/orders`, `class="flow-step type-end"`, `id="versions"`, `class="version"`, `class="version-link" href="/ui/apis/order.create:v1/versions/` + vs[0].Hash + `"`, `class="diff-link" href="/ui/apis/order.create:v1/diff?from=` + vs[1].Hash + `&to=` + vs[0].Hash + `"`, `id="curl"`, `databus sign order.create:v1 --app &#39;shop&#39; --body &#39;{}&#39;`, `curl -sS -X POST &#39;http://127.0.0.1:8080/api/order.create/v1&#39;`, `-H &#39;Content-Type: text/plain; charset=utf-8&#39;`, `--data-binary &#39;&lt;the body, encrypted: see databus sign&gt;&#39;`, `id="edit-file"`, `apis/orders/create.yaml`, `{orderNo: .steps.create.id}`},
 		"/ui/apis/order.create:v1/versions/" + vs[2].Hash[:8]:                    {`<pre id="file-content"`, `status: draft`},
 		"/ui/apis/order.create:v1/diff?from=" + vs[2].Hash + "&to=" + vs[1].Hash: {`id="diff"`, `class="diff-add"`, `class="diff-del"`, `class="diff-ctx`, `<ul id="changes"`, `<code>status</code> changed`},
 		"/ui/credentials":                     {`<table id="credentials">`, `class="credential-row"`, `env:SHOP_KEY`, `<span class="resolved">`},
@@ -264,7 +281,7 @@ func TestPages(t *testing.T) {
 	if n := strings.Count(res.Body, `<tr class="record`); n != 1 {
 		t.Errorf("filtered by traceId: %d records", n)
 	}
-	if res := f.get("/ui/access-log?status=9"); res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, "status must be") {
+	if res := f.get("/ui/access-log?status=9"); res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, "expected an HTTP status (404) or a class") {
 		t.Errorf("bad status filter: %d", res.StatusCode)
 	}
 	// Not dirty: no #dirty.
@@ -378,6 +395,101 @@ func TestOverviewDirtyAndFailedReload(t *testing.T) {
 		t.Errorf("reload errors: %d", n)
 	}
 	noRaw(t, "overview", res.Body)
+}
+
+// The access log's Status filter takes what its column shows: an HTTP
+// status or a class, never the stored 0-3 classification.
+func TestAccessLogStatusFilter(t *testing.T) {
+	f := newFixture(t, opts{})
+	traces := func(status string) []string {
+		res := f.get("/ui/access-log?status=" + url.QueryEscape(status))
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status=%s: %d %s", status, res.StatusCode, res.Body)
+		}
+		has(t, "status="+status, res.Body, `name="status" value="`+status+`"`)
+		var out []string
+		for _, m := range regexp.MustCompile(`<td class="trace"><code>([^<]*)</code>`).FindAllStringSubmatch(res.Body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	evil := "&lt;script&gt;alert(1)&lt;/script&gt;"
+	for status, want := range map[string][]string{
+		"200": {"trace-ok-1"}, "2xx": {"trace-ok-1"}, "302": {"trace-redirect-1"}, "3XX": {"trace-redirect-1"},
+		"500": {evil}, "5xx": {evil}, "4xx": nil, "404": nil, "201": nil,
+	} {
+		if got := traces(status); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("status=%s: %q, want %q", status, got, want)
+		}
+	}
+	for _, bad := range []string{"0", "2", "3", "6xx", "600", "99", "2x", "abc"} {
+		res := f.get("/ui/access-log?status=" + bad)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, `id="filter-error"`) {
+			t.Errorf("status=%s: %d, want 400 with the reason", bad, res.StatusCode)
+		}
+	}
+	// The overview links the server errors with a filter the page takes.
+	has(t, "overview", f.get("/ui/").Body, `href="/ui/access-log?status=5xx"`)
+	// The pager keeps the filter as typed.
+	has(t, "access log", f.get("/ui/access-log?status=5xx").Body, `placeholder="404, 4xx"`)
+}
+
+// The revision is named as the logs and /readyz name it: "-dirty" with
+// uncommitted config changes, content:<12 hex digits> outside git.
+func TestRevisionLabel(t *testing.T) {
+	clean := newFixture(t, opts{})
+	dirty := newFixture(t, opts{dirty: true})
+	plain := newFixture(t, opts{noGit: true})
+	short := clean.snap.Git.Short
+	content := "content:" + plain.snap.Revision[:12]
+	for _, c := range []struct {
+		name       string
+		f          *fixture
+		want, deny []string
+	}{
+		{"clean", clean, []string{`id="revision" title="` + clean.snap.Git.Hash + `">` + short + `<`, `Serving <code id="serving">` + short + `</code>.`},
+			[]string{"-dirty", "uncommitted", `id="dirty"`}},
+		{"dirty", dirty, []string{`id="revision" title="` + dirty.snap.Git.Hash + `">` + dirty.snap.Git.Short + `-dirty<`, `id="dirty">dirty<`,
+			`Serving <code id="serving">` + dirty.snap.Git.Short + `-dirty</code> (with uncommitted changes).`,
+			`id="dirty-files">With uncommitted changes to: <code>policies/standard.yaml</code>`}, nil},
+		{"outside git", plain, []string{`>` + content + `</code>`, `Serving <code id="serving">` + content + `</code>.`, "Not a git checkout"},
+			[]string{">" + plain.snap.Revision + "<"}},
+	} {
+		for _, path := range []string{"/ui/", "/ui/apis"} {
+			body := c.f.get(path).Body
+			for _, w := range c.want {
+				if path == "/ui/" || strings.HasPrefix(w, "Serving") {
+					has(t, c.name+" "+path, body, w)
+				}
+			}
+			for _, d := range c.deny {
+				if strings.Contains(body, d) {
+					t.Errorf("%s %s: has %q", c.name, path, d)
+				}
+			}
+		}
+	}
+}
+
+// The request rate divides by the time counted: a gateway up for 5
+// minutes that answered 3 requests served 0.6 a minute, not 0.05.
+func TestRequestRateOverUptime(t *testing.T) {
+	for _, c := range []struct {
+		uptime     time.Duration
+		rate, span string
+	}{
+		{5 * time.Minute, "0.60", "the 5 min since the gateway started"},
+		{30 * time.Minute, "0.10", "the 30 min since the gateway started"},
+		{3 * time.Hour, "0.05", "the last hour"},
+	} {
+		f := newFixture(t, opts{uptime: c.uptime})
+		has(t, c.uptime.String(), f.get("/ui/").Body, `id="request-rate">`+c.rate+`<`, `id="rate-span">over `+c.span+`<`, `3 requests, 1 errors`)
+	}
+	// Under a minute the span is in seconds.
+	rate, span := rateOf(2, metrics.Window{Covered: 30 * time.Second, Partial: true})
+	if rate != "4.00" || span != "the 30 s since the gateway started" {
+		t.Errorf("30 s: %s over %s", rate, span)
+	}
 }
 
 // login signs in with the ops token and returns the session cookie.

@@ -2,8 +2,10 @@ package view
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/databus-gateway/databus/engine/store"
@@ -37,6 +39,44 @@ func AccessLogFilter(q url.Values) (store.Filter, error) {
 		return f, errors.New("to must be RFC 3339 or Unix milliseconds")
 	}
 	return f, nil
+}
+
+// AccessLogPageFilter is AccessLogFilter with status as the admin pages
+// show it in the Status column: an HTTP status (404) or a class (4xx).
+// The REST API keeps status 0-3 (AccessLogFilter).
+func AccessLogPageFilter(q url.Values) (store.Filter, error) {
+	rest := url.Values{}
+	for k, v := range q {
+		if k != "status" {
+			rest[k] = v
+		}
+	}
+	f, err := AccessLogFilter(rest)
+	if err != nil {
+		return f, err
+	}
+	if s := strings.TrimSpace(q.Get("status")); s != "" {
+		f.HTTPStatus, err = HTTPStatusRange(s)
+	}
+	return f, err
+}
+
+// HTTPStatusRange reads an HTTP status (100 to 599) or a class (1xx to
+// 5xx, any case).
+func HTTPStatusRange(s string) (*store.StatusRange, error) {
+	bad := fmt.Errorf("status %q: expected an HTTP status (404) or a class (2xx, 3xx, 4xx, 5xx), as the Status column shows them", s)
+	if len(s) != 3 || s[0] < '1' || s[0] > '5' {
+		return nil, bad
+	}
+	if rest := strings.ToLower(s[1:]); rest == "xx" {
+		lo := int(s[0]-'0') * 100
+		return &store.StatusRange{Min: lo, Max: lo + 99}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 {
+		return nil, bad
+	}
+	return &store.StatusRange{Min: n, Max: n}, nil
 }
 
 // parseTime reads RFC 3339 or Unix milliseconds.

@@ -1,6 +1,7 @@
 package view
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/engine/store"
 )
 
 func api(code, status, more string) string {
@@ -137,4 +139,32 @@ func TestCredentialSecrets(t *testing.T) {
 	next := rebuild(t, snap.Repo.Dir)
 	check(next, "ok", false, true, false)
 	check(next, "broken", false, false, false)
+}
+
+// The pages' status is what their column shows; the REST API keeps 0-3.
+func TestAccessLogStatusFilters(t *testing.T) {
+	page := map[string]*store.StatusRange{
+		"404": {Min: 404, Max: 404}, "2xx": {Min: 200, Max: 299}, "5XX": {Min: 500, Max: 599}, "100": {Min: 100, Max: 100}, " 3xx ": {Min: 300, Max: 399},
+		"0": nil, "3": nil, "600": nil, "6xx": nil, "099": nil, "4x": nil, "-40": nil, "4-5": nil, "40x": nil,
+	}
+	for s, want := range page {
+		f, err := AccessLogPageFilter(url.Values{"status": {s}, "apiCode": {"a"}})
+		switch {
+		case want == nil && err == nil:
+			t.Errorf("page status %q: no error (%+v)", s, f.HTTPStatus)
+		case want != nil && (err != nil || f.HTTPStatus == nil || *f.HTTPStatus != *want || f.Status != nil || f.APICode != "a"):
+			t.Errorf("page status %q: %+v %v, want %+v", s, f.HTTPStatus, err, want)
+		}
+	}
+	for s, want := range map[string]int{"0": 0, "2": 2, "3": 3} {
+		f, err := AccessLogFilter(url.Values{"status": {s}})
+		if err != nil || f.Status == nil || *f.Status != want || f.HTTPStatus != nil {
+			t.Errorf("REST status %q: %v %v", s, f.Status, err)
+		}
+	}
+	for _, s := range []string{"404", "2xx"} {
+		if _, err := AccessLogFilter(url.Values{"status": {s}}); err == nil {
+			t.Errorf("REST status %q accepted", s)
+		}
+	}
 }

@@ -7,9 +7,13 @@ package apireader_test
 // failed job, and a poll that times out.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,6 +70,41 @@ func copyConfig(t *testing.T, edits ...string) string {
 // registered by register.sh.
 type site struct {
 	portal string
+	wire   *wire
+}
+
+// wire records the requests the feature service receives, as they came
+// over the connection.
+type wire struct {
+	mu   sync.Mutex
+	reqs []received
+}
+
+type received struct {
+	method, path, rawQuery string
+	header                 http.Header
+	body                   []byte
+}
+
+func (wr *wire) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		wr.mu.Lock()
+		wr.reqs = append(wr.reqs, received{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
+		wr.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (wr *wire) requests() []received {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return append([]received(nil), wr.reqs...)
 }
 
 func startSite(t *testing.T, jobTime time.Duration, edits ...string) site {
@@ -75,7 +115,8 @@ func startSite(t *testing.T, jobTime time.Duration, edits ...string) site {
 		}
 		t.Skip("curl is not installed: register.sh needs it")
 	}
-	svc := httptest.NewServer(featureservice.New(featureservice.Options{JobTime: jobTime}).Handler())
+	wr := &wire{}
+	svc := httptest.NewServer(wr.wrap(featureservice.New(featureservice.Options{JobTime: jobTime}).Handler()))
 	t.Cleanup(svc.Close)
 
 	srv, err := gateway.New(gateway.Options{Dir: copyConfig(t, edits...), NoWatch: true, StoragePath: filepath.Join(t.TempDir(), "databus.db")})
@@ -92,7 +133,7 @@ func startSite(t *testing.T, jobTime time.Duration, edits ...string) site {
 	u, _ := url.Parse(svc.URL)
 	host, port, _ := net.SplitHostPort(u.Host)
 	cmd := exec.Command("bash", "register.sh")
-	cmd.Env = append(os.Environ(), "ADMIN=http://"+al.Addr().String(), "HOST="+host, "PORT="+port)
+	cmd.Env = append(os.Environ(), "ADMIN=http://"+al.Addr().String(), "APIREADER_ADDR="+net.JoinHostPort(host, port))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("register.sh: %v\n%s", err, out)
@@ -100,7 +141,7 @@ func startSite(t *testing.T, jobTime time.Duration, edits ...string) site {
 	if strings.Count(string(out), `"retcode":0`) != 4 {
 		t.Fatalf("register.sh did not register the server and its three services:\n%s", out)
 	}
-	return site{portal: "http://" + pl.Addr().String() + basePath}
+	return site{portal: "http://" + pl.Addr().String() + basePath, wire: wr}
 }
 
 func (s site) call(t *testing.T, body string) *http.Response {
@@ -200,4 +241,73 @@ func TestInputIsChecked(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(string(b), "ids") {
 		t.Fatalf("HTTP %d %s", resp.StatusCode, b)
 	}
+}
+
+// TestWireShapeIsFateApiReaders: the flow calls the feature service as
+// FATE Flow's ApiReader does (the registry document, section 3.1):
+// upload a multipart body whose part "file" (application/octet-stream)
+// holds the ids, the job's parameters in the query parameter requestBody;
+// query the JSON body {"jobId"}; download no body, requestBody={"jobId"}
+// in the query.
+func TestWireShapeIsFateApiReaders(t *testing.T) {
+	s := startSite(t, 100*time.Millisecond)
+	resp := s.call(t, `{"ids":["u1","u2"],"params":{"rowsPerId":2,"stat_month":"202201"}}`)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Count(string(b), "\n") != 1+2*2 {
+		t.Fatalf("HTTP %d %s", resp.StatusCode, b)
+	}
+	reqs := s.wire.requests()
+	if len(reqs) < 3 || reqs[0].path != "/v1/upload" || reqs[len(reqs)-1].path != "/v1/download" {
+		t.Fatalf("the service received %d requests: %+v", len(reqs), reqs)
+	}
+
+	up := reqs[0]
+	q, _ := url.ParseQuery(up.rawQuery)
+	if up.method != "POST" || len(q) != 1 || !jsonEqual(q.Get("requestBody"), `{"rowsPerId":2,"stat_month":"202201"}`) {
+		t.Errorf("upload: %s ?%s; want POST with requestBody the job's parameters alone", up.method, up.rawQuery)
+	}
+	mt, mp, err := mime.ParseMediaType(up.header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || mp["boundary"] == "" {
+		t.Fatalf("upload Content-Type %q", up.header.Get("Content-Type"))
+	}
+	mr := multipart.NewReader(bytes.NewReader(up.body), mp["boundary"])
+	part, err := mr.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, _ := io.ReadAll(part)
+	if part.FormName() != "file" || part.FileName() != "id" || part.Header.Get("Content-Type") != "application/octet-stream" || string(content) != "u1\nu2\n" {
+		t.Errorf("upload part: %q %q %q %q", part.FormName(), part.FileName(), part.Header.Get("Content-Type"), content)
+	}
+	if _, err := mr.NextPart(); err != io.EOF {
+		t.Errorf("upload: more than the one part file (%v)", err)
+	}
+	var jobID string
+	for _, r := range reqs[1 : len(reqs)-1] {
+		var in map[string]string
+		if r.path != "/v1/query" || r.method != "POST" || r.rawQuery != "" || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") ||
+			json.Unmarshal(r.body, &in) != nil || len(in) != 1 || in["jobId"] == "" {
+			t.Errorf("query: %s %s?%s %q %s", r.method, r.path, r.rawQuery, r.header.Get("Content-Type"), r.body)
+		}
+		jobID = in["jobId"]
+	}
+
+	dl := reqs[len(reqs)-1]
+	q, _ = url.ParseQuery(dl.rawQuery)
+	if dl.method != "POST" || len(q) != 1 || !jsonEqual(q.Get("requestBody"), `{"jobId":"`+jobID+`"}`) {
+		t.Errorf("download: %s ?%s; want requestBody={\"jobId\":%q}", dl.method, dl.rawQuery, jobID)
+	}
+	if len(dl.body) != 0 || dl.header.Get("Content-Type") != "" {
+		t.Errorf("download carries a body: %q %q", dl.header.Get("Content-Type"), dl.body)
+	}
+}
+
+func jsonEqual(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
 }

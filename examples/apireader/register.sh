@@ -3,12 +3,16 @@
 # the FATE Flow calls: the server APIREADER and its services upload, query
 # and download.
 #
-#   ADMIN=http://127.0.0.1:8081 HOST=127.0.0.1 PORT=9300 bash examples/apireader/register.sh
+#   bash examples/apireader/register.sh          # the walk-through's defaults below
+#   ADMIN=http://127.0.0.1:8095 APIREADER_ADDR=127.0.0.1:9310 bash examples/apireader/register.sh
 #   DATABUS_ADMIN_TOKEN=... (a registry or operator token, when admin.tokens is set)
+# The examples share one convention: ADMIN is the gateway's admin listener,
+# <EXAMPLE>_ADDR the host:port the example's service listens on.
 set -euo pipefail
-ADMIN=${ADMIN:-http://127.0.0.1:8081}
-HOST=${HOST:-127.0.0.1}
-PORT=${PORT:-9300}
+ADMIN=${ADMIN:-http://127.0.0.1:8095}                # the walk-through gateway's admin listener
+APIREADER_ADDR=${APIREADER_ADDR:-127.0.0.1:9310}     # where go run ./examples/apireader/server listens
+HOST=${APIREADER_ADDR%:*}
+PORT=${APIREADER_ADDR##*:}
 auth=()
 if [ -n "${DATABUS_ADMIN_TOKEN:-}" ]; then
   auth=(-H "Authorization: Bearer $DATABUS_ADMIN_TOKEN")

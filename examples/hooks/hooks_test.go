@@ -156,10 +156,13 @@ func TestTwoSites(t *testing.T) {
 	if e := post(t, siteA+"/a.secret/v1", `{}`, jsonCT); e.Code != 502 || !strings.Contains(e.Message, "HTTP 403") {
 		t.Errorf("A → B b.secret: %d %s", e.Code, e.Message)
 	}
-	// Unsigned, forged, or signed by an unknown party: B refuses (401).
-	if e := post(t, siteA+"/a.unsigned/v1", `{}`, jsonCT); e.Code != 502 || !strings.Contains(e.Message, "HTTP 401") {
+	// Unsigned: to B a caller of its own, not a site; site_authentication
+	// is skipped and B's permission, which admits party 9999 only,
+	// refuses it (403).
+	if e := post(t, siteA+"/a.unsigned/v1", `{}`, jsonCT); e.Code != 502 || !strings.Contains(e.Message, "HTTP 403") {
 		t.Errorf("A → B unsigned: %d %s", e.Code, e.Message)
 	}
+	// Forged, or signed by an unknown party: B refuses (401).
 	for _, c := range []struct {
 		party, sig, msg string
 	}{

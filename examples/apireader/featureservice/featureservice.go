@@ -10,9 +10,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,6 +28,8 @@ type Options struct {
 	JobTime time.Duration
 	// MaxIDs bounds one upload. 0: 1,000,000.
 	MaxIDs int
+	// MaxUploadBytes bounds an upload's body. 0: 64 MiB.
+	MaxUploadBytes int64
 }
 
 // Service is the feature service.
@@ -49,27 +54,41 @@ func New(opts Options) *Service {
 	if opts.MaxIDs == 0 {
 		opts.MaxIDs = 1_000_000
 	}
+	if opts.MaxUploadBytes == 0 {
+		opts.MaxUploadBytes = 64 << 20
+	}
 	return &Service{opts: opts, jobs: map[string]*job{}}
 }
 
-// Handler serves POST /v1/upload, /v1/query and /v1/download.
+// Handler serves the three services as FATE Flow's ApiReader calls them:
+// POST /v1/upload, POST /v1/query and /v1/download (POST or GET, the
+// method the service is registered with).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/upload", s.upload)
 	mux.HandleFunc("POST /v1/query", s.query)
 	mux.HandleFunc("POST /v1/download", s.download)
+	mux.HandleFunc("GET /v1/download", s.download)
 	return mux
 }
 
-// answer writes {code, message, data}.
+// answer writes {code, message, data}: HTTP 200 for code 0, else the
+// code as the HTTP status too (ApiReader takes a download whose status is
+// not 200 for a failure).
 func answer(w http.ResponseWriter, code int, message string, data any) {
 	w.Header().Set("Content-Type", "application/json")
+	if code != 0 {
+		w.WriteHeader(code)
+	}
 	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": message, "data": data})
 }
 
-// upload takes the id file (multipart field "file", one id per line) and
-// the job's parameters (query parameter requestBody, a JSON object:
-// rowsPerId, default 10).
+// upload takes the id file, one id per line, and the job's parameters
+// (query parameter requestBody, a JSON object: rowsPerId, default 10). The
+// file comes as FATE Flow's ApiReader sends it: a multipart/form-data body
+// whose part "file" holds it (ApiReader's code), the same multipart body
+// under Content-Type application/octet-stream (the registry document's
+// example), or the bare id stream under application/octet-stream.
 func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	var params struct {
 		RowsPerID int `json:"rowsPerId"`
@@ -83,12 +102,12 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	if params.RowsPerID <= 0 {
 		params.RowsPerID = 10
 	}
-	f, _, err := r.FormFile("file")
+	body := http.MaxBytesReader(w, r.Body, s.opts.MaxUploadBytes)
+	f, err := idFile(r.Header.Get("Content-Type"), bufio.NewReader(body))
 	if err != nil {
-		answer(w, 400, "no id file in the multipart field \"file\": "+err.Error(), nil)
+		answer(w, 400, err.Error(), nil)
 		return
 	}
-	defer f.Close()
 	var ids []string
 	sc := bufio.NewScanner(f)
 	fail := false
@@ -104,6 +123,15 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 		ids = append(ids, id)
 		fail = fail || strings.Contains(id, "fail")
 	}
+	if err := sc.Err(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			answer(w, 413, fmt.Sprintf("the upload is over %d bytes", s.opts.MaxUploadBytes), nil)
+			return
+		}
+		answer(w, 400, "reading the id file: "+err.Error(), nil)
+		return
+	}
 	if len(ids) == 0 {
 		answer(w, 400, "the id file is empty", nil)
 		return
@@ -117,20 +145,66 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	answer(w, 0, "success", map[string]any{"jobId": id, "ids": len(ids)})
 }
 
+// idFile finds the id file in an upload's body: the part "file" of a
+// multipart body, named by the Content-Type's boundary or, under
+// application/octet-stream, by the body's first line; else the body
+// itself.
+func idFile(contentType string, body *bufio.Reader) (io.Reader, error) {
+	mt, mp, _ := mime.ParseMediaType(contentType)
+	boundary := ""
+	switch {
+	case strings.HasPrefix(mt, "multipart/"):
+		if boundary = mp["boundary"]; boundary == "" {
+			return nil, fmt.Errorf("Content-Type %s has no boundary", contentType)
+		}
+	case mt == "application/octet-stream" || mt == "":
+		// A multipart stream sent as octet-stream starts with its
+		// delimiter line, "--" and the boundary.
+		first, _ := body.Peek(80)
+		if line, _, ok := strings.Cut(string(first), "\n"); ok && strings.HasPrefix(line, "--") && len(strings.TrimSpace(line)) > 2 {
+			boundary = strings.TrimSpace(line)[2:]
+		}
+	default:
+		return nil, fmt.Errorf("Content-Type %s: expected multipart/form-data or application/octet-stream", contentType)
+	}
+	if boundary == "" {
+		return body, nil
+	}
+	mr := multipart.NewReader(body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, fmt.Errorf("no id file in the multipart field \"file\"")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the multipart body: %v", err)
+		}
+		if p.FormName() == "file" {
+			return p, nil
+		}
+	}
+}
+
+// job finds the job of a query, whose JSON body is {"jobId": ...}.
 func (s *Service) job(r *http.Request) (string, *job, error) {
 	var in struct {
 		JobID string `json:"jobId"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil || in.JobID == "" {
-		return "", nil, fmt.Errorf("expected {\"jobId\": \"...\"}")
+		return "", nil, fmt.Errorf("expected the body {\"jobId\": \"...\"}")
 	}
+	return s.lookup(in.JobID)
+}
+
+// lookup finds job id.
+func (s *Service) lookup(id string) (string, *job, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := s.jobs[in.JobID]
+	j := s.jobs[id]
 	if j == nil {
-		return in.JobID, nil, fmt.Errorf("no job %s", in.JobID)
+		return id, nil, fmt.Errorf("no job %s", id)
 	}
-	return in.JobID, j, nil
+	return id, j, nil
 }
 
 // status is running until JobTime has passed, then success (or failed for
@@ -156,8 +230,18 @@ func (s *Service) query(w http.ResponseWriter, r *http.Request) {
 
 // download streams CSV: a header, then rowsPerId rows for each id, made as
 // they are written.
+//
+// The job comes as FATE Flow's ApiReader names it: the query parameter
+// requestBody, a JSON object {"jobId": ...}; the body is not read.
 func (s *Service) download(w http.ResponseWriter, r *http.Request) {
-	_, j, err := s.job(r)
+	var in struct {
+		JobID string `json:"jobId"`
+	}
+	if err := json.Unmarshal([]byte(r.URL.Query().Get("requestBody")), &in); err != nil || in.JobID == "" {
+		answer(w, 400, `expected the query parameter requestBody={"jobId": "..."}`, nil)
+		return
+	}
+	_, j, err := s.lookup(in.JobID)
 	if err != nil {
 		answer(w, 404, err.Error(), nil)
 		return

@@ -1,5 +1,5 @@
 // Command server runs the example feature service of the ApiReader pattern
-// on loopback: go run ./examples/apireader/server -addr 127.0.0.1:9300
+// on loopback: go run ./examples/apireader/server -addr 127.0.0.1:9310
 package main
 
 import (
@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:9300", "listen address")
+	addr := flag.String("addr", "127.0.0.1:9310", "listen address")
 	jobTime := flag.Duration("job-time", 2*time.Second, "how long a job runs before its rows can be downloaded")
 	flag.Parse()
 	svc := featureservice.New(featureservice.Options{JobTime: *jobTime})

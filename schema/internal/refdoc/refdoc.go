@@ -249,7 +249,8 @@ keyTemplate: '${apiCode}:${version}:${appId}'   # vars: apiCode version appId te
 gateway:
   webClient: {connectionPoolEnabled: true, maxIdleConnsPerHost: 256, timeout: 30s}
 storage:
-  path: data/databus.db         # bbolt: registry + access log
+  # path: /var/lib/databus/databus.db   # bbolt: registry + access log; default outside the repository:
+  #                                    # $XDG_STATE_HOME/databus/<folder>-<hash>/databus.db
   accessLog: {retentionDays: 7, maxBodyChars: 4000, redactHeaders: [Authorization, ZT-Signature]}
 redis:
   addr: ""                      # empty = embedded single-node stores; set = shared counters/nonces
