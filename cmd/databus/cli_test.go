@@ -86,7 +86,7 @@ func TestValidateSampleRepository(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("the sample repository must validate: exit %d\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "../..: valid (3 APIs, 1 credential, 2 policies, 12 test cases; 0 errors, 1 warning)") {
+	if !strings.Contains(out, "../..: valid (3 APIs, 1 credential, 2 policies, 16 test cases; 0 errors, 1 warning)") {
 		t.Errorf("summary missing or changed:\n%s", out)
 	}
 	// The demo key is a committed secret: --strict refuses it.
