@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/metrics"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -387,7 +388,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 		}
 	}
 	if len(e.Answers) > 0 {
-		if want := config.ExpandAnswers(e.Answers); !equalInts(want, answers) {
+		if want := config.ExpandAnswers(e.Answers); !slices.Equal(want, answers) {
 			r.fail(pl.Line("answers"), "expect.answers", "expected the %d answers %s, got %s", len(want), runs(want), runs(answers))
 		}
 	}
@@ -415,7 +416,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 		}
 		if x.Record == nil {
 			r.mistake(pl.Line("ran"), "expect.ran", "the steps are read from the access log, which apiPortal.enableAudit turns off")
-		} else if !equalStrings(ran, e.Ran) {
+		} else if !slices.Equal(ran, e.Ran) {
 			r.fail(pl.Line("ran"), "expect.ran", "expected the steps [%s] to run, ran [%s]", strings.Join(e.Ran, ", "), strings.Join(ran, ", "))
 		}
 	}
@@ -431,7 +432,7 @@ func checkExpect(r *CaseResult, pl *config.TestPlaces, e *config.TestExpect, com
 		sort.Strings(skipped)
 		if x.Record == nil {
 			r.mistake(pl.Line("skipped"), "expect.skipped", "the steps are read from the access log, which apiPortal.enableAudit turns off")
-		} else if !equalStrings(skipped, want) {
+		} else if !slices.Equal(skipped, want) {
 			r.fail(pl.Line("skipped"), "expect.skipped", "expected [%s] skipped, skipped [%s]", strings.Join(want, ", "), strings.Join(skipped, ", "))
 		}
 	}
@@ -754,30 +755,6 @@ func intsDoc(list []int) []any {
 		out[i] = v
 	}
 	return out
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func flatHeader(h http.Header) map[string]any {

@@ -173,24 +173,16 @@ func (d *SignedDuration) UnmarshalYAML(n *yaml.Node) error {
 
 // TestStub answers some of the flow's outbound calls.
 type TestStub struct {
-	Step    string            `yaml:"step,omitempty" json:"step,omitempty"`
-	URL     string            `yaml:"url,omitempty" json:"url,omitempty"`
-	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
-	Service *ServiceRef       `yaml:"service,omitempty" json:"service,omitempty"`
-	Status  int               `yaml:"status,omitempty" json:"status,omitempty"`
-	Code    int               `yaml:"code,omitempty" json:"code,omitempty"`
-	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
-	Body    any               `yaml:"body,omitempty" json:"body,omitempty"`
-	RawBody *string           `yaml:"rawBody,omitempty" json:"rawBody,omitempty"`
-	Delay   Duration          `yaml:"delay,omitempty" json:"delay,omitempty"`
-	Hang    bool              `yaml:"hang,omitempty" json:"hang,omitempty"`
-	Reset   bool              `yaml:"reset,omitempty" json:"reset,omitempty"`
+	Step    string      `yaml:"step,omitempty" json:"step,omitempty"`
+	URL     string      `yaml:"url,omitempty" json:"url,omitempty"`
+	Method  string      `yaml:"method,omitempty" json:"method,omitempty"`
+	Service *ServiceRef `yaml:"service,omitempty" json:"service,omitempty"`
+	// StubAnswer is the stub's one answer, when it has no sequence.
+	StubAnswer `yaml:",inline"`
 	// Sequence: the answers in turn, the last one repeating; excludes the
-	// answer keys above.
+	// answer keys of StubAnswer.
 	Sequence []StubAnswer `yaml:"sequence,omitempty" json:"sequence,omitempty"`
 	Expect   *StubExpect  `yaml:"expect,omitempty" json:"expect,omitempty"`
-	// HasBody: the file sets body.
-	HasBody bool `yaml:"-" json:"-"`
 }
 
 // StubAnswer is one answer of a stub's sequence.
@@ -212,7 +204,7 @@ func (s *TestStub) Answers() []StubAnswer {
 	if len(s.Sequence) > 0 {
 		return s.Sequence
 	}
-	return []StubAnswer{{Status: s.Status, Code: s.Code, Headers: s.Headers, Body: s.Body, RawBody: s.RawBody, Delay: s.Delay, Hang: s.Hang, Reset: s.Reset, HasBody: s.HasBody}}
+	return []StubAnswer{s.StubAnswer}
 }
 
 // AnswerRun is an item of expect.answers: Count answers of Status in a row
@@ -343,7 +335,6 @@ func (l *loader) checkTest(d *document, t *ApiTest) {
 		for j := range c.Stubs {
 			s := &c.Stubs[j]
 			sp := pointerOf("cases", i, "stubs", j)
-			_, s.HasBody = d.nodes[sp+"/body"]
 			n := 0
 			for _, set := range []bool{s.Step != "", s.URL != "", s.Service != nil} {
 				if set {
@@ -359,12 +350,7 @@ func (l *loader) checkTest(d *document, t *ApiTest) {
 			if s.Method != "" && s.Step != "" {
 				d.errorf(sp+"/method", "method narrows url or service stubs; a step stub answers every call of its step")
 			}
-			if s.HasBody && s.RawBody != nil {
-				d.errorf(sp+"/rawBody", "body and rawBody exclude each other: keep one")
-			}
-			if s.Hang && s.Reset {
-				d.errorf(sp+"/reset", "hang and reset exclude each other: keep one")
-			}
+			checkAnswer(d, sp, &s.StubAnswer)
 			if len(s.Sequence) > 0 {
 				for _, k := range []string{"status", "code", "headers", "body", "rawBody", "delay", "hang", "reset"} {
 					if _, ok := d.nodes[sp+"/"+k]; ok {
@@ -373,18 +359,8 @@ func (l *loader) checkTest(d *document, t *ApiTest) {
 				}
 			}
 			for k := range s.Sequence {
-				a := &s.Sequence[k]
-				ap := pointerJoin(sp, "sequence", k)
-				_, a.HasBody = d.nodes[ap+"/body"]
-				if a.HasBody && a.RawBody != nil {
-					d.errorf(ap+"/rawBody", "body and rawBody exclude each other: keep one")
-				}
-				if a.Hang && a.Reset {
-					d.errorf(ap+"/reset", "hang and reset exclude each other: keep one")
-				}
-				checkPositive(d, ap+"/delay", a.Delay)
+				checkAnswer(d, pointerJoin(sp, "sequence", k), &s.Sequence[k])
 			}
-			checkPositive(d, sp+"/delay", s.Delay)
 			if s.Delay != 0 && c.Timeout != 0 && s.Delay > c.Timeout {
 				d.errorf(sp+"/delay", "delay %s is longer than the case's timeout %s", s.Delay.D(), c.Timeout.D())
 			}
@@ -611,4 +587,17 @@ func apiNames(as []*Api) []string {
 		out[i] = a.ID()
 	}
 	return out
+}
+
+// checkAnswer checks one answer of a stub (its own, or an item of its
+// sequence) at ptr, and notes whether the file sets its body.
+func checkAnswer(d *document, ptr string, a *StubAnswer) {
+	_, a.HasBody = d.nodes[ptr+"/body"]
+	if a.HasBody && a.RawBody != nil {
+		d.errorf(ptr+"/rawBody", "body and rawBody exclude each other: keep one")
+	}
+	if a.Hang && a.Reset {
+		d.errorf(ptr+"/reset", "hang and reset exclude each other: keep one")
+	}
+	checkPositive(d, ptr+"/delay", a.Delay)
 }

@@ -73,14 +73,7 @@ func compare(t *testing.T, where string, root, s map[string]any, typ reflect.Typ
 		return
 	}
 	fields := map[string]reflect.StructField{}
-	for i := 0; i < typ.NumField(); i++ {
-		f := typ.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" || name == "" {
-			continue
-		}
-		fields[name] = f
-	}
+	yamlFields(typ, fields)
 	var keys []string
 	for k := range props {
 		keys = append(keys, k)
@@ -98,5 +91,22 @@ func compare(t *testing.T, where string, root, s map[string]any, typ reflect.Typ
 		if _, ok := props[name]; !ok {
 			t.Errorf("%s: field %s.%s (yaml %q) is not in the schema", where, typ, fields[name].Name, name)
 		}
+	}
+}
+
+// yamlFields collects the YAML keys of typ's fields, those of structs it
+// embeds inline included.
+func yamlFields(typ reflect.Type, fields map[string]reflect.StructField) {
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			yamlFields(f.Type, fields)
+			continue
+		}
+		if name == "-" || name == "" {
+			continue
+		}
+		fields[name] = f
 	}
 }
