@@ -79,11 +79,14 @@ func Compile(src string) (*Program, error) {
 		}
 		return nil, &Error{Offset: -1, Msg: err.Error()}
 	}
-	code, err := gojq.Compile(q, gojq.WithEnvironLoader(noEnviron), gojq.WithVariables(Variables))
+	reads := readsRequest(q)
+	guardMultiply(q)
+	code, err := gojq.Compile(q, gojq.WithEnvironLoader(noEnviron), gojq.WithVariables(Variables),
+		gojq.WithFunction(mulFunc, 2, 2, multiply))
 	if err != nil {
 		return nil, &Error{Offset: -1, Msg: err.Error()}
 	}
-	return &Program{src: src, code: code, readsRequest: readsRequest(q)}, nil
+	return &Program{src: src, code: code, readsRequest: reads}, nil
 }
 
 // Source returns the program text.
