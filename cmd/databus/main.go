@@ -43,7 +43,7 @@ func init() {
 	register(&command{name: "call", usage: "API [--url URL] [--app ID] [--key ...] [--body JSON]", summary: "sign, encrypt, send and decrypt one call", run: runCall})
 	register(&command{name: "sign", usage: "API [--app ID] [--key ...] [--body JSON]", summary: "print signed headers and body, and a curl line", run: runSign})
 	register(&command{name: "logs", usage: "[--trace ID] [--api CODE] [--since DUR] [--admin URL --token ...]", summary: "query the access log through the admin API", run: runLogs})
-	register(&command{name: "serve", usage: "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]", summary: "serve the repository's online APIs and reload on change", run: runServe})
+	register(&command{name: "serve", usage: "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081] [--health-listen ADDR]", summary: "serve the repository's online APIs and reload on change", run: runServe})
 	register(&command{name: "versions", usage: versionsUsage, summary: "list the git commits that changed an API (code or code:version)", run: runVersions})
 	register(&command{name: "diff", usage: diffUsage, summary: "semantic diff of APIs, credentials and policies between revisions", run: runDiff})
 	register(&command{name: "rollback", usage: rollbackUsage, summary: "restore an API's file as of REV", run: runRollback})

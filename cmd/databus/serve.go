@@ -16,11 +16,12 @@ import (
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081]",
+	fs := newFlagSet("serve", "[--dir DIR] [--listen :8080] [--admin-listen 127.0.0.1:8081] [--health-listen ADDR]",
 		"serve the repository's online APIs and reload on change", stderr)
 	dir := fs.String("dir", ".", "config repository")
 	listen := fs.String("listen", ":8080", "portal address (third parties)")
 	adminListen := fs.String("admin-listen", "127.0.0.1:8081", "admin address (health, metrics, admin API); loopback only without admin.tokens")
+	healthListen := fs.String("health-listen", "", "health address: /healthz, /readyz and /metrics only, no token, any address (e.g. :8082 for kubelet probes and Prometheus); empty: none")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	drain := fs.Duration("drain-timeout", 15*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may take to finish")
@@ -46,7 +47,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitUsage
 	}
-	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, Logger: log, DrainTimeout: *drain,
+	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, HealthListen: *healthListen, Logger: log, DrainTimeout: *drain,
 		NoWatch: *noWatch, Debounce: *debounce, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
 		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, MaxConnections: *maxConns})
 	if err != nil {

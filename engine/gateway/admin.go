@@ -15,10 +15,18 @@ import (
 	"github.com/databus-gateway/databus/engine/ui"
 )
 
-// Admin returns the admin listener's handler: health, readiness and the
-// last reload. The read-only REST API and pages extend it.
-func (s *Server) Admin() http.Handler {
+// Health returns the health listener's handler (--health-listen):
+// /healthz, /readyz and /metrics, the same as the admin listener's, and
+// nothing else, so it may bind any address without tokens (a kubelet probe
+// or a Prometheus scrape reaches the pod's address).
+func (s *Server) Health() http.Handler {
 	mux := http.NewServeMux()
+	s.health(mux)
+	return mux
+}
+
+// health registers /healthz, /readyz and /metrics.
+func (s *Server) health(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
@@ -54,6 +62,13 @@ func (s *Server) Admin() http.Handler {
 		writeJSON(w, http.StatusOK, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+}
+
+// Admin returns the admin listener's handler: health, readiness and the
+// last reload. The read-only REST API and pages extend it.
+func (s *Server) Admin() http.Handler {
+	mux := http.NewServeMux()
+	s.health(mux)
 	var acc admin.AccessLog
 	if s.acc != nil {
 		acc = s.acc

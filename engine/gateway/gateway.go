@@ -33,9 +33,12 @@ import (
 
 // Options are the boot-time settings: they never reload.
 type Options struct {
-	Dir          string        // the config repository
-	Listen       string        // portal address, e.g. ":8080"
-	AdminListen  string        // admin address, e.g. "127.0.0.1:8081"
+	Dir         string // the config repository
+	Listen      string // portal address, e.g. ":8080"
+	AdminListen string // admin address, e.g. "127.0.0.1:8081"
+	// HealthListen is the health listener's address (/healthz, /readyz,
+	// /metrics only, no token, any address); "": none.
+	HealthListen string
 	Logger       *slog.Logger  // nil: discard
 	Debounce     time.Duration // quiet time before a burst of file changes reloads (default 200ms)
 	DrainTimeout time.Duration // graceful shutdown bound (default 15s)
@@ -89,6 +92,9 @@ type ReloadResult struct {
 type Server struct {
 	opts Options
 	log  *slog.Logger
+	// healthLn is the health listener's (Options.HealthListen,
+	// ServeHealth); nil: none.
+	healthLn net.Listener
 
 	// snap is the Snapshot serving; requests acquire it, so that the
 	// resources of a replaced one are released when its last request ends.
@@ -353,8 +359,19 @@ func (s *Server) Run(ctx context.Context) error {
 		portalLn.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	if s.opts.HealthListen != "" {
+		if s.healthLn, err = net.Listen("tcp", s.opts.HealthListen); err != nil {
+			portalLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("health listener: %w", err)
+		}
+	}
 	return s.Serve(ctx, portalLn, adminLn)
 }
+
+// ServeHealth has Serve also serve the health listener on ln (tests use
+// port 0); call it before Serve.
+func (s *Server) ServeHealth(ln net.Listener) { s.healthLn = ln }
 
 // Serve is Run on listeners the caller opened (tests use port 0).
 func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) error {
@@ -423,11 +440,25 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 		defer wg.Done()
 		s.syncRegistry(watchCtx, registrySyncEvery)
 	}()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- serveErr(portalSrv.Serve(portalLn)) }()
 	go func() { errc <- serveErr(adminSrv.Serve(adminLn)) }()
+	var healthSrv *http.Server
+	health := ""
+	if s.healthLn != nil {
+		healthSrv = &http.Server{
+			Handler:           s.Health(),
+			ReadHeaderTimeout: readHeader,
+			ReadTimeout:       read,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		health = s.healthLn.Addr().String()
+		ln := s.healthLn
+		go func() { errc <- serveErr(healthSrv.Serve(ln)) }()
+	}
 	s.ready.Store(true)
-	s.log.Info("databus serving", "portal", portalLn.Addr().String(), "admin", adminLn.Addr().String(),
+	s.log.Info("databus serving", "portal", portalLn.Addr().String(), "admin", adminLn.Addr().String(), "health", health,
 		"basePaths", s.Current().BasePaths, "storage", s.storagePath)
 
 	var runErr error
@@ -446,6 +477,11 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	}
 	if err := adminSrv.Shutdown(sctx); err != nil {
 		adminSrv.Close()
+	}
+	if healthSrv != nil {
+		if err := healthSrv.Shutdown(sctx); err != nil {
+			healthSrv.Close()
+		}
 	}
 	wg.Wait()
 	// Nothing of the server outlives Serve: drop the upstream keep-alive
