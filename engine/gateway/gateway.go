@@ -369,6 +369,10 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, portalLn, adminLn)
 }
 
+// HealthMaxConnections bounds the connections the health listener holds
+// open at once.
+const HealthMaxConnections = 64
+
 // ServeHealth has Serve also serve the health listener on ln (tests use
 // port 0); call it before Serve.
 func (s *Server) ServeHealth(ln net.Listener) { s.healthLn = ln }
@@ -454,7 +458,9 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		}
 		health = s.healthLn.Addr().String()
-		ln := s.healthLn
+		// Any address, no token: probes and scrapes need few connections,
+		// and a caller who opens more gets 503 (portal.LimitListener).
+		ln := portal.LimitListener(s.healthLn, HealthMaxConnections, nil)
 		go func() { errc <- serveErr(healthSrv.Serve(ln)) }()
 	}
 	s.ready.Store(true)

@@ -55,3 +55,49 @@ func TestHealthListener(t *testing.T) {
 		t.Errorf("admin API without a token: %d, want 401", st)
 	}
 }
+
+// The health listener holds at most HealthMaxConnections connections: one
+// more is answered 503 and closed, and the probes are answered again once
+// connections close.
+func TestHealthListenerConnectionCap(t *testing.T) {
+	dir := newRepo(t, map[string]string{"one.yaml": scriptAPI("t.one", "online", "1")})
+	s, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ServeHealth(ln)
+	serveServer(t, s)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	probe := func() int {
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: clientTimeout}).Get("http://" + ln.Addr().String() + "/healthz")
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Open connections until the listener holds HealthMaxConnections (each
+	// accepted one is served: a probe on it would answer 200).
+	for range HealthMaxConnections {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	waitFor(t, pollTimeout, "a probe beyond the cap is refused", func() bool { return probe() == http.StatusServiceUnavailable })
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	waitFor(t, pollTimeout, "probes answered again", func() bool { return probe() == http.StatusOK })
+}

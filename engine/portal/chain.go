@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/security"
+	"github.com/databus-gateway/databus/engine/snapshot"
 )
 
 // Refusal reasons, for logs, metrics and the access log's errorCode. Every
@@ -84,9 +85,11 @@ func (h *Handler) serve(c *Call) *fault {
 			return f
 		}
 	case *sec.Enabled:
-		if f := h.caller(c); f != nil {
+		cred, f := h.caller(c)
+		if f != nil {
 			return f
 		}
+		c.Cred = cred
 	}
 	if f := h.tenant(c); f != nil {
 		return f
@@ -156,29 +159,30 @@ func single(r *http.Request, name string) (string, bool) {
 }
 
 // caller finds the credential ZT-App-Id names: known, enabled, and
-// allowed from the client's address. It sets c.Cred.
-func (h *Handler) caller(c *Call) *fault {
+// allowed from the client's address.
+func (h *Handler) caller(c *Call) (*snapshot.Credential, *fault) {
 	appID, ok := single(c.R, security.HeaderAppID)
 	if !ok || appID == "" {
-		return refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
+		return nil, refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
 	}
 	cred := c.Snap.Credentials[appID]
 	if cred == nil || !cred.IsEnabled() {
-		return refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
+		return nil, refuse(ReasonCred, http.StatusUnauthorized, MsgBadCredential)
 	}
 	if len(cred.AllowedIPs) > 0 && !security.Contains(cred.AllowedIPs, c.ClientIP) {
-		return refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
+		return nil, refuse(ReasonIP, http.StatusForbidden, MsgIPDenied)
 	}
-	c.Cred = cred
-	return nil
+	return cred, nil
 }
 
+// credential is caller for a caller that proves itself: the credential
+// needs a usable key.
 func (h *Handler) credential(c *Call) *fault {
-	if f := h.caller(c); f != nil {
+	cred, f := h.caller(c)
+	if f != nil {
 		return f
 	}
-	cred, appID := c.Cred, c.Cred.AppID
-	c.Cred = nil
+	appID := cred.AppID
 	if cred.KeyProblem != "" {
 		// Anyone who knows the appId can send this: log once per interval.
 		if due, suppressed := h.faults.due("key " + appID); due {

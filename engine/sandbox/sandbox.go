@@ -25,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/gate"
 	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/engine/rpc/protoset"
@@ -254,6 +253,3 @@ func serviceIndex(host string) (int, bool) {
 
 // ErrNoSession is the failure of an outbound call made outside a session.
 var ErrNoSession = errors.New("sandbox: outbound call outside a session")
-
-// Diagnostics is a shorthand for the findings of a refused Open.
-type Diagnostics = config.Diagnostics

@@ -29,7 +29,8 @@ type SessionOptions struct {
 	// hooks resolve through it); the others are not found, as in a
 	// gateway whose registry lacks them.
 	Services []registry.Service
-	// RemoteAddr is the caller's address; default 127.0.0.1:40000.
+	// RemoteAddr is the address every request of the session comes from;
+	// default 127.0.0.1:40000.
 	RemoteAddr string
 	// Trusted takes the caller's ZT-App-Id without proof (portal.Options
 	// Trusted): for recorded traffic, whose signatures cannot be made
@@ -114,9 +115,7 @@ func (ss *Session) Do(r *http.Request) *Exchange {
 	ss.mu.Unlock()
 	ss.log.take()
 	r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, ss))
-	if r.RemoteAddr == "" || r.RemoteAddr == "192.0.2.1:1234" { // httptest.NewRequest's
-		r.RemoteAddr = ss.o.RemoteAddr
-	}
+	r.RemoteAddr = ss.o.RemoteAddr // the session's caller, whoever built r
 	w := httptest.NewRecorder()
 	ss.portal.ServeHTTP(w, r)
 	x := &Exchange{Status: w.Code, Header: w.Header(), Body: w.Body.Bytes(), Record: ss.log.take()}
