@@ -313,7 +313,7 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 			})
 		}
 		st = v.(*Stores)
-		deps.Nonces, deps.Limits, deps.StoreBackend, deps.Shared = st.Nonces, st.Limits, st.Backend, st.Registry
+		deps.Nonces, deps.Limits, deps.StoreBackend, deps.Shared, deps.StorePing = st.Nonces, st.Limits, st.Backend, st.Registry, st.Ping
 	}
 	if o.Mode == Sandbox {
 		env.Client, env.RPC, env.MarkSteps = o.Sandbox.Client, o.Sandbox.RPC, true
@@ -359,6 +359,9 @@ type Stores struct {
 	// Registry is the shared copy of the service registry; nil without
 	// Redis.
 	Registry registry.Tables
+	// Ping asks Redis whether it answers, within redis.timeout; nil with
+	// the embedded stores.
+	Ping func(context.Context) error
 }
 
 func newRedisStores(ctx context.Context, r config.RedisSettings, dir string, log *slog.Logger) (any, func(), error) {
@@ -368,7 +371,7 @@ func newRedisStores(ctx context.Context, r config.RedisSettings, dir string, log
 	}
 	timeout := r.Timeout.D()
 	st := &Stores{Nonces: redisstore.NewNonces(c, timeout), Limits: ratelimit.NewRedis(c, timeout), Backend: "redis",
-		Registry: redisstore.NewRegistry(c, timeout)}
+		Registry: redisstore.NewRegistry(c, timeout), Ping: redisstore.Pinger(c, timeout)}
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {

@@ -54,7 +54,9 @@ func (s *Server) health(mux *http.ServeMux) {
 			// keeps answering.
 			body["accessLog"] = s.acc.Health()
 		}
-		if !s.ready.Load() || snap == nil {
+		ready, checks := s.readiness(snap)
+		body["checks"] = checks
+		if !ready {
 			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}

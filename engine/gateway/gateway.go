@@ -120,6 +120,8 @@ type Server struct {
 	// storagePath is the bbolt file this gateway opened (said at startup
 	// and in /readyz).
 	storagePath string
+	// storePing caches /readyz's check of the shared stores.
+	storePing storePing
 
 	portal       *portal.Handler
 	metrics      *metrics.Metrics

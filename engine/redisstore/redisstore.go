@@ -73,6 +73,18 @@ func ClientOptions(s config.RedisSettings, repoDir string) (*redis.UniversalOpti
 	return o, nil
 }
 
+// Pinger returns a check that c answers a PING within timeout (readiness).
+func Pinger(c redis.UniversalClient, timeout time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := c.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return nil
+	}
+}
+
 // Nonces is the NonceStore shared by every replica: SET key 1 NX PX ttl.
 type Nonces struct {
 	c       redis.UniversalClient

@@ -6,6 +6,7 @@
 package snapshot
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"net/netip"
@@ -51,6 +52,9 @@ type Snapshot struct {
 	Limits       ratelimit.Store
 	StoreBackend string // "memory" or "redis", for metrics and logs
 	FailOpen     bool   // let rate-limited requests through when the store fails
+	// StorePing asks the shared stores whether they answer (readiness);
+	// nil with the embedded ones, which always do.
+	StorePing func(context.Context) error
 	// Shared is the Redis copy of the service registry; nil without Redis.
 	Shared registry.Tables
 
@@ -120,7 +124,10 @@ type Deps struct {
 	Nonces       security.NonceStore // nil: the portal's own embedded store
 	Limits       ratelimit.Store     // nil: the portal's own embedded store
 	StoreBackend string
-	Git          *revision.Revision // the checkout's revision; nil outside git
+	// StorePing asks the shared stores whether they answer; nil with the
+	// embedded ones.
+	StorePing func(context.Context) error
+	Git       *revision.Revision // the checkout's revision; nil outside git
 	// Hooks is the callout client built from this repository's hook
 	// settings; it also signs the http steps that set site.
 	Hooks *hooks.Caller
@@ -155,6 +162,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		Nonces:       deps.Nonces,
 		Limits:       deps.Limits,
 		StoreBackend: deps.StoreBackend,
+		StorePing:    deps.StorePing,
 		Shared:       deps.Shared,
 		Git:          deps.Git,
 		FailOpen:     *repo.Settings.Redis.FailOpen,

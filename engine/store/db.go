@@ -90,6 +90,15 @@ func Open(path string, timeout time.Duration) (*DB, error) {
 // Close closes the file. Close every AccessLog on it first.
 func (db *DB) Close() error { return db.bolt.Close() }
 
+// Check reports whether the file is open and readable: a read transaction,
+// which takes no write lock and reads no page (readiness).
+func (db *DB) Check() error {
+	if err := db.bolt.View(func(*bbolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("storage %s: %w", db.path, err)
+	}
+	return nil
+}
+
 // Bolt is the underlying handle, for stores that share the file.
 func (db *DB) Bolt() *bbolt.DB { return db.bolt }
 
