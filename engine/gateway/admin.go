@@ -16,61 +16,77 @@ import (
 )
 
 // Health returns the health listener's handler (--health-listen):
-// /healthz, /readyz and /metrics, the same as the admin listener's, and
-// nothing else, so it may bind any address without tokens (a kubelet probe
-// or a Prometheus scrape reaches the pod's address).
+// /healthz, /readyz and /metrics and nothing else, so it may bind any
+// address without tokens (a kubelet probe or a Prometheus scrape reaches
+// the pod's address). Its /readyz says whether each check passed but not
+// the details the admin listener's shows (commit messages and authors, the
+// storage path, reload and check errors): nothing there is for whoever can
+// reach the pod.
 func (s *Server) Health() http.Handler {
 	mux := http.NewServeMux()
-	s.health(mux)
+	s.health(mux, false)
 	return mux
 }
 
-// health registers /healthz, /readyz and /metrics.
-func (s *Server) health(mux *http.ServeMux) {
+// health registers /healthz, /readyz and /metrics; detail: /readyz shows
+// the revision, reloads, git state, storage and check errors.
+func (s *Server) health(mux *http.ServeMux, detail bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		snap := s.Current()
-		body := map[string]any{"ready": false}
-		if snap != nil {
-			body["revision"] = snap.Revision
-		}
-		if last := s.LastReload(); last != nil {
-			body["lastReload"] = last
-		}
-		if snap != nil && snap.Git != nil {
-			body["git"] = snap.Git
-		}
-		if sync := s.LastSync(); sync != nil {
-			body["lastGitSync"] = sync
-		}
-		if s.storagePath != "" {
-			body["storage"] = s.storagePath
-		}
-		if s.acc != nil {
-			// A degraded access log (records being lost, a full disk say)
-			// shows here but does not make the gateway unready: the portal
-			// keeps answering.
-			body["accessLog"] = s.acc.Health()
-		}
 		ready, checks := s.readiness(snap)
-		body["checks"] = checks
-		if !ready {
-			writeJSON(w, http.StatusServiceUnavailable, body)
-			return
+		body := map[string]any{"ready": ready, "checks": checks}
+		if detail {
+			s.readyDetail(body, snap)
+		} else {
+			for k, c := range checks {
+				c.Error = ""
+				checks[k] = c
+			}
 		}
-		body["ready"] = true
-		writeJSON(w, http.StatusOK, body)
+		status := http.StatusOK
+		if !ready {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+}
+
+// readyDetail adds to the admin listener's /readyz what only operators
+// see: the revision, the last reload and git sync, the storage path and
+// the access log's state.
+func (s *Server) readyDetail(body map[string]any, snap *snapshot.Snapshot) {
+	if snap != nil {
+		body["revision"] = snap.Revision
+		if snap.Git != nil {
+			body["git"] = snap.Git
+		}
+	}
+	if last := s.LastReload(); last != nil {
+		body["lastReload"] = last
+	}
+	if sync := s.LastSync(); sync != nil {
+		body["lastGitSync"] = sync
+	}
+	if s.storagePath != "" {
+		body["storage"] = s.storagePath
+	}
+	if s.acc != nil {
+		// A degraded access log (records being lost, a full disk say)
+		// shows here but does not make the gateway unready: the portal
+		// keeps answering.
+		body["accessLog"] = s.acc.Health()
+	}
 }
 
 // Admin returns the admin listener's handler: health, readiness and the
 // last reload. The read-only REST API and pages extend it.
 func (s *Server) Admin() http.Handler {
 	mux := http.NewServeMux()
-	s.health(mux)
+	s.health(mux, true)
 	var acc admin.AccessLog
 	if s.acc != nil {
 		acc = s.acc

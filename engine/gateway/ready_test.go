@@ -20,16 +20,28 @@ type readyBody struct {
 	Checks map[string]Check `json:"checks"`
 }
 
-// readyz asks the health handler of ts for /readyz.
+// readyz asks the admin listener of ts for /readyz, which shows each
+// check's error.
 func readyz(t *testing.T, ts *testServer) (int, readyBody) {
+	t.Helper()
+	resp, err := ts.client.Get(ts.adminURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b readyBody
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		t.Fatalf("/readyz: %v", err)
+	}
+	return resp.StatusCode, b
+}
+
+// healthReadyz asks the health listener's handler for /readyz.
+func healthReadyz(t *testing.T, ts *testServer) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	ts.Health().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-	var b readyBody
-	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
-		t.Fatalf("/readyz: %v: %s", err, rec.Body)
-	}
-	return rec.Code, b
+	return rec.Code, rec.Body.String()
 }
 
 // Ready means a Snapshot serving and the storage open: a closed bbolt file
@@ -48,6 +60,17 @@ func TestReadyStorage(t *testing.T) {
 	st, b = readyz(t, ts)
 	if st != http.StatusServiceUnavailable || b.Ready || b.Checks["storage"].OK || !strings.Contains(b.Checks["storage"].Error, "databus.db") {
 		t.Fatalf("/readyz with the storage closed: %d %+v, want 503 naming the file", st, b)
+	}
+	// The health listener, which any address may reach, says which check
+	// failed but neither the error nor the path, the commit or the reloads.
+	hst, body := healthReadyz(t, ts)
+	if hst != http.StatusServiceUnavailable || !strings.Contains(body, `"storage":{"ok":false,"required":true}`) {
+		t.Errorf("health listener /readyz with the storage closed: %d %s", hst, body)
+	}
+	for _, secret := range []string{"databus.db", "lastReload", "revision", "accessLog"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("health listener /readyz shows %q: %s", secret, body)
+		}
 	}
 }
 
