@@ -233,7 +233,13 @@ func runGitSync(t *testing.T, r *rendered, f *gatewayFacts, dirs map[string]stri
 	git(t, src, "add", "-A")
 	git(t, src, "commit", "--quiet", "-m", "sample")
 	override := map[string]string{"GIT_URL": src}
-	runInit(t, r, ic, dirs, override)
+	// A clone the pod's stop cut short: a .git that holds no commit.
+	if err := os.MkdirAll(filepath.Join(dirs[cfgMount], ".git", "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out := runInit(t, r, ic, dirs, override); strings.Contains(out, "checkout already") {
+		t.Fatalf("the init container kept a clone cut short: %s", out)
+	}
 	if out := runInit(t, r, ic, dirs, override); !strings.Contains(out, "checkout already") {
 		t.Errorf("the init container run again (a pod restart) did not keep the checkout: %s", out)
 	}
