@@ -366,7 +366,7 @@ func check(r *rendered, flags map[string]flagSpec) (*gatewayFacts, error) {
 	var pause int64
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
 		if c.Lifecycle.PreStop.Sleep == nil {
-			p.add(where, "preStop: only a sleep works (the image has no shell)")
+			p.add(where, "preStop: use the sleep action, which needs nothing from the image (an exec needs a shell the image may lack)")
 		} else {
 			pause = c.Lifecycle.PreStop.Sleep.Seconds
 		}
