@@ -30,6 +30,7 @@ type pod struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	health string // the health listener's address
+	admin  string // the admin listener's (loopback), whose /readyz has the detail
 	exited chan struct{}
 	err    error // the process's exit, once exited is closed
 	logs   *lockedBuffer
@@ -129,7 +130,8 @@ func startPod(t *testing.T, bin string, r *rendered, f *gatewayFacts, dirs map[s
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	serving := make(chan string, 1)
+	type listeners struct{ health, admin string }
+	serving := make(chan listeners, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -139,10 +141,11 @@ func startPod(t *testing.T, bin string, r *rendered, f *gatewayFacts, dirs map[s
 			var rec struct {
 				Msg    string `json:"msg"`
 				Health string `json:"health"`
+				Admin  string `json:"admin"`
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "databus serving" {
 				select {
-				case serving <- rec.Health:
+				case serving <- listeners{rec.Health, rec.Admin}:
 				default:
 				}
 			}
@@ -159,7 +162,8 @@ func startPod(t *testing.T, bin string, r *rendered, f *gatewayFacts, dirs map[s
 		}
 	})
 	select {
-	case p.health = <-serving:
+	case l := <-serving:
+		p.health, p.admin = l.health, l.admin
 	case <-p.exited:
 		t.Fatalf("databus %s exited before serving: %v\n%s", strings.Join(args, " "), p.err, p.logs)
 	case <-time.After(time.Minute):
@@ -174,7 +178,13 @@ func startPod(t *testing.T, bin string, r *rendered, f *gatewayFacts, dirs map[s
 // get answers a GET on the health listener.
 func (p *pod) get(urlPath string) (int, []byte) {
 	p.t.Helper()
-	resp, err := http.Get("http://" + p.health + urlPath)
+	return p.getFrom(p.health, urlPath)
+}
+
+// getFrom answers a GET on the listener at addr.
+func (p *pod) getFrom(addr, urlPath string) (int, []byte) {
+	p.t.Helper()
+	resp, err := http.Get("http://" + addr + urlPath)
 	if err != nil {
 		p.t.Fatalf("GET %s: %v\n%s", urlPath, err, p.logs)
 	}
@@ -212,9 +222,11 @@ type readyz struct {
 	} `json:"git"`
 }
 
+// ready reads the admin listener's /readyz: the health listener's says
+// only which checks passed.
 func (p *pod) ready() readyz {
 	p.t.Helper()
-	code, body := p.get("/readyz")
+	code, body := p.getFrom(p.admin, "/readyz")
 	var r readyz
 	if err := json.Unmarshal(body, &r); err != nil || code != http.StatusOK {
 		p.t.Fatalf("GET /readyz: %d %s (%v)\n%s", code, body, err, p.logs)
