@@ -44,6 +44,13 @@ const (
 	// what it must to stay within; a longer value found in Redis is not
 	// decoded (the replica is listed as unreadable).
 	MaxHeartbeatBytes = 4 << 10
+	// FullReadReplicas: a fleet of up to this many replicas is read every
+	// interval; a larger one every ceil(listed/FullReadReplicas)
+	// intervals (ReadEvery), so that reading the fleet costs Redis about
+	// 2×listed×FullReadReplicas commands per interval across all replicas
+	// rather than 2×listed². Heartbeats are published every interval
+	// whatever the size.
+	FullReadReplicas = 32
 	// MaxErrors is how many of a refused reload's errors a heartbeat
 	// carries (with their count); MaxText bounds each free-text field.
 	MaxErrors = 3
@@ -150,6 +157,13 @@ type Heartbeat struct {
 	LastReload *Reload   `json:"lastReload,omitempty"`
 	// GitSync is the last git-sync attempt; nil when git sync is off.
 	GitSync *GitSync `json:"gitSync,omitempty"`
+}
+
+// ReadEvery is how often a replica reads a fleet of listed replicas,
+// heartbeats every interval.
+func ReadEvery(listed int, interval time.Duration) time.Duration {
+	k := (listed + FullReadReplicas - 1) / FullReadReplicas
+	return time.Duration(max(k, 1)) * interval
 }
 
 // Interval is the heartbeat's interval (DefaultInterval when unset).
@@ -302,16 +316,22 @@ func Judge(self Heartbeat, shared bool, read Read, now time.Time) View {
 		at := read.At
 		v.ReadAt = &at
 		v.Listed = read.Listed
-		if n := read.Listed - len(read.Entries); n > 0 {
-			v.NotShown = n
-		}
 		since := max(now.Sub(read.At), 0)
+		selfRead := false
 		for _, e := range read.Entries {
 			if e.ID == self.ID {
+				selfRead = true
 				continue
 			}
 			v.Replicas = append(v.Replicas, replicaOf(e, since))
 		}
+		// This replica is listed (it published before the read) and
+		// shown, whether or not the read reached it.
+		shown := len(read.Entries)
+		if !selfRead {
+			shown++
+		}
+		v.NotShown = max(read.Listed-shown, 0)
 	}
 	sort.SliceStable(v.Replicas[1:], func(i, j int) bool {
 		a, b := v.Replicas[1+i], v.Replicas[1+j]

@@ -176,8 +176,13 @@ func TestJudgeWithoutFleet(t *testing.T) {
 func TestNotShown(t *testing.T) {
 	v := fleet.Judge(hb("self", gitRev(commitA, false)), true,
 		fleet.Read{At: now, Entries: []fleet.Entry{entry(t, hb("b", gitRev(commitA, false)), 0)}, Listed: 300}, now)
-	if v.Listed != 300 || v.NotShown != 299 {
-		t.Errorf("listed %d, not shown %d", v.Listed, v.NotShown)
+	if v.Listed != 300 || v.NotShown != 298 || len(v.Replicas) != 2 {
+		t.Errorf("listed %d, not shown %d, shown %d; want 300, 298, 2", v.Listed, v.NotShown, len(v.Replicas))
+	}
+	v = fleet.Judge(hb("self", gitRev(commitA, false)), true,
+		fleet.Read{At: now, Entries: []fleet.Entry{entry(t, hb("self", gitRev(commitA, false)), 0), entry(t, hb("b", gitRev(commitA, false)), 0)}, Listed: 300}, now)
+	if v.NotShown != 298 || len(v.Replicas) != 2 {
+		t.Errorf("with itself read: not shown %d, shown %d; want 298, 2", v.NotShown, len(v.Replicas))
 	}
 }
 
@@ -218,5 +223,17 @@ func TestEncodeBound(t *testing.T) {
 	json.Unmarshal(b, &back)
 	if got := back.LastReload.Errors; len(got) != 1 || got[0].String() != "apis/a.yaml:7:3: error: bad" {
 		t.Errorf("errors: %+v", got)
+	}
+}
+
+func TestReadEvery(t *testing.T) {
+	for _, c := range []struct {
+		listed int
+		want   time.Duration
+	}{{0, 5 * time.Second}, {1, 5 * time.Second}, {fleet.FullReadReplicas, 5 * time.Second},
+		{fleet.FullReadReplicas + 1, 10 * time.Second}, {fleet.MaxReplicas, 40 * time.Second}, {1000, 160 * time.Second}} {
+		if got := fleet.ReadEvery(c.listed, 5*time.Second); got != c.want {
+			t.Errorf("ReadEvery(%d) = %v, want %v", c.listed, got, c.want)
+		}
 	}
 }

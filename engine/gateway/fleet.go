@@ -33,7 +33,9 @@ type fleetState struct {
 	kick chan struct{}
 	last atomic.Pointer[fleetRead]
 
-	// The loop's own: throttled logging of failures.
+	// The loop's own: heartbeats since the last read of the fleet, and
+	// throttled logging of failures.
+	unread   int
 	failing  bool
 	lastLog  time.Time
 	unlogged int
@@ -168,15 +170,29 @@ func (s *Server) heartbeat(ctx context.Context, prev fleet.Store) fleet.Store {
 	}
 	read := fleetRead{shared: st != nil}
 	if st != nil {
-		read.Read = s.exchange(ctx, st, self)
+		last := f.last.Load()
+		// A large fleet is read less often than every heartbeat
+		// (fleet.ReadEvery); a failure or new Redis settings read at once.
+		f.unread++
+		due := last == nil || !last.shared || last.Err != nil || st != prev ||
+			time.Duration(f.unread)*f.interval >= fleet.ReadEvery(last.Listed, f.interval)
+		read.Read = s.exchange(ctx, st, self, due)
+		if due {
+			f.unread = 0
+		}
 		if ctx.Err() != nil {
 			return st // shutting down: not Redis's failure
 		}
 		s.logFleet(read.Err)
+		if read.Err == nil && !due {
+			read.Read = last.Read // the heartbeat went out; the last read stands
+		}
 	}
-	read.At = time.Now()
+	if read.At.IsZero() {
+		read.At = time.Now()
+	}
 	f.last.Store(&read)
-	v := fleet.Judge(self, read.shared, read.Read, read.At)
+	v := fleet.Judge(self, read.shared, read.Read, time.Now())
 	revs := make([]metrics.FleetRevision, len(v.Revisions))
 	for i, r := range v.Revisions {
 		revs[i] = metrics.FleetRevision{Revision: r.Revision, Replicas: r.Replicas}
@@ -185,11 +201,12 @@ func (s *Server) heartbeat(ctx context.Context, prev fleet.Store) fleet.Store {
 	return st
 }
 
-// exchange publishes self and reads the fleet, each bounded by
+// exchange publishes self and, with read, reads the fleet, each bounded by
 // redis.timeout; a failure counts in databus_store_errors_total.
-func (s *Server) exchange(ctx context.Context, st fleet.Store, self fleet.Heartbeat) (read fleet.Read) {
+func (s *Server) exchange(ctx context.Context, st fleet.Store, self fleet.Heartbeat, read bool) (res fleet.Read) {
 	defer func() {
-		if read.Err != nil && ctx.Err() == nil {
+		res.At = time.Now()
+		if res.Err != nil && ctx.Err() == nil {
 			s.metrics.StoreErrors.WithLabelValues("fleet", "redis").Inc()
 		}
 	}()
@@ -199,6 +216,9 @@ func (s *Server) exchange(ctx context.Context, st fleet.Store, self fleet.Heartb
 	}
 	if err := st.Publish(ctx, self.ID, value, self.TTL()); err != nil {
 		return fleet.Read{Err: err}
+	}
+	if !read {
+		return fleet.Read{}
 	}
 	entries, listed, err := st.List(ctx, fleet.MaxReplicas)
 	return fleet.Read{Entries: entries, Listed: listed, Err: err}

@@ -263,6 +263,54 @@ func TestFleetStaleReplica(t *testing.T) {
 	})
 }
 
+// TestFleetLargeFleet: beyond fleet.MaxReplicas the view shows the most
+// recent heartbeats and says how many are not shown; a fleet that large is
+// read less often (fleet.ReadEvery), and still read: a newcomer on another
+// revision shows up as drift.
+func TestFleetLargeFleet(t *testing.T) {
+	rs := testredis.Start(t)
+	a := startReplica(t, fleetRepo(t, rs.Addr, "one"), "test-a")
+	rc := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rc.Close()
+	st := redisstore.NewFleet(rc, 5*time.Second)
+	snap := a.Current()
+	publish := func(id string, rev fleet.Revision) {
+		h := fleet.Heartbeat{ID: id, Host: "elsewhere", Version: "v", StartedAt: time.Now(), SentAt: time.Now(),
+			IntervalMS: time.Hour.Milliseconds(), Revision: rev}
+		value, err := h.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Publish(context.Background(), id, value, h.TTL()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const others = fleet.MaxReplicas + 44
+	for i := 0; i < others; i++ {
+		publish(fmt.Sprintf("other-%03d", i), fleet.RevisionOf(snap.Git, snap.Revision))
+	}
+	var v fleet.View
+	waitFor(t, pollTimeout, "the view to list the fleet's newest heartbeats", func() bool {
+		v = a.fleetView(t)
+		return v.Listed == others+1
+	}, func() string {
+		return fmt.Sprintf("reachable %v (%s), listed %d, %d shown", v.Reachable, v.Reason, v.Listed, len(v.Replicas))
+	})
+	// The read returns fleet.MaxReplicas heartbeats; this replica is shown
+	// whether or not it is among them.
+	if n := len(v.Replicas); n < fleet.MaxReplicas || n > fleet.MaxReplicas+1 || n+v.NotShown != others+1 || v.Drift || v.Stale != 0 {
+		t.Errorf("%d shown, %d not shown, drift %v, stale %d; want %d or %d shown of %d", n, v.NotShown, v.Drift, v.Stale,
+			fleet.MaxReplicas, fleet.MaxReplicas+1, others+1)
+	}
+	publish("newcomer", fleet.Revision{Label: "content:0123456789ab", Content: "0123456789abcdef"})
+	waitFor(t, pollTimeout, "the newcomer's revision to show as drift", func() bool {
+		v = a.fleetView(t)
+		return v.Drift && replicaOf(v, "newcomer") != nil
+	}, func() string {
+		return fmt.Sprintf("drift %v, reachable %v (%s), listed %d, %d shown, revisions %+v", v.Drift, v.Reachable, v.Reason, v.Listed, len(v.Replicas), v.Revisions)
+	})
+}
+
 // TestFleetWithoutRedis: the view shows the one replica and says why there
 // is no fleet; the metrics count it.
 func TestFleetWithoutRedis(t *testing.T) {

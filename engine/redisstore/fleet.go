@@ -12,12 +12,18 @@ import (
 )
 
 // The fleet's keys: one value per replica, which expires by itself, and an
-// index of the replicas by the time of their last heartbeat (a sorted set),
-// so that a read never SCANs the keyspace.
+// index of the replicas (a sorted set) scored by when their heartbeat
+// expires, so that a read never SCANs the keyspace and the newest
+// heartbeats come first.
 const (
-	FleetIndexKey     = "databus:fleet:replicas"
-	FleetReplicaKey   = "databus:fleet:replica:" // + the replica's id
-	fleetIndexKeepTTL = 2                        // the index outlives the last heartbeat by this many TTLs
+	FleetIndexKey   = "databus:fleet:replicas"
+	FleetReplicaKey = "databus:fleet:replica:" // + the replica's id
+	// FleetClockSkew is how far the replicas' clocks may disagree: an id
+	// is trimmed from the index by another replica's publish only this
+	// long after its heartbeat expired by the publisher's clock (reads
+	// drop ids whose heartbeat is gone whatever the clocks), and the
+	// index itself expires this long after the last heartbeat.
+	FleetClockSkew = time.Minute
 )
 
 // Fleet is the fleet's heartbeats in Redis (fleet.Store). Every call is
@@ -38,19 +44,20 @@ func NewFleet(c redis.UniversalClient, timeout time.Duration) *Fleet {
 	return &Fleet{c: c, timeout: timeout}
 }
 
-// Publish implements fleet.Store: SET the value with its expiry, ZADD the
-// id at now, trim ids not seen for two TTLs (by the publisher's clock: a
-// replica trimmed by a skewed clock adds itself back at its next
-// heartbeat), and keep the index alive as long as someone publishes.
+// Publish implements fleet.Store, in one round trip: SET the value with
+// its expiry, ZADD the id scored by that expiry, trim the ids whose
+// heartbeat expired more than FleetClockSkew ago (a replica trimmed by a
+// skewed clock adds itself back at its next heartbeat), and keep the index
+// alive while someone publishes.
 func (f *Fleet) Publish(ctx context.Context, id string, value []byte, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	now := time.Now()
 	p := f.c.Pipeline()
 	p.Set(ctx, FleetReplicaKey+id, value, ttl)
-	p.ZAdd(ctx, FleetIndexKey, redis.Z{Score: float64(now.UnixMilli()), Member: id})
-	p.ZRemRangeByScore(ctx, FleetIndexKey, "-inf", "("+strconv.FormatInt(now.Add(-fleetIndexKeepTTL*ttl).UnixMilli(), 10))
-	p.PExpire(ctx, FleetIndexKey, fleetIndexKeepTTL*ttl)
+	p.ZAdd(ctx, FleetIndexKey, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: id})
+	p.ZRemRangeByScore(ctx, FleetIndexKey, "-inf", "("+strconv.FormatInt(now.Add(-FleetClockSkew).UnixMilli(), 10))
+	p.PExpire(ctx, FleetIndexKey, ttl+FleetClockSkew)
 	_, err := p.Exec(ctx)
 	return err
 }
@@ -66,7 +73,8 @@ func (f *Fleet) Remove(ctx context.Context, id string) error {
 	return err
 }
 
-// List implements fleet.Store: the newest limit ids of the index, then each
+// List implements fleet.Store: the limit ids of the index whose heartbeats
+// expire last (the newest, for replicas of one interval), then each
 // one's value (at most fleet.MaxHeartbeatBytes+1 bytes of it: GETRANGE)
 // and remaining expiry. Ids whose value expired are dropped from the index.
 func (f *Fleet) List(ctx context.Context, limit int) ([]fleet.Entry, int, error) {

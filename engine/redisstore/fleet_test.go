@@ -29,8 +29,8 @@ func TestFleetStore(t *testing.T) {
 		if err := st.Publish(ctx, id, []byte(`{"id":"`+id+`"}`), ttl); err != nil {
 			t.Fatal(err)
 		}
-		// Scores are milliseconds: the next publish is a newer one.
-		waitUntil(t, "a new millisecond", func() bool { return i == 2 || time.Now().UnixMilli() > mustScore(t, c, id) })
+		// Scores are milliseconds of expiry: the next publish expires later.
+		waitUntil(t, "a new millisecond", func() bool { return i == 2 || time.Now().Add(ttl).UnixMilli() > mustScore(t, c, id) })
 	}
 	entries, listed, err := st.List(ctx, 2)
 	if err != nil {
@@ -42,8 +42,8 @@ func TestFleetStore(t *testing.T) {
 	if e := entries[0]; string(e.Value) != `{"id":"r3"}` || e.Remaining <= 0 || e.Remaining > ttl {
 		t.Errorf("entry %+v", e)
 	}
-	if d := c.PTTL(ctx, redisstore.FleetIndexKey).Val(); d <= ttl || d > 2*ttl {
-		t.Errorf("the index expires in %v, want within two TTLs", d)
+	if d := c.PTTL(ctx, redisstore.FleetIndexKey).Val(); d <= ttl || d > ttl+redisstore.FleetClockSkew {
+		t.Errorf("the index expires in %v, want within a TTL and the clock skew", d)
 	}
 
 	// A graceful stop removes the value and the index entry.
@@ -80,13 +80,33 @@ func TestFleetStore(t *testing.T) {
 		}
 	}
 
-	// Ids not seen for two TTLs are trimmed by the next publish.
-	c.ZAdd(ctx, redisstore.FleetIndexKey, redis.Z{Score: float64(time.Now().Add(-3 * ttl).UnixMilli()), Member: "ancient"})
+	// An id whose heartbeat expired more than the clock skew ago is
+	// trimmed by the next publish, however many ids a read passes over;
+	// one that expired just now is left to the reads.
+	c.ZAdd(ctx, redisstore.FleetIndexKey,
+		redis.Z{Score: float64(time.Now().Add(-redisstore.FleetClockSkew - time.Second).UnixMilli()), Member: "ancient"},
+		redis.Z{Score: float64(time.Now().Add(-time.Second).UnixMilli()), Member: "recent"})
 	if err := st.Publish(ctx, "r3", []byte(`{}`), ttl); err != nil {
 		t.Fatal(err)
 	}
 	if c.ZScore(ctx, redisstore.FleetIndexKey, "ancient").Err() != redis.Nil {
-		t.Errorf("an id not seen for three TTLs is still in the index")
+		t.Errorf("an id expired beyond the clock skew is still in the index")
+	}
+	if c.ZScore(ctx, redisstore.FleetIndexKey, "recent").Err() != nil {
+		t.Errorf("an id expired within the clock skew was trimmed")
+	}
+
+	// A replica of a longer interval is not trimmed by one of a shorter.
+	slowAt := time.Now()
+	if err := st.Publish(ctx, "slow", []byte(`{}`), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "more than two of the short TTLs to pass", func() bool { return time.Since(slowAt) > 30*time.Millisecond })
+	if err := st.Publish(ctx, "fast", []byte(`{}`), 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if c.ZScore(ctx, redisstore.FleetIndexKey, "slow").Err() != nil {
+		t.Errorf("a short heartbeat's publish trimmed a long one")
 	}
 }
 
