@@ -139,6 +139,10 @@ func (s *Server) selfHeartbeat(snap *snapshot.Snapshot) fleet.Heartbeat {
 func (s *Server) runFleet(ctx context.Context) {
 	t := time.NewTicker(s.fleet.interval)
 	defer t.Stop()
+	if snap := s.Current(); snap != nil && snap.Fleet != nil {
+		s.log.Info("fleet heartbeat on: publishing this replica's revision to redis and reading the others'",
+			"id", s.fleet.id, "every", s.fleet.interval)
+	}
 	var used fleet.Store
 	for {
 		used = s.heartbeat(ctx, used)
