@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/databus-gateway/databus/engine/fleet"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/snapshot"
@@ -61,6 +62,8 @@ type API struct {
 	log *slog.Logger
 	acc AccessLog // nil: the access log is off
 	reg Registry  // nil: no registry endpoints
+	// fleet is the replicas as this one sees them; nil: no fleet endpoint.
+	fleet func() fleet.View
 
 	sessions *Sessions
 }
@@ -68,6 +71,11 @@ type API struct {
 // SetRegistry adds the registry's read-only endpoints; call it before
 // Register.
 func (a *API) SetRegistry(r Registry) { a.reg = r }
+
+// SetFleet adds GET /databus/gateway/fleet, which answers f's view; f
+// must make no slow call (the gateway's answers from what its heartbeat
+// loop last read). Call it before Register.
+func (a *API) SetFleet(f func() fleet.View) { a.fleet = f }
 
 // New returns the admin API. acc may be nil.
 func New(gw Gateway, acc AccessLog, log *slog.Logger) *API {
@@ -107,6 +115,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	get("/version/get", a.versionGet)
 	get("/version/page", a.versionPage)
 	get("/version/compare", a.versionCompare)
+	if a.fleet != nil {
+		get("/fleet", func(w http.ResponseWriter, r *http.Request) { ok(w, a.fleet()) })
+	}
 	if a.reg != nil {
 		get("/registry/servers", a.registryServers)
 		get("/registry/services", a.registryServices)

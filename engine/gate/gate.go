@@ -28,6 +28,7 @@ import (
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
+	"github.com/databus-gateway/databus/engine/fleet"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/metrics"
@@ -314,6 +315,7 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		}
 		st = v.(*Stores)
 		deps.Nonces, deps.Limits, deps.StoreBackend, deps.Shared, deps.StorePing = st.Nonces, st.Limits, st.Backend, st.Registry, st.Ping
+		deps.Fleet = st.Fleet
 	}
 	if o.Mode == Sandbox {
 		env.Client, env.RPC, env.MarkSteps = o.Sandbox.Client, o.Sandbox.RPC, true
@@ -359,6 +361,8 @@ type Stores struct {
 	// Registry is the shared copy of the service registry; nil without
 	// Redis.
 	Registry registry.Tables
+	// Fleet is where the replicas' heartbeats meet; nil without Redis.
+	Fleet fleet.Store
 	// Ping asks Redis whether it answers, within redis.timeout; nil with
 	// the embedded stores.
 	Ping func(context.Context) error
@@ -371,7 +375,7 @@ func newRedisStores(ctx context.Context, r config.RedisSettings, dir string, log
 	}
 	timeout := r.Timeout.D()
 	st := &Stores{Nonces: redisstore.NewNonces(c, timeout), Limits: ratelimit.NewRedis(c, timeout), Backend: "redis",
-		Registry: redisstore.NewRegistry(c, timeout), Ping: redisstore.Pinger(c, timeout)}
+		Registry: redisstore.NewRegistry(c, timeout), Fleet: redisstore.NewFleet(c, timeout), Ping: redisstore.Pinger(c, timeout)}
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {

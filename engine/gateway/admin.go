@@ -96,6 +96,7 @@ func (s *Server) Admin() http.Handler {
 	if reg != nil {
 		api.SetRegistry(reg)
 	}
+	api.SetFleet(s.Fleet)
 	api.Register(mux)
 	if s.opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", api.Require(admin.RoleOperator, pprof.Index))
@@ -117,6 +118,7 @@ func (s *Server) Admin() http.Handler {
 		AccessLog: acc,
 		Traffic:   s.metrics.Traffic.Window,
 		Registry:  uiRegistry(reg),
+		Fleet:     s.Fleet,
 		Logger:    s.log,
 		Sessions:  api.Sessions(),
 	}).Register(mux)

@@ -68,6 +68,13 @@ type Options struct {
 	// resolve through; nil: enabled hooks fail closed with "the service
 	// registry is not available".
 	Services registry.Resolver
+	// Version names this binary in the fleet view (cmd/databus sets it
+	// from the build); "": "dev".
+	Version string
+	// FleetInterval is how often the replica publishes its heartbeat to
+	// Redis and reads the others' (default fleet.DefaultInterval); tests
+	// shorten it.
+	FleetInterval time.Duration
 }
 
 // ReloadResult is the outcome of one reload attempt, kept for the admin view.
@@ -139,6 +146,9 @@ type Server struct {
 	// configured address, Serve the listener's actual one.
 	egress *egress.Guard
 
+	// fleet is this replica's heartbeat and its last read of the others'.
+	fleet *fleetState
+
 	closeOnce  sync.Once
 	db         *store.DB
 	acc        *store.AccessLog
@@ -160,7 +170,7 @@ func New(opts Options) (*Server, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 15 * time.Second
 	}
-	s := &Server{opts: opts, log: opts.Logger, pool: pool.New(), egress: &egress.Guard{}}
+	s := &Server{opts: opts, log: opts.Logger, pool: pool.New(), egress: &egress.Guard{}, fleet: newFleetState(opts)}
 	s.egress.Set(opts.AdminListen)
 	s.metrics = metrics.New()
 	if g, err := gitops.Open(opts.Dir); err == nil {
@@ -250,6 +260,9 @@ func (s *Server) reload(ctx context.Context, reason string, record bool, changed
 		}
 		s.metrics.Reloaded(res.OK, res.Changed, label, s.prevRevision, start)
 		s.metrics.ReloadDuration.WithLabelValues(metrics.ReloadResult(res.OK, res.Changed)).Observe(res.Duration.Seconds())
+		if res.Changed || !res.OK {
+			s.kickFleet()
+		}
 		if res.OK {
 			s.prevRevision = label
 			// Message types learnt by server reflection are asked for
@@ -445,6 +458,11 @@ func (s *Server) Serve(ctx context.Context, portalLn, adminLn net.Listener) erro
 	go func() {
 		defer wg.Done()
 		s.syncRegistry(watchCtx, registrySyncEvery)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runFleet(watchCtx)
 	}()
 	errc := make(chan error, 3)
 	go func() { errc <- serveErr(portalSrv.Serve(portalLn)) }()

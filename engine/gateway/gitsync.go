@@ -55,6 +55,7 @@ func (s *Server) syncOnce(ctx context.Context) SyncResult {
 		result = "moved"
 	}
 	s.metrics.GitSyncs.WithLabelValues(result).Inc()
+	s.kickFleet()
 	if res.Error != "" {
 		s.metrics.GitSyncSuccess.Set(0)
 		// Once per remote revision and reason, not every interval: the

@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +37,7 @@ type Metrics struct {
 	// dropped (least recently used first) to make room for new ones.
 	RateLimitEvictions prometheus.Counter
 	// StoreErrors counts failed calls to a shared store, by store (nonce,
-	// ratelimit) and backend (redis, memory).
+	// ratelimit, registry, fleet) and backend (redis, memory).
 	StoreErrors *prometheus.CounterVec
 	// HookCalls counts callouts to the hook services, by hook
 	// (client_authentication, site_authentication, signature, permission)
@@ -82,6 +84,19 @@ type Metrics struct {
 	// edits).
 	GitSyncSuccess prometheus.Gauge
 	GitSyncs       *prometheus.CounterVec
+
+	// FleetReplicas is the live replicas per served revision as this
+	// replica reads the fleet (at most MaxFleetRevisions labels, the rest
+	// counted under revision="other"); FleetDrift is 1 when they serve
+	// different revisions or one is behind its branch head; FleetStale
+	// counts replicas listed without a recent heartbeat; FleetHeartbeat is
+	// 1 when the last heartbeat reached Redis and the fleet was read.
+	FleetReplicas  *prometheus.GaugeVec
+	FleetDrift     prometheus.Gauge
+	FleetStale     prometheus.Gauge
+	FleetHeartbeat prometheus.Gauge
+	fleetMu        sync.Mutex
+	fleetLabels    map[string]bool // the revision labels set now
 
 	// Traffic is the last hour of requests and errors per minute, counted
 	// from New.
@@ -135,7 +150,7 @@ func New() *Metrics {
 			Name: "databus_ratelimit_evictions_total", Help: "Live keys the embedded rate-limit store dropped, least recently used first, because it was full.",
 		}),
 		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "databus_store_errors_total", Help: "Failed calls to the nonce and rate-limit stores, by store and backend.",
+			Name: "databus_store_errors_total", Help: "Failed calls to the shared stores (nonce, ratelimit, registry, fleet), by store and backend.",
 		}, []string{"store", "backend"}),
 		HookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_hook_calls_total", Help: "Callouts to the hook services, by hook and outcome.",
@@ -190,6 +205,18 @@ func New() *Metrics {
 		GitSyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_gitsync_total", Help: "Git-sync attempts, by result: moved, up_to_date, refused (the remote revision does not validate), failed (fetch, divergence, local edits).",
 		}, []string{"result"}),
+		FleetReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "databus_fleet_replicas", Help: "Live replicas (heartbeat within 3 intervals) per served revision, as this replica reads the fleet through Redis; without Redis, this replica alone. At most 8 revisions are labelled, the rest count under revision=\"other\".",
+		}, []string{"revision"}),
+		FleetDrift: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_fleet_drift", Help: "1 when the live replicas serve different revisions, or one serves a commit behind its branch head (git sync on); 0 otherwise. See GET /databus/gateway/fleet.",
+		}),
+		FleetStale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_fleet_stale_replicas", Help: "Replicas still listed in Redis whose last heartbeat is older than 3 intervals (stopped without leaving, or cut off from Redis).",
+		}),
+		FleetHeartbeat: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "databus_fleet_heartbeat_last_success", Help: "1 when this replica's last heartbeat reached Redis and the fleet was read; 0 when Redis failed, and without Redis.",
+		}),
 		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "databus_config_info", Help: "The configuration being served: 1 for its revision.",
 		}, []string{"revision"}),
@@ -221,6 +248,7 @@ func New() *Metrics {
 		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
 		m.InFlight, m.Queued, m.Shed, m.QueueWait, m.AdmittedDuration,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo, m.GitSyncSuccess, m.GitSyncs,
+		m.FleetReplicas, m.FleetDrift, m.FleetStale, m.FleetHeartbeat,
 		m.AccessLogQueue, m.AccessLogDropped, m.AccessLogWrite, m.AccessLogRefusalsSkipped, m.AccessLogCaptured, m.AccessLogWriteErrors, m.AccessLogDegraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, reason := range []string{"time", "memory"} {
@@ -265,6 +293,53 @@ func (m *Metrics) Reloaded(ok, changed bool, revision, previous string, at time.
 		m.ConfigInfo.DeleteLabelValues(previous)
 	}
 	m.ConfigInfo.WithLabelValues(revision).Set(1)
+}
+
+// MaxFleetRevisions bounds the revision labels of databus_fleet_replicas:
+// the most served revisions are labelled, the others summed under
+// revision="other".
+const MaxFleetRevisions = 8
+
+// FleetRevision is how many live replicas serve one revision.
+type FleetRevision struct {
+	Revision string
+	Replicas int
+}
+
+// SetFleet records the fleet as this replica last judged it.
+func (m *Metrics) SetFleet(revisions []FleetRevision, drift bool, stale int, heartbeatOK bool) {
+	revs := append([]FleetRevision(nil), revisions...)
+	sort.SliceStable(revs, func(i, j int) bool { return revs[i].Replicas > revs[j].Replicas })
+	counts := map[string]int{}
+	for i, r := range revs {
+		if i >= MaxFleetRevisions-1 && len(revs) > MaxFleetRevisions {
+			counts["other"] += r.Replicas
+			continue
+		}
+		counts[r.Revision] += r.Replicas
+	}
+	m.fleetMu.Lock()
+	defer m.fleetMu.Unlock()
+	for l := range m.fleetLabels {
+		if _, ok := counts[l]; !ok {
+			m.FleetReplicas.DeleteLabelValues(l)
+		}
+	}
+	m.fleetLabels = make(map[string]bool, len(counts))
+	for l, n := range counts {
+		m.FleetReplicas.WithLabelValues(l).Set(float64(n))
+		m.fleetLabels[l] = true
+	}
+	m.FleetDrift.Set(b2f(drift))
+	m.FleetStale.Set(float64(stale))
+	m.FleetHeartbeat.Set(b2f(heartbeatOK))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // AccessLogObserver feeds the access log's queue depth, lost records, write

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/fleet"
 	"github.com/databus-gateway/databus/engine/flow"
 	"github.com/databus-gateway/databus/engine/hooks"
 	"github.com/databus-gateway/databus/engine/pool"
@@ -57,6 +58,9 @@ type Snapshot struct {
 	StorePing func(context.Context) error
 	// Shared is the Redis copy of the service registry; nil without Redis.
 	Shared registry.Tables
+	// Fleet is where the replicas' heartbeats meet (Redis); nil without
+	// Redis.
+	Fleet fleet.Store
 
 	// Hooks makes the callouts of hooks (DESIGN.md section 6), with this
 	// Snapshot's hook settings; nil: every enabled hook fails closed.
@@ -134,6 +138,8 @@ type Deps struct {
 	// Shared is the Redis copy of the service registry for these redis
 	// settings; nil without Redis.
 	Shared registry.Tables
+	// Fleet is the replicas' heartbeats in that Redis; nil without Redis.
+	Fleet fleet.Store
 	// Lease holds the pool references of the resources above; the
 	// Snapshot releases it when it is retired and its last request ends.
 	Lease *pool.Lease
@@ -164,6 +170,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		StoreBackend: deps.StoreBackend,
 		StorePing:    deps.StorePing,
 		Shared:       deps.Shared,
+		Fleet:        deps.Fleet,
 		Git:          deps.Git,
 		FailOpen:     *repo.Settings.Redis.FailOpen,
 		Policies:     make(map[string]*ratelimit.Policy, len(repo.Policies)),

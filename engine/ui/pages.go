@@ -13,6 +13,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/client"
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/fleet"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/registry"
@@ -40,6 +41,26 @@ var funcs = template.FuncMap{
 		return "unknown"
 	},
 	"add": func(a, b int) int { return a + b },
+	"sub": func(a, b int) int { return a - b },
+	// ago says how long ago, in milliseconds, for the fleet's heartbeats.
+	"ago": func(ms int64) string {
+		switch d := time.Duration(ms) * time.Millisecond; {
+		case d < time.Second:
+			return "just now"
+		case d < 2*time.Minute:
+			return strconv.Itoa(int(d.Seconds())) + " s ago"
+		default:
+			return strconv.Itoa(int(d.Minutes())) + " min ago"
+		}
+	},
+	"msDuration": func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+	"shortHash": func(h string) string {
+		if len(h) > 7 {
+			return h[:7]
+		}
+		return h
+	},
+	"maxReplicas": func() int { return fleet.MaxReplicas },
 	// label names what is served as the logs and /readyz do: the short
 	// commit, "-dirty" with uncommitted config changes, content:<hash>
 	// outside git.
@@ -87,12 +108,17 @@ type overviewData struct {
 	RateSpan  string // what ReqRate averages over: "the last hour", "the 5 min since the gateway started"
 	ErrRate   string
 	AccessLog bool
+	Fleet     *fleet.View // nil: no fleet panel
 }
 
 func (u *UI) overview(w http.ResponseWriter, r *http.Request, p *page) {
 	d := overviewData{Overview: view.OverviewOf(p.Snap), AccessLog: u.src.AccessLog != nil}
 	if u.src.LastReload != nil {
 		d.Reload = u.src.LastReload()
+	}
+	if u.src.Fleet != nil {
+		v := u.src.Fleet()
+		d.Fleet = &v
 	}
 	win := u.traffic()
 	for _, m := range win.Minutes {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/admin"
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/engine/fleet"
 	"github.com/databus-gateway/databus/engine/gitops"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/snapshot"
@@ -66,8 +67,11 @@ type Source struct {
 	AccessLog  admin.AccessLog     // nil: the access log is off
 	Traffic    func(now time.Time) metrics.Window
 	Registry   admin.Registry // nil: no registry in this gateway
-	Logger     *slog.Logger
-	Now        func() time.Time // nil: time.Now
+	// Fleet is the replicas as this one sees them (the overview's Fleet
+	// panel); nil: no panel.
+	Fleet  func() fleet.View
+	Logger *slog.Logger
+	Now    func() time.Time // nil: time.Now
 	// Sessions is where sign-ins live; share the admin API's
 	// (admin.API.Sessions) so its endpoints accept the cookie. nil: a
 	// store of the pages' own.
