@@ -19,9 +19,10 @@ ARG COMMIT=unknown
 ARG CREATED=1970-01-01T00:00:00Z
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
-# Set by BuildKit from --platform; amd64 without it.
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit from --platform (this machine's without it). No default
+# here: a stage's default would win over BuildKit's value.
+ARG TARGETOS
+ARG TARGETARCH
 ARG VERSION
 ARG COMMIT
 ARG CREATED

@@ -42,7 +42,12 @@ func readDockerfile(t *testing.T) dockerfile {
 	if err != nil {
 		t.Fatalf("Dockerfile: %v", err)
 	}
-	d := dockerfile{stages: stages, args: map[string]string{}, lex: shell.NewLex(res.EscapeToken)}
+	// BuildKit's automatic platform arguments, as for
+	// `docker buildx build --platform linux/arm64` on an amd64 machine.
+	d := dockerfile{stages: stages, lex: shell.NewLex(res.EscapeToken), args: map[string]string{
+		"BUILDPLATFORM": "linux/amd64", "BUILDOS": "linux", "BUILDARCH": "amd64",
+		"TARGETPLATFORM": "linux/arm64", "TARGETOS": "linux", "TARGETARCH": "arm64",
+	}}
 	for _, a := range meta {
 		for _, kv := range a.Args {
 			if kv.Value != nil {
@@ -224,9 +229,11 @@ func TestDockerfileMatchesImage(t *testing.T) {
 	if wantArgs := image.GoBuildArgs(rel, "/out/databus"); !slices.Equal(goBuild[i+1:], wantArgs) {
 		t.Errorf("Dockerfile go build:\n  %q\nthe daemonless build:\n  %q", goBuild[i+1:], wantArgs)
 	}
-	for _, e := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOFLAGS="} {
+	// GOARCH follows --platform: the stage must not give TARGETARCH a
+	// default of its own, which would win over BuildKit's.
+	for _, e := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "GOFLAGS="} {
 		if !slices.Contains(goBuild[:i], e) {
-			t.Errorf("Dockerfile go build environment %q lacks %s", goBuild[:i], e)
+			t.Errorf("Dockerfile go build environment %q lacks %s (for --platform linux/arm64)", goBuild[:i], e)
 		}
 	}
 
