@@ -143,14 +143,15 @@ func Config(r Release) v1.Config {
 // CGO_ENABLED=0 (a static binary: the image has no libc), -trimpath and
 // -buildvcs=false (reproducible: no build machine paths, no checkout state;
 // the commit comes in by -X). timetzdata embeds Go's time zone database
-// (about 450 KB), so a zone loads (TZ=Asia/Shanghai, time.LoadLocation)
+// (410 KB more binary), so a zone loads (TZ=Asia/Shanghai, time.LoadLocation)
 // with no /usr/share/zoneinfo and no ZONEINFO: one file less to ship and to
 // keep in step between the Dockerfile and this builder, and the binary
 // keeps its zones wherever it is copied.
 const BuildTags = "timetzdata"
 
-// LDFlags strips the symbol table and DWARF (-s -w: a third smaller; panics
-// still print stack traces) and sets the version `databus version` prints.
+// LDFlags strips the symbol table and DWARF (-s -w: 38.7 MB instead of
+// 54.5; panics still print stack traces) and sets what `databus version`
+// prints: main.version, main.commit, main.date.
 func LDFlags(r Release) string {
 	return fmt.Sprintf("-s -w -X main.version=%s -X main.commit=%s -X main.date=%s", r.Version, r.Commit, r.Date())
 }
