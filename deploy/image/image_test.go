@@ -242,7 +242,10 @@ func TestImageRuns(t *testing.T) {
 	// image lacks; its log's time stamps then carry +08:00.
 	p := r.start(t, args, "TZ=Asia/Shanghai")
 
-	body := p.waitReady(t, "http://"+health+"/readyz", time.Minute)
+	// Ready on the health listener (the kubelet's probe); the storage path
+	// shows only on the admin listener's /readyz.
+	p.waitReady(t, "http://"+health+"/readyz", time.Minute)
+	body := p.waitReady(t, "http://"+admin+"/readyz", time.Minute)
 	var ready struct {
 		Ready   bool   `json:"ready"`
 		Storage string `json:"storage"`
