@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -23,8 +22,14 @@ const (
 	exitUsage   = 2 // bad flags, unreadable path, or a command not available
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
+// What a build says of itself, set by the release build (ci/release.sh)
+// and the container image build with
+//
+//	-ldflags "-X main.version=v1.2.3 -X main.commit=<full hash> -X main.date=<RFC 3339, UTC>"
+//
+// Any left empty is read from the binary's build information instead
+// (describeBuild).
+var version, commit, date string
 
 type command struct {
 	name    string
@@ -39,7 +44,7 @@ func register(c *command) { commands[c.name] = c }
 
 func init() {
 	register(&command{name: "validate", usage: "[DIR] [--format text|json|github] [--strict]", summary: "check a config repository against the schemas and rules; exit 0 ok, 1 invalid, 2 usage", run: runValidate})
-	register(&command{name: "version", usage: "", summary: "print the version of this binary", run: runVersion})
+	register(&command{name: "version", usage: versionUsage, summary: "print the version of this binary", run: runVersion})
 	register(&command{name: "call", usage: "API [--url URL] [--app ID] [--key ...] [--body JSON]", summary: "sign, encrypt, send and decrypt one call", run: runCall})
 	register(&command{name: "sign", usage: "API [--app ID] [--key ...] [--body JSON]", summary: "print signed headers and body, and a curl line", run: runSign})
 	register(&command{name: "logs", usage: "[--trace ID] [--api CODE] [--since DUR] [--admin URL --token ...]", summary: "query the access log through the admin API", run: runLogs})
@@ -154,36 +159,4 @@ func parseArgs(fs *flag.FlagSet, args []string) (positional []string, code int, 
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
-}
-
-func runVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", "", "print the version of this binary", stderr)
-	if _, code, done := parseArgs(fs, args); done {
-		return code
-	}
-	v, rev := version, ""
-	goVersion := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
-		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				rev = s.Value[:12]
-			}
-		}
-	}
-	if v == "" {
-		v = "dev"
-	}
-	fmt.Fprintf(stdout, "databus %s", v)
-	if rev != "" {
-		fmt.Fprintf(stdout, " (%s)", rev)
-	}
-	if goVersion != "" {
-		fmt.Fprintf(stdout, " %s", goVersion)
-	}
-	fmt.Fprintln(stdout)
-	return exitOK
 }
