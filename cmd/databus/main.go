@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes shared by every command.
@@ -54,6 +55,7 @@ func init() {
 	register(&command{name: "rollback", usage: rollbackUsage, summary: "restore an API's file as of REV", run: runRollback})
 	register(&command{name: "test", usage: testUsage, summary: "run the contract tests in tests/ in process; exit 0 passed, 1 failed, 2 usage", run: runTest})
 	register(&command{name: "replay", usage: replayUsage, summary: "replay captured traffic against a candidate config (a folder or a git revision), stubbing every upstream with the recorded results", run: runReplay})
+	register(&command{name: "completion", usage: completionUsage, summary: "print the shell completion script for bash, zsh or fish", run: runCompletion})
 	register(&command{name: "bench", usage: benchUsage, summary: "signed-request load generator: requests/s, latency percentiles, errors by status", run: runBench})
 }
 
@@ -88,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "--version", "-version":
 		return runVersion(nil, stdout, stderr)
+	case cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		return runComplete(args, stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -105,12 +109,14 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-*s %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'databus COMMAND --help' for a command's flags.")
@@ -119,6 +125,9 @@ func usage(w io.Writer) {
 func newFlagSet(name, synopsis, summary string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if fc, ok := stderr.(*flagCatcher); ok {
+		fc.fs = fs
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: databus %s %s\n\n%s.\n", name, synopsis, capitalize(summary))
 		var any bool
