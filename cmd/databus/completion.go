@@ -116,7 +116,6 @@ func completionTree() *cobra.Command {
 	root := &cobra.Command{
 		Use:               "databus",
 		Short:             "a declarative, git-driven API gateway",
-		Version:           "(see databus version)", // so that --version completes
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -149,6 +148,9 @@ func completionTree() *cobra.Command {
 		})
 		root.AddCommand(sub)
 	}
+	// databus --version and --help, as run takes them.
+	root.Flags().Bool("version", false, "print the version of this binary")
+	root.Flags().BoolP("help", "h", false, "list the commands")
 	// databus help COMMAND, as run takes it: cobra's help command, which
 	// completes command names, in our words.
 	root.InitDefaultHelpCmd()

@@ -50,6 +50,7 @@ func TestCompleteProtocol(t *testing.T) {
 	notGit := t.TempDir()
 	requests := [][]string{
 		{""},
+		{"-"},
 		{"ver"},
 		{"validate", "--"},
 		{"validate", "--format", ""},
