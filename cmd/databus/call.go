@@ -42,7 +42,7 @@ func (f *callFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.encType, "enc-type", "", "AES, DES, AES-GCM or NONE (default: the credential's, else AES)")
 	fs.StringVar(&f.body, "body", "", "JSON body")
 	fs.StringVar(&f.bodyFile, "body-file", "", "file holding the body (- for standard input)")
-	fs.StringVar(&f.method, "method", "POST", "HTTP method")
+	fs.StringVar(&f.method, "method", "POST", "HTTP method: GET, POST, PUT, DELETE or PATCH")
 	fs.StringVar(&f.tenant, "tenant", "", "tenant id (ZT-Tenant-Id)")
 	fs.Var(&f.query, "query", "query parameter k=v (repeatable)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")

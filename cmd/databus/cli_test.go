@@ -146,13 +146,6 @@ func TestHelp(t *testing.T) {
 	golden(t, "validate-help.txt", out+errOut)
 }
 
-func TestVersion(t *testing.T) {
-	out, _, code := runCLI("version")
-	if code != exitOK || !strings.HasPrefix(out, "databus ") {
-		t.Fatalf("version: exit %d, %q", code, out)
-	}
-}
-
 // A folder that is not a config repository is refused (a CI step pointed
 // at the wrong folder must not pass), with a hint at the one below it.
 func TestValidateNotARepository(t *testing.T) {

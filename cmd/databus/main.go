@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sort"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes shared by every command.
@@ -23,8 +23,14 @@ const (
 	exitUsage   = 2 // bad flags, unreadable path, or a command not available
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
+// What a build says of itself, set by the release build (ci/release.sh)
+// and the container image build with
+//
+//	-ldflags "-X main.version=v1.2.3 -X main.commit=<full hash> -X main.date=<RFC 3339, UTC>"
+//
+// Any left empty is read from the binary's build information instead
+// (describeBuild).
+var version, commit, date string
 
 type command struct {
 	name    string
@@ -39,7 +45,7 @@ func register(c *command) { commands[c.name] = c }
 
 func init() {
 	register(&command{name: "validate", usage: "[DIR] [--format text|json|github] [--strict]", summary: "check a config repository against the schemas and rules; exit 0 ok, 1 invalid, 2 usage", run: runValidate})
-	register(&command{name: "version", usage: "", summary: "print the version of this binary", run: runVersion})
+	register(&command{name: "version", usage: versionUsage, summary: "print the version of this binary", run: runVersion})
 	register(&command{name: "call", usage: "API [--url URL] [--app ID] [--key ...] [--body JSON]", summary: "sign, encrypt, send and decrypt one call", run: runCall})
 	register(&command{name: "sign", usage: "API [--app ID] [--key ...] [--body JSON]", summary: "print signed headers and body, and a curl line", run: runSign})
 	register(&command{name: "logs", usage: "[--trace ID] [--api CODE] [--since DUR] [--admin URL --token ...]", summary: "query the access log through the admin API", run: runLogs})
@@ -49,6 +55,7 @@ func init() {
 	register(&command{name: "rollback", usage: rollbackUsage, summary: "restore an API's file as of REV", run: runRollback})
 	register(&command{name: "test", usage: testUsage, summary: "run the contract tests in tests/ in process; exit 0 passed, 1 failed, 2 usage", run: runTest})
 	register(&command{name: "replay", usage: replayUsage, summary: "replay captured traffic against a candidate config (a folder or a git revision), stubbing every upstream with the recorded results", run: runReplay})
+	register(&command{name: "completion", usage: completionUsage, summary: "print the shell completion script for bash, zsh or fish", run: runCompletion})
 	register(&command{name: "bench", usage: benchUsage, summary: "signed-request load generator: requests/s, latency percentiles, errors by status", run: runBench})
 }
 
@@ -83,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "--version", "-version":
 		return runVersion(nil, stdout, stderr)
+	case cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		return runComplete(args, stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -100,12 +109,14 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-*s %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'databus COMMAND --help' for a command's flags.")
@@ -114,6 +125,9 @@ func usage(w io.Writer) {
 func newFlagSet(name, synopsis, summary string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if fc, ok := stderr.(*flagCatcher); ok {
+		fc.fs = fs
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: databus %s %s\n\n%s.\n", name, synopsis, capitalize(summary))
 		var any bool
@@ -154,36 +168,4 @@ func parseArgs(fs *flag.FlagSet, args []string) (positional []string, code int, 
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
-}
-
-func runVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", "", "print the version of this binary", stderr)
-	if _, code, done := parseArgs(fs, args); done {
-		return code
-	}
-	v, rev := version, ""
-	goVersion := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
-		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				rev = s.Value[:12]
-			}
-		}
-	}
-	if v == "" {
-		v = "dev"
-	}
-	fmt.Fprintf(stdout, "databus %s", v)
-	if rev != "" {
-		fmt.Fprintf(stdout, " (%s)", rev)
-	}
-	if goVersion != "" {
-		fmt.Fprintf(stdout, " %s", goVersion)
-	}
-	fmt.Fprintln(stdout)
-	return exitOK
 }

@@ -93,3 +93,59 @@ func checkCommand(t *testing.T, file string, line int, args []string) {
 		}
 	}
 }
+
+// releaseVersion is a version a release is tagged with (ci/release.sh
+// takes the same): vMAJOR.MINOR.PATCH, maybe a pre-release.
+var releaseVersion = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
+
+// TestPipelinesPinOneRelease checks that the CI files and the pre-commit
+// hook install one pinned release: each sets DATABUS_VERSION once, to a
+// release version, the same in all of them, and installs databus at that
+// version only (never @latest).
+func TestPipelinesPinOneRelease(t *testing.T) {
+	pinLine := regexp.MustCompile(`(?m)^\s*DATABUS_VERSION[:=]\s*"?([^"\s#]*)"?\s*(#.*)?$`)
+	install := regexp.MustCompile(`databus-gateway/databus/cmd/databus@(\S*)`)
+	pins := map[string]string{}
+	for _, f := range []string{"github-actions.yml", "gitlab-ci.yml", "pre-commit"} {
+		b, err := os.ReadFile(filepath.Join("../../ci", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		m := pinLine.FindAllStringSubmatch(text, -1)
+		if len(m) != 1 {
+			t.Errorf("%s: %d DATABUS_VERSION settings, want one", f, len(m))
+			continue
+		}
+		pin := m[0][1]
+		if !releaseVersion.MatchString(pin) {
+			t.Errorf("%s: DATABUS_VERSION %q is not a release version (v1.2.3, v1.3.0-rc.1)", f, pin)
+		}
+		pins[f] = pin
+		if strings.Contains(text, "@latest") {
+			t.Errorf("%s: installs @latest: install @${DATABUS_VERSION}", f)
+		}
+		uses := install.FindAllStringSubmatch(text, -1)
+		if len(uses) == 0 {
+			t.Errorf("%s: does not install databus", f)
+		}
+		for _, u := range uses {
+			if v := strings.Trim(u[1], `"'`); v != "${DATABUS_VERSION}" && v != "$DATABUS_VERSION" {
+				t.Errorf("%s: installs databus@%s: install @${DATABUS_VERSION}", f, u[1])
+			}
+		}
+	}
+	for f, pin := range pins {
+		if pin != pins["github-actions.yml"] {
+			t.Errorf("DATABUS_VERSION: %s in %s, %s in github-actions.yml: pin one release everywhere", pin, f, pins["github-actions.yml"])
+		}
+	}
+	// The release script takes the same versions.
+	script, err := os.ReadFile("../../ci/release.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(script), strings.Trim(releaseVersion.String(), "^$")) {
+		t.Errorf("ci/release.sh does not check VERSION with %s", releaseVersion)
+	}
+}
