@@ -49,7 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, HealthListen: *healthListen, Logger: log, DrainTimeout: *drain,
 		NoWatch: *noWatch, Debounce: *debounce, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
-		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, MaxConnections: *maxConns, Version: buildVersion()})
+		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, MaxConnections: *maxConns, Version: thisBuild().fleetVersion()})
 	if err != nil {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitInvalid

@@ -78,14 +78,7 @@ func describeBuild(ldVersion, ldCommit, ldDate string, bi *debug.BuildInfo) buil
 func (b build) String() string {
 	var parts []string
 	if b.Commit != "" {
-		c := b.Commit
-		if len(c) > 12 {
-			c = c[:12]
-		}
-		if b.Modified {
-			c += "-dirty"
-		}
-		parts = append(parts, "commit "+c)
+		parts = append(parts, "commit "+b.shortCommit())
 	}
 	if b.Date != "" {
 		parts = append(parts, "built "+b.Date)
@@ -105,8 +98,7 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus version: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
-	bi, _ := debug.ReadBuildInfo()
-	return writeBuild(stdout, stderr, describeBuild(version, commit, date, bi), *format)
+	return writeBuild(stdout, stderr, thisBuild(), *format)
 }
 
 func writeBuild(stdout, stderr io.Writer, b build, format string) int {
@@ -125,4 +117,32 @@ func writeBuild(stdout, stderr io.Writer, b build, format string) int {
 		return exitUsage
 	}
 	return exitOK
+}
+
+// thisBuild describes the running binary.
+func thisBuild() build {
+	bi, _ := debug.ReadBuildInfo()
+	return describeBuild(version, commit, date, bi)
+}
+
+// fleetVersion names this binary in the fleet view: the version, with the
+// commit's first 12 digits when known ("v1.4.0 (1a2b3c4d5e6f)").
+func (b build) fleetVersion() string {
+	if b.Commit == "" {
+		return b.Version
+	}
+	return b.Version + " (" + b.shortCommit() + ")"
+}
+
+// shortCommit is the commit's first 12 digits, "-dirty" when the checkout
+// had uncommitted changes.
+func (b build) shortCommit() string {
+	c := b.Commit
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	if b.Modified {
+		c += "-dirty"
+	}
+	return c
 }
