@@ -254,22 +254,17 @@ func apiArgument(cmd *cobra.Command, args []string, word string) ([]string, cobr
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var out []string
-	seen := map[string]bool{}
-	for _, a := range names(cmd, args).APIs {
-		if !seen[a.Code] && strings.HasPrefix(a.Code, word) {
-			seen[a.Code] = true
-			out = append(out, withDescription(a.Code, a.Description))
-		}
-		if ref := a.Code + ":" + a.Version; strings.HasPrefix(ref, word) {
-			out = append(out, withDescription(ref, a.Description))
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return apiNames(cmd, args, word, true), cobra.ShellCompDirectiveNoFileComp
 }
 
 // apiCodes completes an API code (--api).
 func apiCodes(cmd *cobra.Command, args []string, word string) ([]string, cobra.ShellCompDirective) {
+	return apiNames(cmd, args, word, false), cobra.ShellCompDirectiveNoFileComp
+}
+
+// apiNames are the API codes of the repository starting with word, each
+// once, and with versions also each code:version.
+func apiNames(cmd *cobra.Command, args []string, word string, versions bool) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, a := range names(cmd, args).APIs {
@@ -277,8 +272,11 @@ func apiCodes(cmd *cobra.Command, args []string, word string) ([]string, cobra.S
 			seen[a.Code] = true
 			out = append(out, withDescription(a.Code, a.Description))
 		}
+		if ref := a.Code + ":" + a.Version; versions && strings.HasPrefix(ref, word) {
+			out = append(out, withDescription(ref, a.Description))
+		}
 	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return out
 }
 
 // appIDs completes a credential's appId (--app).
