@@ -82,7 +82,7 @@ func TestValidateRefusesStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "apis/stock.pinned.yaml:18:15: error: steps[1].rpc.method: descriptor set protos/inventory.pb: inventory.v1.Inventory/WatchStock is a server-streaming method: rpc steps call unary methods only"
+	want := "apis/stock.pinned.yaml:19:15: error: steps[1].rpc.method: descriptor set protos/inventory.pb: inventory.v1.Inventory/WatchStock is a server-streaming method: rpc steps call unary methods only"
 	if errs := diags.Errors(); len(errs) != 1 || errs[0].String() != want {
 		t.Fatalf("validate:\n%v\nwant:\n%s", diags, want)
 	}
