@@ -26,6 +26,7 @@ import (
 	"github.com/databus-gateway/databus/engine/ratelimit"
 	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TraceHeader carries the trace id in both directions.
@@ -151,6 +152,9 @@ type Call struct {
 	// wasAdmitted: the request was given a slot (it counts in
 	// databus_portal_admitted_duration_seconds).
 	wasAdmitted bool
+	// span is the request's server span; nil while tracing is off or the
+	// trace is not sampled.
+	span trace.Span
 }
 
 // fault is a refusal: its reason (for the metrics and the access log),
@@ -188,6 +192,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.Snap == nil {
 		h.fail(c, refuse(ReasonNoConfig, http.StatusServiceUnavailable, MsgUnavailable))
 		return
+	}
+	if t := c.Snap.Tracer; t != nil {
+		h.startSpan(c, t)
 	}
 	if f := h.serve(c); f != nil {
 		h.fail(c, f)
