@@ -71,8 +71,8 @@ type Provider struct {
 type Counter func(result string, n int)
 
 // New builds the provider of t (which must be Enabled) with the export
-// headers already resolved. It dials nothing: the exporter connects on
-// its first export, so a receiver that is down delays no build.
+// headers already resolved. It waits for no connection: the exporter
+// connects when it exports, so a receiver that is down delays no build.
 func New(t config.TelemetrySettings, headers map[string]string, version string, count Counter) (*Provider, error) {
 	ep, err := config.ParseOTLPEndpoint(t.OTLP.Endpoint)
 	if err != nil {
@@ -108,8 +108,12 @@ func New(t config.TelemetrySettings, headers map[string]string, version string, 
 	default:
 		return nil, fmt.Errorf("telemetry.otlp.protocol %q: expected grpc or http", t.OTLP.Protocol)
 	}
-	// otlptrace.NewUnstarted: Start (the dial) happens on the first export.
-	var exp sdktrace.SpanExporter = otlptrace.NewUnstarted(client)
+	// Start dials nothing: gRPC connects on the first export, HTTP per export.
+	started, err := otlptrace.New(context.Background(), client)
+	if err != nil {
+		return nil, err
+	}
+	var exp sdktrace.SpanExporter = started
 	if count != nil {
 		exp = &countingExporter{SpanExporter: exp, count: count}
 	}
