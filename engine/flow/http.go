@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/databus-gateway/databus/engine/tracing"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,11 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/fault"
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // Defaults of an http step.

@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/databus-gateway/databus/engine/tracing"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -17,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -29,6 +28,7 @@ import (
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/engine/rpc/protoset"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // rpcStep is a gRPC unary call. Its request message is built from JSON

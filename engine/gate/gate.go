@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
@@ -41,7 +43,6 @@ import (
 	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
 	"github.com/databus-gateway/databus/engine/tracing"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Mode says whether a build may acquire live resources.

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/admission"
 	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/flow"
@@ -26,7 +28,6 @@ import (
 	"github.com/databus-gateway/databus/engine/ratelimit"
 	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // TraceHeader carries the trace id in both directions.

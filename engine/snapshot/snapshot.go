@@ -9,10 +9,11 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"net/netip"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/fleet"

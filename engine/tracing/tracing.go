@@ -15,14 +15,17 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -363,4 +366,39 @@ func ClientAttrs(method string, u *url.URL) []attribute.KeyValue {
 		attribute.String("url.scheme", u.Scheme),
 		attribute.String("url.path", u.Path),
 	}
+}
+
+// ErrorLogInterval is how often the exporter's errors are logged at most:
+// a receiver that is down fails every export, and the failures are
+// counted in databus_trace_spans_total{result="failed"}.
+const ErrorLogInterval = 30 * time.Second
+
+// NewErrorHandler logs the SDK's errors (failed exports) through log, at
+// most once per interval, with how many were not logged. The OpenTelemetry
+// error handler is process-wide: cmd/databus installs it once.
+func NewErrorHandler(log func() *slog.Logger, interval time.Duration) otel.ErrorHandler {
+	h := &errorHandler{log: log, interval: interval}
+	return h
+}
+
+type errorHandler struct {
+	log        func() *slog.Logger
+	interval   time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (h *errorHandler) Handle(err error) {
+	h.mu.Lock()
+	now := time.Now()
+	if now.Sub(h.last) < h.interval {
+		h.suppressed++
+		h.mu.Unlock()
+		return
+	}
+	n := h.suppressed
+	h.last, h.suppressed = now, 0
+	h.mu.Unlock()
+	h.log().Warn("tracing: span export failed; spans are dropped, requests are not affected", "error", err, "errorsNotLogged", n)
 }
