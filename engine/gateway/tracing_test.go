@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/rpc/rpctest"
 )
 
 // otlpReceiver collects the spans exported to it, over gRPC and HTTP.
@@ -493,4 +494,45 @@ func stepOf(s *tracepb.Span, steps map[string]*tracepb.Span) string {
 		}
 	}
 	return "?"
+}
+
+// TestTracingRPCStep: an rpc step's call is a client span under its step,
+// and the gRPC server receives traceparent in the call's metadata with
+// that span as parent.
+func TestTracingRPCStep(t *testing.T) {
+	rcv := startReceiver(t, nil)
+	srv := rpctest.Start(t, rpctest.Options{Reflection: rpctest.ReflectionV1})
+	dir := t.TempDir()
+	writeRepo(t, dir, map[string]string{
+		"databus.yaml": "apiPortal:\n  security: {enabled: false}\ntelemetry:\n  otlp: {endpoint: 'http://" + rcv.grpcAddr + "', protocol: grpc}\n",
+		"apis/r.yaml":  rpcAPI("t.rpc", srv.Addr, "test.v1.Stock/Get", ", timeout: 5s", ""),
+	})
+	ts := startServer(t, Options{Dir: dir})
+	env := ts.post(t, "t.rpc", `{"sku": "A1", "qty": 1}`, http.StatusOK)
+	var spans map[string]*tracepb.Span
+	waitFor(t, pollTimeout, "the rpc trace at the receiver", func() bool {
+		spans = rcv.trace(env.TraceID)
+		return len(spans) >= 6 // server, chain, start, stock, rpc call, end
+	}, func() string { return fmt.Sprint(spanNames(spans)) })
+	var step, call *tracepb.Span
+	for _, s := range spans {
+		switch {
+		case s.Name == "step stock":
+			step = s
+		case s.Kind == tracepb.Span_SPAN_KIND_CLIENT:
+			call = s
+		}
+	}
+	if step == nil || call == nil || string(call.ParentSpanId) != string(step.SpanId) || call.Name != "test.v1.Stock/Get" {
+		t.Fatalf("want the rpc client span under step stock; spans: %v", spanNames(spans))
+	}
+	calls := srv.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("server calls: %d", len(calls))
+	}
+	tp := calls[0].Metadata.Get("traceparent")
+	want := "00-" + env.TraceID + "-" + hex.EncodeToString(call.SpanId) + "-01"
+	if len(tp) != 1 || tp[0] != want {
+		t.Errorf("gRPC metadata traceparent %q, want %q", tp, want)
+	}
 }
