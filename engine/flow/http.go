@@ -419,8 +419,11 @@ func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream, once
 	if p.body != nil {
 		body = bytes.NewReader(p.body)
 	}
-	actx, sp := tracing.Start(actx, "HTTP "+p.method, trace.SpanKindClient)
-	defer sp.End()
+	var sp *tracing.Span
+	if tracing.Recording(actx) { // (the name is built only for a span)
+		actx, sp = tracing.Start(actx, "HTTP "+p.method, trace.SpanKindClient)
+		defer sp.End()
+	}
 	req, err := http.NewRequestWithContext(actx, p.method, p.url, body)
 	if err != nil {
 		cancel()

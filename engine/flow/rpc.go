@@ -135,8 +135,12 @@ func (s *rpcStep) run(ctx context.Context, inv *Invocation, st *step, res *StepR
 	if n := s.env.MaxResponseBytes; n > 0 && n < 1<<31 {
 		call.MaxResponseBytes = int(n)
 	}
-	ictx, sp := tracing.Start(cctx, s.method, trace.SpanKindClient, attribute.String("rpc.system.name", "grpc"),
-		attribute.String("rpc.method", s.method), attribute.String("server.address", target))
+	ictx := cctx
+	var sp *tracing.Span
+	if tracing.Recording(cctx) {
+		ictx, sp = tracing.Start(cctx, s.method, trace.SpanKindClient, attribute.String("rpc.system.name", "grpc"),
+			attribute.String("rpc.method", s.method), attribute.String("server.address", target))
+	}
 	tracing.InjectMD(ictx, md)
 	reply, err := s.env.RPC.Invoke(ictx, call)
 	if sp != nil {

@@ -228,8 +228,9 @@ func (c *Caller) do(ctx context.Context, res *Result, traceID string, body any) 
 		res.fail(OutcomeError, "the request could not be encoded", err)
 		return
 	}
-	actx, sp := tracing.Start(actx, "hook "+res.Hook, trace.SpanKindClient, attribute.String("databus.hook", res.Hook))
-	if sp != nil {
+	var sp *tracing.Span
+	if tracing.Recording(actx) {
+		actx, sp = tracing.Start(actx, "hook "+res.Hook, trace.SpanKindClient, attribute.String("databus.hook", res.Hook))
 		defer endSpan(sp, res)
 	}
 	req, err := http.NewRequestWithContext(actx, res.Method, u, bytes.NewReader(payload))

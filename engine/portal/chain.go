@@ -64,10 +64,11 @@ const (
 // (it travels in clear) can neither burn a real caller's nonce nor fill the
 // nonce store.
 func (h *Handler) serve(c *Call) *fault {
-	done := h.chainSpan(c)
-	f := h.chain(c)
-	if done != nil {
-		done(f)
+	var f *fault
+	if c.span != nil {
+		f = h.tracedChain(c)
+	} else {
+		f = h.chain(c)
 	}
 	if f != nil {
 		return f
