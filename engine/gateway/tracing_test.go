@@ -424,10 +424,11 @@ func TestTracingExporterOutage(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("requests blocked while the OTLP receiver hangs")
 		}
-		if rcv.calls != 0 {
-			// (read without the lock only after the receiver is held: no
-			// export has completed)
-			t.Errorf("%d exports completed while the receiver hung", rcv.calls)
+		rcv.mu.Lock()
+		calls := rcv.calls
+		rcv.mu.Unlock()
+		if calls != 0 {
+			t.Errorf("%d exports completed while the receiver hung", calls)
 		}
 	})
 	t.Run("closed port", func(t *testing.T) {
