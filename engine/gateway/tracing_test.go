@@ -292,7 +292,7 @@ func TestTracingSpanTree(t *testing.T) {
 			if server.Kind != tracepb.Span_SPAN_KIND_SERVER || parent(server) != callerSpan {
 				t.Errorf("server span: kind %v parent %s, want SERVER under the caller's %s", server.Kind, parent(server), callerSpan)
 			}
-			if a := attrs(server); a["databus.api.code"] != "t.traced" || a["databus.api.version"] != "v1" || a["http.response.status_code"] != "200" || a["http.request.method"] != "POST" {
+			if a := attrs(server); a["databus.api.code"] != "t.traced" || a["databus.api.version"] != "v1" || a["http.response.status_code"] != "200" || a["http.request.method"] != "POST" || a["http.route"] != basePath+"/t.traced/v1" {
 				t.Errorf("server span attributes: %v", a)
 			}
 			chain := one("security chain")

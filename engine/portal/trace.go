@@ -64,7 +64,9 @@ func (h *Handler) endSpan(c *Call) {
 	}
 	if rt := c.Route; rt != nil {
 		s.SetName(c.R.Method + " " + rt.API.Code + "/" + rt.API.Version)
-		attrs = append(attrs, AttrAPICode.String(rt.API.Code), AttrAPIVer.String(rt.API.Version))
+		// A routed path is {basePath}/{code}/{version}: as few values as
+		// there are APIs.
+		attrs = append(attrs, attribute.String("http.route", c.R.URL.Path), AttrAPICode.String(rt.API.Code), AttrAPIVer.String(rt.API.Version))
 	}
 	if id := c.AppID(); id != "" && c.Cred != nil {
 		attrs = append(attrs, AttrAppID.String(id))
