@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -14,6 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // Exit codes shared by every command.
@@ -72,6 +76,11 @@ func setupProcess() {
 	// itself: logged at most once per interval and counted in
 	// databus_store_errors_total.
 	redis.SetLogger(&logging.VoidLogger{})
+	// OpenTelemetry reports failed span exports through one process-wide
+	// handler (stderr by default, a line per export of an outage): logged
+	// at most once per interval; the lost spans are counted in
+	// databus_trace_spans_total{result="failed"}.
+	otel.SetErrorHandler(tracing.NewErrorHandler(slog.Default, tracing.ErrorLogInterval))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -11,8 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/databus-gateway/databus/engine/gateway"
 	"github.com/databus-gateway/databus/engine/portal"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -47,6 +50,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "databus serve: %v\n", err)
 		return exitUsage
 	}
+	// Failed span exports go to the gateway's log (setupProcess rate-limits them).
+	otel.SetErrorHandler(tracing.NewErrorHandler(func() *slog.Logger { return log }, tracing.ErrorLogInterval))
 	srv, err := gateway.New(gateway.Options{Dir: *dir, Listen: *listen, AdminListen: *adminListen, HealthListen: *healthListen, Logger: log, DrainTimeout: *drain,
 		NoWatch: *noWatch, Debounce: *debounce, GitSync: *gitSync, GitSyncInterval: *gitSyncInterval, StoragePath: *storagePath, Pprof: *pprofOn,
 		ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, MaxConnections: *maxConns, Version: thisBuild().fleetVersion()})

@@ -84,6 +84,7 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 	if s.Redis.MasterName != "" && len(s.Redis.Addrs) == 0 {
 		d.errorAtKey("/redis/masterName", "redis.masterName needs the Sentinel addresses in redis.addrs")
 	}
+	l.checkTelemetry(d, s.Telemetry)
 	if s.Redis.Password != nil {
 		l.checkSecret(d, "/redis/password/secretRef", s.Redis.Password)
 	}
@@ -111,6 +112,32 @@ func (l *loader) checkSettings(d *document, s *Settings) {
 	checkPositive(d, "/apiPortal/queue/timeout", s.APIPortal.Queue.Timeout)
 	checkPositive(d, "/hooks/timeout", s.Hooks.Timeout)
 	checkPositive(d, "/apiPortal/security/jwt/ttl", s.APIPortal.Security.JWT.TTL)
+}
+
+// checkTelemetry checks the OTLP endpoint's form, the trace link and the
+// export headers' secret references.
+func (l *loader) checkTelemetry(d *document, t TelemetrySettings) {
+	if e := t.OTLP.Endpoint; e != "" {
+		if _, err := ParseOTLPEndpoint(e); err != nil {
+			d.errorf("/telemetry/otlp/endpoint", "%v", err)
+		}
+	}
+	if t.TraceURL != "" && !strings.Contains(t.TraceURL, "{traceId}") {
+		d.errorf("/telemetry/traceUrl", "%q does not contain {traceId}: expected a link such as https://jaeger.example/trace/{traceId}", t.TraceURL)
+	}
+	checkPositive(d, "/telemetry/otlp/timeout", t.OTLP.Timeout)
+	if t.OTLP.BatchSize > t.OTLP.QueueSize {
+		d.errorf("/telemetry/otlp/batchSize", "%d is more than telemetry.otlp.queueSize (%d): expected at most queueSize", t.OTLP.BatchSize, t.OTLP.QueueSize)
+	}
+	names := make([]string, 0, len(t.OTLP.Headers))
+	for n := range t.OTLP.Headers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ref := t.OTLP.Headers[n]
+		l.checkSecret(d, pointerOf("telemetry", "otlp", "headers", n, "secretRef"), &ref)
+	}
 }
 
 // checkSecret reports a committed secret (a file reference inside the

@@ -3,26 +3,31 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // Settings is databus.yaml: the gateway's reloadable settings. Listen
 // addresses are boot-time flags and are not part of it.
 type Settings struct {
-	APIVersion string          `yaml:"apiVersion,omitempty" json:"apiVersion,omitempty"`
-	Kind       string          `yaml:"kind,omitempty" json:"kind,omitempty"`
-	APIPortal  PortalSettings  `yaml:"apiPortal" json:"apiPortal"`
-	Gateway    GatewaySettings `yaml:"gateway" json:"gateway"`
-	Storage    StorageSettings `yaml:"storage" json:"storage"`
-	Redis      RedisSettings   `yaml:"redis" json:"redis"`
-	Hooks      HookSettings    `yaml:"hooks" json:"hooks"`
-	GitSync    GitSyncSettings `yaml:"gitSync" json:"gitSync"`
-	UI         UISettings      `yaml:"ui" json:"ui"`
-	Admin      AdminSettings   `yaml:"admin" json:"admin"`
+	APIVersion string            `yaml:"apiVersion,omitempty" json:"apiVersion,omitempty"`
+	Kind       string            `yaml:"kind,omitempty" json:"kind,omitempty"`
+	APIPortal  PortalSettings    `yaml:"apiPortal" json:"apiPortal"`
+	Gateway    GatewaySettings   `yaml:"gateway" json:"gateway"`
+	Storage    StorageSettings   `yaml:"storage" json:"storage"`
+	Redis      RedisSettings     `yaml:"redis" json:"redis"`
+	Hooks      HookSettings      `yaml:"hooks" json:"hooks"`
+	GitSync    GitSyncSettings   `yaml:"gitSync" json:"gitSync"`
+	UI         UISettings        `yaml:"ui" json:"ui"`
+	Admin      AdminSettings     `yaml:"admin" json:"admin"`
+	Telemetry  TelemetrySettings `yaml:"telemetry" json:"telemetry"`
 
 	Source Source `yaml:"-" json:"-"`
 }
@@ -195,6 +200,71 @@ type HookSettings struct {
 	Permission           bool     `yaml:"permission" json:"permission"`
 }
 
+// TelemetrySettings configure OpenTelemetry tracing: off until
+// otlp.endpoint is set.
+type TelemetrySettings struct {
+	// ServiceName is the service.name resource of every span.
+	ServiceName string `yaml:"serviceName" json:"serviceName"`
+	// TraceURL links an access-log record to its trace in the operator's
+	// trace viewer: {traceId} is replaced by the record's trace id.
+	TraceURL string       `yaml:"traceUrl" json:"traceUrl,omitempty"`
+	OTLP     OTLPSettings `yaml:"otlp" json:"otlp"`
+}
+
+// OTLPSettings configure the OTLP trace exporter.
+type OTLPSettings struct {
+	// Endpoint is where spans go: host:port (plain-text gRPC or HTTP) or a
+	// URL (http:// plain text, https:// TLS); "" switches tracing off.
+	Endpoint string `yaml:"endpoint" json:"endpoint"`
+	// Protocol is grpc or http (protobuf over HTTP, path /v1/traces
+	// unless the URL names one).
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Headers go with every export (an authorization token, a tenant):
+	// values by secret reference only.
+	Headers map[string]SecretRef `yaml:"headers" json:"headers,omitempty"`
+	// SampleRatio is the share of new traces recorded (0..1).
+	SampleRatio *float64 `yaml:"sampleRatio" json:"sampleRatio"`
+	// ParentBased follows the caller's sampled flag when a traceparent
+	// came in; the ratio decides only for new traces.
+	ParentBased *bool `yaml:"parentBased" json:"parentBased"`
+	// Timeout bounds one export.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// QueueSize bounds the spans waiting for export; more are dropped.
+	QueueSize int `yaml:"queueSize" json:"queueSize"`
+	// BatchSize is the most spans one export carries.
+	BatchSize int `yaml:"batchSize" json:"batchSize"`
+}
+
+// Enabled reports whether spans are made and exported.
+func (t TelemetrySettings) Enabled() bool { return t.OTLP.Endpoint != "" }
+
+// OTLPEndpoint is telemetry.otlp.endpoint parsed.
+type OTLPEndpoint struct {
+	HostPort string // host:port
+	Path     string // the URL's path ("" when none was given)
+	TLS      bool   // https://
+}
+
+// ParseOTLPEndpoint reads host:port, http://host:port[/path] or
+// https://host:port[/path].
+func ParseOTLPEndpoint(s string) (OTLPEndpoint, error) {
+	if !strings.Contains(s, "://") {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return OTLPEndpoint{}, fmt.Errorf("bad endpoint %q: expected host:port or an http:// or https:// URL", s)
+		}
+		return OTLPEndpoint{HostPort: s}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return OTLPEndpoint{}, fmt.Errorf("bad endpoint %q: expected host:port or an http:// or https:// URL without credentials or query (headers carry tokens)", s)
+	}
+	hp := u.Host
+	if u.Port() == "" {
+		hp = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	return OTLPEndpoint{HostPort: hp, Path: strings.TrimSuffix(u.Path, "/"), TLS: u.Scheme == "https"}, nil
+}
+
 // AdminSettings configures the admin listener.
 type AdminSettings struct {
 	Tokens []AdminToken `yaml:"tokens" json:"tokens"`
@@ -326,6 +396,29 @@ func (s *Settings) applyDefaults() {
 	}
 	if s.Redis.FailOpen == nil {
 		s.Redis.FailOpen = boolp(true)
+	}
+	t := &s.Telemetry
+	if t.ServiceName == "" {
+		t.ServiceName = "databus"
+	}
+	if t.OTLP.Protocol == "" {
+		t.OTLP.Protocol = "grpc"
+	}
+	if t.OTLP.SampleRatio == nil {
+		r := 1.0
+		t.OTLP.SampleRatio = &r
+	}
+	if t.OTLP.ParentBased == nil {
+		t.OTLP.ParentBased = boolp(true)
+	}
+	if t.OTLP.Timeout == 0 {
+		t.OTLP.Timeout = Duration(10 * time.Second)
+	}
+	if t.OTLP.QueueSize == 0 {
+		t.OTLP.QueueSize = 2048
+	}
+	if t.OTLP.BatchSize == 0 {
+		t.OTLP.BatchSize = 512
 	}
 	if s.Hooks.Timeout == 0 {
 		s.Hooks.Timeout = Duration(3 * time.Second)

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/rpc"
+	"github.com/databus-gateway/databus/engine/tracing"
 	"github.com/databus-gateway/databus/schema"
 )
 
@@ -298,59 +301,102 @@ func (f *Flow) errorResponse(ctx context.Context, inv *Invocation, ferr *Error) 
 
 func (f *Flow) run(ctx context.Context, inv *Invocation) (*Output, *Error) {
 	var last *Output
+	// Spans only when the request's span records (tracing on, sampled).
+	traced := tracing.Recording(ctx)
 	for _, st := range f.steps {
 		started := time.Now()
 		res := StepResult{ID: st.id, Type: st.typ}
+		sctx := ctx
+		var sp *tracing.Span
+		if traced {
+			sctx, sp = tracing.Start(ctx, "step "+st.id, trace.SpanKindInternal, AttrStepID.String(st.id), AttrStepType.String(st.typ))
+		}
 		switch st.typ {
 		case config.StepStart:
-			err := f.start(ctx, inv)
+			err := f.start(sctx, inv)
 			res.Elapsed = time.Since(started)
 			if err != nil {
 				res.Error = err.Message
+				endStep(sp, &res)
 				inv.Results = append(inv.Results, res)
 				return nil, err
 			}
+			endStep(sp, &res)
 			inv.Results = append(inv.Results, res)
 			continue
 		case config.StepEnd:
-			out, err := f.end(ctx, inv, st, last)
+			out, err := f.end(sctx, inv, st, last)
 			res.Elapsed = time.Since(started)
 			if err != nil {
 				res.Error = err.Message
 			}
+			endStep(sp, &res)
 			inv.Results = append(inv.Results, res)
 			return out, err
 		}
 		if st.when != nil {
-			ok, err := st.cond(ctx, inv)
+			ok, err := st.cond(sctx, inv)
 			if err != nil {
 				res.Error = err.Message
 				res.Elapsed = time.Since(started)
+				endStep(sp, &res)
 				inv.Results = append(inv.Results, res)
 				return nil, err
 			}
 			if !ok {
 				res.Skipped = true
+				endStep(sp, &res)
 				inv.Results = append(inv.Results, res)
 				continue
 			}
 		}
-		sctx := ctx
 		if f.mark {
-			sctx = context.WithValue(ctx, stepKey{}, st.id)
+			sctx = context.WithValue(sctx, stepKey{}, st.id)
 		}
 		out, ferr := st.exec(sctx, inv, &res)
 		res.Elapsed = time.Since(started)
 		if ferr != nil {
 			res.Error = ferr.Message
+			endStep(sp, &res)
 			inv.Results = append(inv.Results, res)
 			return nil, ferr
 		}
+		endStep(sp, &res)
 		inv.Results = append(inv.Results, res)
 		inv.setOutput(st.id, out)
 		last = out
 	}
 	return last, nil
+}
+
+// Attributes of step spans.
+const (
+	AttrStepID       = attribute.Key("databus.step.id")
+	AttrStepType     = attribute.Key("databus.step.type")
+	AttrStepAttempts = attribute.Key("databus.step.attempts")
+	AttrStepSkipped  = attribute.Key("databus.step.skipped")
+	AttrStepStatus   = attribute.Key("databus.step.status")
+)
+
+// endStep ends a step's span with what the step's result says: status,
+// attempts, skipped, and its error (the step's message, never a body).
+func endStep(sp *tracing.Span, res *StepResult) {
+	if sp == nil {
+		return
+	}
+	if res.Skipped {
+		sp.Set(AttrStepSkipped.Bool(true))
+	}
+	if res.Attempts > 0 {
+		sp.Set(AttrStepAttempts.Int(res.Attempts))
+	}
+	if res.Status != 0 {
+		sp.Set(AttrStepStatus.Int(res.Status))
+	}
+	if res.Error != "" {
+		sp.Fail(res.Error)
+	}
+	sp.End()
 }
 
 // start validates the input and applies the API-level request transform.

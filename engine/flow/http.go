@@ -9,14 +9,19 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/fault"
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // Defaults of an http step.
@@ -357,6 +362,7 @@ func (s *httpStep) callWithRetry(ctx context.Context, st *step, p *prepared, res
 	var err error
 	for i := 0; i < attempts; i++ {
 		if i > 0 {
+			tracing.Event(ctx, "retry", attribute.Int("attempt", i+1), attribute.String("backoff", backoff.String()))
 			if werr := sleep(ctx, backoff); werr != nil {
 				break
 			}
@@ -413,20 +419,40 @@ func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream, once
 	if p.body != nil {
 		body = bytes.NewReader(p.body)
 	}
+	var sp *tracing.Span
+	if tracing.Recording(actx) { // (the name is built only for a span)
+		actx, sp = tracing.Start(actx, "HTTP "+p.method, trace.SpanKindClient)
+		defer sp.End()
+	}
 	req, err := http.NewRequestWithContext(actx, p.method, p.url, body)
 	if err != nil {
 		cancel()
+		sp.Fail("bad upstream request")
 		return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: bad upstream request: %v", st.id, err), Step: st.id, Err: err}
 	}
 	if req.Header = p.header; !once {
 		req.Header = p.header.Clone()
 	}
+	if sp != nil {
+		sp.Set(tracing.ClientAttrs(p.method, req.URL)...)
+	}
+	// traceparent (tracestate, baggage) with this call's span as parent;
+	// unsampled, with the request's.
+	tracing.Inject(actx, req.Header)
 	resp, err := s.env.Client.Do(req)
 	if err != nil {
 		cancel()
-		return nil, s.transportError(ctx, st, err)
+		e := s.transportError(ctx, st, err)
+		sp.Fail(e.Message)
+		return nil, e
 	}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if sp != nil {
+		sp.Set(attribute.Int("http.response.status_code", resp.StatusCode))
+		if !ok {
+			sp.Fail("HTTP " + strconv.Itoa(resp.StatusCode))
+		}
+	}
 	if stream && ok {
 		out := &Output{stream: &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, contentType: resp.Header.Get("Content-Type"), limit: s.env.MaxResponseBytes}
 		return &rawResult{status: resp.StatusCode, headers: resp.Header, body: out}, nil
@@ -435,9 +461,12 @@ func (s *httpStep) call(ctx context.Context, st *step, p *prepared, stream, once
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, s.env.MaxResponseBytes+1))
 	if err != nil {
-		return nil, s.transportError(ctx, st, err)
+		e := s.transportError(ctx, st, err)
+		sp.Fail(e.Message)
+		return nil, e
 	}
 	if int64(len(b)) > s.env.MaxResponseBytes {
+		sp.Fail("response too large")
 		return nil, &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("step %q: upstream response larger than %d bytes", st.id, s.env.MaxResponseBytes), Step: st.id}
 	}
 	raw := &rawResult{status: resp.StatusCode, headers: resp.Header, body: RawOutput(b, resp.Header.Get("Content-Type"))}
@@ -504,7 +533,8 @@ func (s *httpStep) runPoll(ctx context.Context, inv *Invocation, st *step, p *pr
 		}
 		return s.pollTimeout(st)
 	}
-	for {
+	for n := 1; ; n++ {
+		tracing.Event(ctx, "poll", attribute.Int("iteration", n))
 		raw, err := s.callWithRetry(pctx, st, p, res, false)
 		if raw != nil {
 			res.Status = raw.status

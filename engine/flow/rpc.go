@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -26,6 +28,7 @@ import (
 	"github.com/databus-gateway/databus/engine/registry"
 	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/engine/rpc/protoset"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // rpcStep is a gRPC unary call. Its request message is built from JSON
@@ -132,7 +135,24 @@ func (s *rpcStep) run(ctx context.Context, inv *Invocation, st *step, res *StepR
 	if n := s.env.MaxResponseBytes; n > 0 && n < 1<<31 {
 		call.MaxResponseBytes = int(n)
 	}
-	reply, err := s.env.RPC.Invoke(cctx, call)
+	ictx := cctx
+	var sp *tracing.Span
+	if tracing.Recording(cctx) {
+		ictx, sp = tracing.Start(cctx, s.method, trace.SpanKindClient, attribute.String("rpc.system.name", "grpc"),
+			attribute.String("rpc.method", s.method), attribute.String("server.address", target))
+	}
+	tracing.InjectMD(ictx, md)
+	reply, err := s.env.RPC.Invoke(ictx, call)
+	if sp != nil {
+		if err != nil {
+			st := status.Convert(err)
+			sp.Set(attribute.String("rpc.response.status_code", st.Code().String()))
+			sp.Fail(st.Code().String())
+		} else {
+			sp.Set(attribute.String("rpc.response.status_code", "OK"))
+		}
+		sp.End()
+	}
 	raw := &rawResult{headers: metadataHeader(reply.Header, reply.Trailer)}
 	if err != nil {
 		if errors.Is(err, rpc.ErrClosed) {

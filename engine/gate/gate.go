@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
@@ -40,6 +42,7 @@ import (
 	"github.com/databus-gateway/databus/engine/rpc"
 	"github.com/databus-gateway/databus/engine/security"
 	"github.com/databus-gateway/databus/engine/snapshot"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // Mode says whether a build may acquire live resources.
@@ -107,7 +110,9 @@ type Options struct {
 	// actual address. nil: no guard (dry builds, tests of the gate).
 	Egress  *egress.Guard
 	Metrics *metrics.Metrics // hooks count their callouts here; nil: not counted
-	Logger  *slog.Logger     // nil: discard
+	// Version names this binary in the spans' service.version.
+	Version string
+	Logger  *slog.Logger // nil: discard
 	// Sandbox is what a Sandbox build calls out through.
 	Sandbox SandboxDeps
 }
@@ -316,6 +321,13 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		st = v.(*Stores)
 		deps.Nonces, deps.Limits, deps.StoreBackend, deps.Shared, deps.StorePing = st.Nonces, st.Limits, st.Backend, st.Registry, st.Ping
 		deps.Fleet = st.Fleet
+		if tel := repo.Settings.Telemetry; tel.Enabled() {
+			t, fault := acquireTracer(tel, repo.Dir, o, lease)
+			if fault != nil {
+				return deps, fault
+			}
+			deps.Tracer = t
+		}
 	}
 	if o.Mode == Sandbox {
 		env.Client, env.RPC, env.MarkSteps = o.Sandbox.Client, o.Sandbox.RPC, true
@@ -334,6 +346,43 @@ func acquire(ctx context.Context, repo *config.Repository, o Options, lease *poo
 		deps.Hooks = hooks.New(ho)
 	}
 	return deps, nil
+}
+
+// acquireTracer takes the tracer provider of the telemetry settings from
+// the pool: a reload with the same settings (and the same header values)
+// shares it; otherwise a new one is built, and the old one flushes and
+// stops (within tracing.ShutdownTimeout) once its last Snapshot is retired.
+// A Sandbox build never gets here: a change under review exports nothing.
+func acquireTracer(tel config.TelemetrySettings, dir string, o Options, lease *pool.Lease) (trace.Tracer, *config.Fault) {
+	headers := make(map[string]string, len(tel.OTLP.Headers))
+	for name, ref := range tel.OTLP.Headers {
+		v, err := ref.Resolve(dir)
+		if err != nil {
+			return nil, &config.Fault{File: config.SettingsFile, Pointer: "/telemetry/otlp/headers/" + name, Err: err}
+		}
+		headers[name] = string(v)
+	}
+	var count tracing.Counter
+	if m := o.Metrics; m != nil {
+		count = func(result string, n int) { m.TraceSpans.WithLabelValues(result).Add(float64(n)) }
+	}
+	v, err := lease.Acquire(tracing.Key(tel, headers, o.Version), func() (any, func(), error) {
+		p, err := tracing.New(tel, headers, o.Version, count)
+		if err != nil {
+			return nil, nil, err
+		}
+		log := o.Logger
+		log.Info("tracing on: spans are exported over OTLP", "protocol", tel.OTLP.Protocol, "endpoint", tel.OTLP.Endpoint, "sampleRatio", *tel.OTLP.SampleRatio)
+		return p, func() {
+			if err := p.Shutdown(tracing.ShutdownTimeout); err != nil {
+				log.Warn("tracing: the exporter did not flush before it stopped", "error", err)
+			}
+		}, nil
+	})
+	if err != nil {
+		return nil, &config.Fault{File: config.SettingsFile, Pointer: "/telemetry/otlp", Err: err}
+	}
+	return v.(*tracing.Provider).Tracer, nil
 }
 
 // jqKills counts the evaluations a jq budget stopped; nil without metrics.

@@ -276,7 +276,7 @@ func (s *Server) reload(ctx context.Context, reason string, record bool, changed
 	prev := s.Current()
 	gitRev := s.gitRevision()
 	b := gate.Build(ctx, s.opts.Dir, gate.Options{Mode: gate.Live, Pool: s.pool, Running: s.running,
-		AdminListen: s.opts.AdminListen, Prev: prev, Cache: &s.cache, Changed: changed, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress})
+		AdminListen: s.opts.AdminListen, Prev: prev, Cache: &s.cache, Changed: changed, Git: gitRev, Services: s.services(), Metrics: s.metrics, Logger: s.log, Egress: s.egress, Version: s.opts.Version})
 	if b.Repo != nil {
 		files := b.Repo.Loaded
 		res.Files = &files

@@ -30,10 +30,14 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/fault"
 	"github.com/databus-gateway/databus/engine/metrics"
 	"github.com/databus-gateway/databus/engine/registry"
+	"github.com/databus-gateway/databus/engine/tracing"
 )
 
 // The hooks: the service names on hooks.server.
@@ -224,10 +228,18 @@ func (c *Caller) do(ctx context.Context, res *Result, traceID string, body any) 
 		res.fail(OutcomeError, "the request could not be encoded", err)
 		return
 	}
+	var sp *tracing.Span
+	if tracing.Recording(actx) {
+		actx, sp = tracing.Start(actx, "hook "+res.Hook, trace.SpanKindClient, attribute.String("databus.hook", res.Hook))
+		defer endSpan(sp, res)
+	}
 	req, err := http.NewRequestWithContext(actx, res.Method, u, bytes.NewReader(payload))
 	if err != nil {
 		res.fail(OutcomeError, "the registered service has a bad address", err)
 		return
+	}
+	if sp != nil {
+		sp.Set(tracing.ClientAttrs(res.Method, req.URL)...)
 	}
 	for k, v := range ep.Service.Headers {
 		req.Header.Set(k, v)
@@ -237,6 +249,7 @@ func (c *Caller) do(ctx context.Context, res *Result, traceID string, body any) 
 	if traceID != "" {
 		req.Header.Set("X-Trace-Id", traceID)
 	}
+	tracing.Inject(actx, req.Header)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		c.transportFail(ctx, actx, res, timeout, err)
@@ -333,6 +346,18 @@ func (c *Caller) transportFail(parent, actx context.Context, res *Result, timeou
 }
 
 // transportReason shortens a transport error for the caller: no addresses.
+// endSpan ends a callout's span with its outcome.
+func endSpan(sp *tracing.Span, res *Result) {
+	sp.Set(attribute.String("databus.hook.outcome", res.Outcome))
+	if res.Status != 0 {
+		sp.Set(attribute.Int("http.response.status_code", res.Status))
+	}
+	if res.Err != nil {
+		sp.Fail(res.Reason)
+	}
+	sp.End()
+}
+
 func transportReason(err error) string {
 	switch fault.Of(err) {
 	case fault.Refused:

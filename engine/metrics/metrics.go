@@ -48,6 +48,9 @@ type Metrics struct {
 	// JQBudgetKills counts jq evaluations stopped by their budget, by
 	// reason (time, memory).
 	JQBudgetKills *prometheus.CounterVec
+	// TraceSpans counts spans handed to the OTLP exporter, by result
+	// (exported, failed: lost with an export that failed).
+	TraceSpans *prometheus.CounterVec
 
 	// BodyBytesInFlight is the bytes of request bodies the portal holds
 	// now (bounded by apiPortal.maxBodyBytesInFlight).
@@ -186,6 +189,9 @@ func New() *Metrics {
 		JQBudgetKills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "databus_jq_budget_kills_total", Help: "jq evaluations stopped by their budget (gateway.jq), by reason: time or memory.",
 		}, []string{"reason"}),
+		TraceSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "databus_trace_spans_total", Help: "Spans the OTLP exporter handled (telemetry.otlp), by result: exported, or failed (lost with an export that failed: the receiver is down or slow).",
+		}, []string{"result"}),
 		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "databus_config_last_reload_success", Help: "1 when the last reload attempt succeeded, 0 when it failed (the previous configuration keeps serving).",
 		}),
@@ -245,7 +251,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.StepDuration, m.UpstreamErrors, m.Refusals, m.RateLimit, m.RateLimitEvictions, m.StoreErrors,
-		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills,
+		m.HookCalls, m.HookDuration, m.BodyBytesInFlight, m.Connections, m.ConnectionsRefused, m.JQBudgetKills, m.TraceSpans,
 		m.InFlight, m.Queued, m.Shed, m.QueueWait, m.AdmittedDuration,
 		m.ReloadSuccess, m.ReloadTimestamp, m.Reloads, m.ReloadDuration, m.ConfigInfo, m.GitSyncSuccess, m.GitSyncs,
 		m.FleetReplicas, m.FleetDrift, m.FleetStale, m.FleetHeartbeat,

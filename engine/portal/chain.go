@@ -64,6 +64,20 @@ const (
 // (it travels in clear) can neither burn a real caller's nonce nor fill the
 // nonce store.
 func (h *Handler) serve(c *Call) *fault {
+	var f *fault
+	if c.span != nil {
+		f = h.tracedChain(c)
+	} else {
+		f = h.chain(c)
+	}
+	if f != nil {
+		return f
+	}
+	return h.runFlow(c)
+}
+
+// chain is serve's checks, in order, up to the flow.
+func (h *Handler) chain(c *Call) *fault {
 	code, version, ok := route(c.Snap.BasePaths, c.R.URL.EscapedPath())
 	if !ok {
 		return refuse(ReasonRoute, http.StatusNotFound, MsgNotFound)
@@ -134,10 +148,7 @@ func (h *Handler) serve(c *Call) *fault {
 	if f := h.hooks(c); f != nil {
 		return f
 	}
-	if f := h.rateLimit(c); f != nil {
-		return f
-	}
-	return h.runFlow(c)
+	return h.rateLimit(c)
 }
 
 // refuse is the refusal of a request: every refusal names its reason,

@@ -21,6 +21,7 @@ type AccessLog interface {
 // own budget (storage.accessLog.refusalsPerSecond); the rest are counted.
 func (h *Handler) finish(c *Call) {
 	elapsed := time.Since(c.started)
+	h.endSpan(c)
 	api, version := "", ""
 	if c.Route != nil {
 		api, version = c.Route.API.Code, c.Route.API.Version

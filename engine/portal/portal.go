@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/admission"
 	"github.com/databus-gateway/databus/engine/call"
 	"github.com/databus-gateway/databus/engine/flow"
@@ -151,6 +153,9 @@ type Call struct {
 	// wasAdmitted: the request was given a slot (it counts in
 	// databus_portal_admitted_duration_seconds).
 	wasAdmitted bool
+	// span is the request's server span; nil while tracing is off or the
+	// trace is not sampled.
+	span trace.Span
 }
 
 // fault is a refusal: its reason (for the metrics and the access log),
@@ -188,6 +193,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.Snap == nil {
 		h.fail(c, refuse(ReasonNoConfig, http.StatusServiceUnavailable, MsgUnavailable))
 		return
+	}
+	if t := c.Snap.Tracer; t != nil {
+		h.startSpan(c, t)
 	}
 	if f := h.serve(c); f != nil {
 		h.fail(c, f)

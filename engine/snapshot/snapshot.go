@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/engine/fleet"
 	"github.com/databus-gateway/databus/engine/flow"
@@ -58,6 +60,9 @@ type Snapshot struct {
 	StorePing func(context.Context) error
 	// Shared is the Redis copy of the service registry; nil without Redis.
 	Shared registry.Tables
+	// Tracer makes the server span of each portal request; nil while
+	// telemetry is off (and in a sandbox): then no span is made.
+	Tracer trace.Tracer
 	// Fleet is where the replicas' heartbeats meet (Redis); nil without
 	// Redis.
 	Fleet fleet.Store
@@ -140,6 +145,8 @@ type Deps struct {
 	Shared registry.Tables
 	// Fleet is the replicas' heartbeats in that Redis; nil without Redis.
 	Fleet fleet.Store
+	// Tracer is the pooled tracer of the telemetry settings; nil: off.
+	Tracer trace.Tracer
 	// Lease holds the pool references of the resources above; the
 	// Snapshot releases it when it is retired and its last request ends.
 	Lease *pool.Lease
@@ -171,6 +178,7 @@ func Build(repo *config.Repository, deps Deps) (*Snapshot, error) {
 		StorePing:    deps.StorePing,
 		Shared:       deps.Shared,
 		Fleet:        deps.Fleet,
+		Tracer:       deps.Tracer,
 		Git:          deps.Git,
 		FailOpen:     *repo.Settings.Redis.FailOpen,
 		Policies:     make(map[string]*ratelimit.Policy, len(repo.Policies)),

@@ -24,11 +24,12 @@ import (
 )
 
 var funcs = template.FuncMap{
-	"json":    prettyJSON,
-	"join":    strings.Join,
-	"time":    func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 -0700") },
-	"ms":      formatMs,
-	"editURL": editURL,
+	"json":     prettyJSON,
+	"join":     strings.Join,
+	"time":     func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 -0700") },
+	"ms":       formatMs,
+	"editURL":  editURL,
+	"traceURL": traceURL,
 	"statusName": func(s int) string {
 		switch s {
 		case store.StatusSuccess:
@@ -410,6 +411,15 @@ func (u *UI) policies(w http.ResponseWriter, r *http.Request, p *page) {
 }
 
 // ---- access log
+
+// traceURL is the link of trace id in the trace viewer (telemetry.traceUrl
+// with {traceId} replaced); "" without a template.
+func traceURL(template, id string) string {
+	if template == "" || id == "" {
+		return ""
+	}
+	return strings.ReplaceAll(template, "{traceId}", url.PathEscape(id))
+}
 
 type accessLogData struct {
 	On                                        bool

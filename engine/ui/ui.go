@@ -168,6 +168,9 @@ type page struct {
 	CSRF     string
 	SignedIn bool // a session cookie is in use: show "sign out"
 	RepoURL  string
+	// TraceURL is telemetry.traceUrl: a record's trace id links to its
+	// trace in the operator's trace viewer; "": no link.
+	TraceURL string
 	Snap     *snapshot.Snapshot
 	Data     any
 }
@@ -186,6 +189,7 @@ func (u *UI) auth(h func(w http.ResponseWriter, r *http.Request, p *page)) http.
 			return
 		}
 		p.RepoURL = strings.TrimSuffix(snap.Settings.UI.RepoURL, "/")
+		p.TraceURL = snap.Settings.Telemetry.TraceURL
 		t, _, err := u.src.Sessions.Authenticate(snap, r, admin.RoleViewer)
 		if err != nil {
 			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)

@@ -43,6 +43,8 @@ admin:
     - {name: reg, role: registry, secret: {secretRef: 'env:UI_TEST_REG'}}
 ui:
   repoUrl: ` + repoURL + `
+telemetry:
+  traceUrl: https://jaeger.example/trace/{traceId}
 `
 
 // evilAPI carries hostile text in what the pages show from config.
@@ -249,7 +251,7 @@ func TestPages(t *testing.T) {
 		"/ui/apis/order.create:v1/diff?from=" + vs[2].Hash + "&to=" + vs[1].Hash: {`id="diff"`, `class="diff-add"`, `class="diff-del"`, `class="diff-ctx`, `<ul id="changes"`, `<code>status</code> changed`},
 		"/ui/credentials":                     {`<table id="credentials">`, `class="credential-row"`, `env:SHOP_KEY`, `<span class="resolved">`},
 		"/ui/policies":                        {`<table id="policies">`, `standard`, `order.create:v1`},
-		"/ui/access-log":                      {`<form id="access-log-filter"`, `name="traceId"`, `name="apiCode"`, `name="appId"`, `name="status"`, `name="from"`, `name="to"`, `id="filter"`, `<table id="records">`, `class="record-link" href="/ui/access-log/` + f.okID + `"`, `<td class="trace"><code>trace-ok-1</code>`},
+		"/ui/access-log":                      {`<form id="access-log-filter"`, `name="traceId"`, `name="apiCode"`, `name="appId"`, `name="status"`, `name="from"`, `name="to"`, `id="filter"`, `<table id="records">`, `class="record-link" href="/ui/access-log/` + f.okID + `"`, `<td class="trace"><code>trace-ok-1</code></td>`},
 		"/ui/access-log?apiCode=order.create": {`trace-ok-1`},
 		"/ui/access-log/" + f.okID:            {`id="trace-id">trace-ok-1<`, `id="http-status"`, `>200<`, `<svg id="timeline"`, `class="timeline-step ok"`, `<pre id="request-body">{&#34;orderNo&#34;:&#34;A-1&#34;}</pre>`, `<pre id="response-body">`},
 		"/ui/registry":                        {`id="registry-empty"`},
@@ -649,5 +651,22 @@ func TestTLSCookieSecure(t *testing.T) {
 	f.h.ServeHTTP(w, r)
 	if s := cookie(w.Result(), SessionCookie); s == nil || !s.Secure {
 		t.Fatalf("session cookie over TLS: %+v", s)
+	}
+}
+
+// telemetry.traceUrl links each access-log record to its trace in the
+// operator's trace viewer (the page and the record); without it, no link.
+func TestTraceLinks(t *testing.T) {
+	f := newFixture(t, opts{tokens: true})
+	c := f.login(t)
+	has(t, "access log", f.get("/ui/access-log", c).Body, `<td class="trace"><code>trace-ok-1</code> <a class="trace-link" href="https://jaeger.example/trace/trace-ok-1"`)
+	has(t, "record", f.get("/ui/access-log/"+f.okID, c).Body, `<a id="trace-link" href="https://jaeger.example/trace/trace-ok-1"`)
+	// An id that is no path segment is escaped in the link.
+	if got := traceURL("https://j.example/trace/{traceId}", "a/b c"); got != "https://j.example/trace/a%2Fb%20c" {
+		t.Errorf("traceURL escaped %q", got)
+	}
+	plain := newFixture(t, opts{})
+	if body := plain.get("/ui/access-log").Body; strings.Contains(body, "trace-link") {
+		t.Error("a trace link without telemetry.traceUrl")
 	}
 }
