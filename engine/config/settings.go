@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -441,12 +442,56 @@ type Boot struct {
 	AccessLogMode   string
 	AccessLogQueue  int
 	AccessLogExport string
+	// Telemetry lists every key of telemetry, in a fixed order: the
+	// exporter is read at start (DESIGN.md section 2).
+	Telemetry []BootValue
+}
+
+// BootValue is one boot setting as Boot compares it.
+type BootValue struct {
+	Key, Pointer, Value string
+}
+
+// telemetryBoot lists the telemetry keys of t in a fixed order; secret
+// references by reference, never by value.
+func telemetryBoot(t TelemetrySettings) []BootValue {
+	headers := make([]string, 0, len(t.OTLP.Headers))
+	for name, ref := range t.OTLP.Headers {
+		headers = append(headers, name+"="+ref.Ref)
+	}
+	sort.Strings(headers)
+	deref := func(v any) string {
+		switch p := v.(type) {
+		case *float64:
+			if p != nil {
+				return strconv.FormatFloat(*p, 'g', -1, 64)
+			}
+		case *bool:
+			if p != nil {
+				return strconv.FormatBool(*p)
+			}
+		}
+		return ""
+	}
+	return []BootValue{
+		{"telemetry.serviceName", "/telemetry/serviceName", t.ServiceName},
+		{"telemetry.traceUrl", "/telemetry/traceUrl", t.TraceURL},
+		{"telemetry.otlp.endpoint", "/telemetry/otlp/endpoint", t.OTLP.Endpoint},
+		{"telemetry.otlp.protocol", "/telemetry/otlp/protocol", t.OTLP.Protocol},
+		{"telemetry.otlp.headers", "/telemetry/otlp/headers", strings.Join(headers, ", ")},
+		{"telemetry.otlp.sampleRatio", "/telemetry/otlp/sampleRatio", deref(t.OTLP.SampleRatio)},
+		{"telemetry.otlp.parentBased", "/telemetry/otlp/parentBased", deref(t.OTLP.ParentBased)},
+		{"telemetry.otlp.timeout", "/telemetry/otlp/timeout", t.OTLP.Timeout.D().String()},
+		{"telemetry.otlp.queueSize", "/telemetry/otlp/queueSize", strconv.Itoa(t.OTLP.QueueSize)},
+		{"telemetry.otlp.batchSize", "/telemetry/otlp/batchSize", strconv.Itoa(t.OTLP.BatchSize)},
+	}
 }
 
 // Boot returns the boot settings of s.
 func (s *Settings) Boot() Boot {
 	al := s.Storage.AccessLog
-	return Boot{StoragePath: s.Storage.Path, AccessLogMode: al.Mode, AccessLogQueue: al.QueueSize, AccessLogExport: al.Export}
+	return Boot{StoragePath: s.Storage.Path, AccessLogMode: al.Mode, AccessLogQueue: al.QueueSize, AccessLogExport: al.Export,
+		Telemetry: telemetryBoot(s.Telemetry)}
 }
 
 // BootChange is one boot setting that differs between two Boots.
@@ -477,6 +522,13 @@ func (b Boot) Changes(next Boot, storagePathFixed bool) []BootChange {
 	add("storage.accessLog.mode", "/storage/accessLog/mode", b.AccessLogMode, next.AccessLogMode)
 	add("storage.accessLog.queueSize", "/storage/accessLog/queueSize", strconv.Itoa(b.AccessLogQueue), strconv.Itoa(next.AccessLogQueue))
 	add("storage.accessLog.export", "/storage/accessLog/export", b.AccessLogExport, next.AccessLogExport)
+	for i, v := range next.Telemetry {
+		from := ""
+		if i < len(b.Telemetry) {
+			from = b.Telemetry[i].Value
+		}
+		add(v.Key, v.Pointer, from, v.Value)
+	}
 	return out
 }
 

@@ -155,6 +155,21 @@ func TestBootSettingsRefused(t *testing.T) {
 	if r := Build(context.Background(), dir, Options{Mode: Dry, Running: run}); len(r.Diagnostics.Errors()) != 1 {
 		t.Fatalf("with --storage: %v", r.Diagnostics)
 	}
+	// telemetry is read at start too (DESIGN.md section 2): a reload that
+	// switches tracing on, or changes a key of it, is refused at the key.
+	tdir := repoWith(t, map[string]string{"databus.yaml": "apiVersion: databus/v1\nkind: Settings\ntelemetry:\n  otlp:\n    endpoint: 127.0.0.1:4317\n    sampleRatio: 0.5\n"})
+	tr := Build(context.Background(), tdir, Options{Mode: Dry, Running: &Running{Boot: config.DefaultSettings().Boot()}})
+	terr := tr.Diagnostics.Errors()
+	if len(terr) != 2 ||
+		terr[0].String() != `databus.yaml:5:15: error: telemetry.otlp.endpoint: telemetry.otlp.endpoint is a boot setting: the gateway runs with ""; restart to apply "127.0.0.1:4317"` ||
+		!strings.Contains(terr[1].String(), `telemetry.otlp.sampleRatio is a boot setting: the gateway runs with "1"; restart to apply "0.5"`) {
+		t.Fatalf("telemetry changed: %v", terr)
+	}
+	// The same telemetry as at start reloads.
+	loaded, _, _ := Check(context.Background(), tdir)
+	if r := Build(context.Background(), tdir, Options{Mode: Dry, Running: &Running{Boot: loaded.Settings.Boot()}}); r.Diagnostics.HasErrors() {
+		t.Fatalf("unchanged telemetry: %v", r.Diagnostics)
+	}
 	// Validate compares with nothing.
 	if _, diags, _ := Check(context.Background(), dir); diags.HasErrors() {
 		t.Fatalf("validate: %v", diags)
