@@ -226,7 +226,8 @@ type OTLPSettings struct {
 	// SampleRatio is the share of new traces recorded (0..1).
 	SampleRatio *float64 `yaml:"sampleRatio" json:"sampleRatio"`
 	// ParentBased follows the caller's sampled flag when a traceparent
-	// came in; the ratio decides only for new traces.
+	// came in; the ratio decides only for new traces. Off by default: on
+	// the internet edge the caller would decide what is recorded.
 	ParentBased *bool `yaml:"parentBased" json:"parentBased"`
 	// Timeout bounds one export.
 	Timeout Duration `yaml:"timeout" json:"timeout"`
@@ -410,7 +411,7 @@ func (s *Settings) applyDefaults() {
 		t.OTLP.SampleRatio = &r
 	}
 	if t.OTLP.ParentBased == nil {
-		t.OTLP.ParentBased = boolp(true)
+		t.OTLP.ParentBased = boolp(false)
 	}
 	if t.OTLP.Timeout == 0 {
 		t.OTLP.Timeout = Duration(10 * time.Second)

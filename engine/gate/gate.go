@@ -374,9 +374,13 @@ func acquireTracer(tel config.TelemetrySettings, dir string, o Options, lease *p
 		log := o.Logger
 		log.Info("tracing on: spans are exported over OTLP", "protocol", tel.OTLP.Protocol, "endpoint", tel.OTLP.Endpoint, "sampleRatio", *tel.OTLP.SampleRatio)
 		return p, func() {
-			if err := p.Shutdown(tracing.ShutdownTimeout); err != nil {
-				log.Warn("tracing: the exporter did not flush before it stopped", "error", err)
-			}
+			// Whoever releases the last Snapshot (often a request's
+			// deferred release) must not wait for the flush.
+			go func() {
+				if err := p.Shutdown(tracing.ShutdownTimeout); err != nil {
+					log.Warn("tracing: the exporter did not flush before it stopped", "error", err)
+				}
+			}()
 		}, nil
 	})
 	if err != nil {
