@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // A reload of a large repository costs what changed, not what is there:
@@ -228,7 +230,7 @@ func (f *files) look(rel string, st fs.FileInfo) (e *fileEntry, data []byte, err
 		}
 	}
 	start := time.Now()
-	if data, err = os.ReadFile(abs); err != nil {
+	if data, err = safefile.Read(abs, MaxFileBytes); err != nil {
 		return nil, nil, err
 	}
 	f.reads.Add(1)
@@ -245,7 +247,7 @@ func (f *files) read(rel string, st fs.FileInfo) (*fileEntry, []byte, error) {
 	if err != nil || data != nil {
 		return e, data, err
 	}
-	data, err = os.ReadFile(filepath.Join(f.abs, filepath.FromSlash(rel)))
+	data, err = safefile.Read(filepath.Join(f.abs, filepath.FromSlash(rel)), MaxFileBytes)
 	if err != nil {
 		return nil, nil, err
 	}

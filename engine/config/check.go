@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/databus-gateway/databus/engine/egress"
 	"github.com/databus-gateway/databus/engine/expr"
 	"github.com/databus-gateway/databus/engine/security"
+	"github.com/databus-gateway/databus/internal/safefile"
 	"github.com/databus-gateway/databus/schema"
 )
 
@@ -165,7 +165,7 @@ func (l *loader) checkSecret(d *document, ptr string, ref *SecretRef) string {
 		e, data, err = l.files.read(rel, nil)
 		d.deps = append(d.deps, depFrom(rel, false, e, err))
 	} else {
-		data, err = os.ReadFile(abs)
+		data, err = safefile.Read(abs, MaxFileBytes)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		d.errorf(ptr, "secret file %s does not exist in the repository", rel)

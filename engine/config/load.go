@@ -268,7 +268,7 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 	} else if errors.Is(err, iofs.ErrNotExist) {
 		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Line: 1, Column: 1, Severity: SevError, Message: missingSettings(dir, abs)})
 	} else {
-		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Severity: SevError, Message: "cannot read: " + err.Error()})
+		l.diags = append(l.diags, Diagnostic{File: SettingsFile, Severity: SevError, Message: "cannot read: " + readErr(err)})
 	}
 	repo.Settings = l.settings
 	// What the walk and the settings found (secret files the settings name
@@ -336,7 +336,7 @@ func loadHinted(dir string, prev *fileIndex, h *hint) (*Repository, Diagnostics,
 	wg.Wait()
 	for i, err := range readErrs {
 		if err != nil {
-			l.diags = append(l.diags, Diagnostic{File: list[i].rel, Severity: SevError, Message: "cannot read: " + err.Error()})
+			l.diags = append(l.diags, Diagnostic{File: list[i].rel, Severity: SevError, Message: "cannot read: " + readErr(err)})
 		}
 	}
 
@@ -736,4 +736,14 @@ func ParseAPI(repo *Repository, name string, data []byte) (*Api, Diagnostics) {
 	}
 	diags.Sort()
 	return a, diags
+}
+
+// readErr says why a file could not be read, without the path the
+// finding already names (a PathError's operation and path).
+func readErr(err error) string {
+	var pe *iofs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

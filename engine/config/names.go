@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/databus-gateway/databus/internal/safefile"
 	"github.com/databus-gateway/databus/schema"
 )
 
@@ -81,7 +82,7 @@ func ReadNames(dir string, limits NameLimits) (*Names, error) {
 			break
 		}
 		files++
-		data, err := os.ReadFile(filepath.Join(abs, filepath.FromSlash(f.rel)))
+		data, err := safefile.Read(filepath.Join(abs, filepath.FromSlash(f.rel)), MaxNameFileBytes)
 		bytes += int64(len(data))
 		if err != nil || len(data) > MaxNameFileBytes {
 			continue

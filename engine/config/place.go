@@ -2,10 +2,11 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // Place turns a finding of a later build stage (a flow that does not
@@ -15,7 +16,7 @@ import (
 // place it inside a script's source held at ptr. The file is read again
 // from the repository; when it cannot be, the finding stands at the file.
 func (r *Repository) Place(file, ptr string, scriptLine, scriptColumn int, sev Severity, msg string) Diagnostic {
-	data, err := os.ReadFile(filepath.Join(r.Dir, filepath.FromSlash(file)))
+	data, err := safefile.Read(filepath.Join(r.Dir, filepath.FromSlash(file)), MaxFileBytes)
 	if err != nil {
 		return Diagnostic{File: file, Severity: sev, Message: msg}
 	}

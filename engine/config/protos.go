@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/databus-gateway/databus/engine/rpc/protoset"
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // protoFile is one descriptor set of the repository, read once per load
@@ -53,7 +54,7 @@ func (l *loader) descriptorSet(rel string) (*protoFile, error) {
 			e, data, err = l.files.read(rel, st)
 			p.dep = depFrom(rel, true, e, err)
 		} else {
-			data, err = os.ReadFile(path)
+			data, err = safefile.Read(path, MaxFileBytes)
 		}
 		if err != nil {
 			p.err = fmt.Errorf("cannot read descriptor set %s: %v", rel, errors.Unwrap(err))

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // ErrSecretUnresolved is wrapped by Resolve when a reference cannot be read.
@@ -17,6 +18,12 @@ var ErrSecretUnresolved = errors.New("secret not resolved")
 // far smaller, and a reference to something else (a device, a log) must not
 // be read whole.
 const MaxSecretBytes = 64 << 10
+
+// MaxFileBytes bounds one file of a repository: a YAML document or a
+// descriptor set. A repository under review may hold anything: a file
+// beyond it, a device, a named pipe or a socket is refused, never read
+// whole or waited on (internal/safefile).
+const MaxFileBytes = 16 << 20
 
 // Resolve reads the secret a reference points at: an environment variable
 // (env:NAME) or a file (file:PATH, relative to repoDir unless absolute; one
@@ -69,24 +76,15 @@ func (r SecretRef) resolve(repoDir string, inRepo bool) ([]byte, error) {
 
 // readSecretFile reads a regular file of at most MaxSecretBytes.
 func readSecretFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, errors.New("cannot read the file")
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
+	b, err := safefile.Read(p, MaxSecretBytes)
+	var tl *safefile.TooLargeError
+	switch {
+	case errors.Is(err, safefile.ErrNotRegular):
 		return nil, errors.New("not a regular file")
-	}
-	if st.Size() > MaxSecretBytes {
+	case errors.As(err, &tl):
 		return nil, fmt.Errorf("larger than %d bytes: not a secret", MaxSecretBytes)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxSecretBytes+1))
-	if err != nil {
+	case err != nil:
 		return nil, errors.New("cannot read the file")
-	}
-	if len(b) > MaxSecretBytes {
-		return nil, fmt.Errorf("larger than %d bytes: not a secret", MaxSecretBytes)
 	}
 	return b, nil
 }

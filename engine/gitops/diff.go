@@ -2,7 +2,6 @@ package gitops
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/databus-gateway/databus/engine/config"
 	"github.com/databus-gateway/databus/internal/orderedjson"
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // Kinds of a field Change.
@@ -108,7 +108,7 @@ func (r *Repo) side(rev string) (*side, error) {
 			return nil, err
 		}
 		return &side{name: Worktree, repo: repo, diags: diags, read: func(file string) []byte {
-			data, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(file)))
+			data, err := safefile.Read(filepath.Join(r.dir, filepath.FromSlash(file)), config.MaxFileBytes)
 			if err != nil {
 				return nil
 			}

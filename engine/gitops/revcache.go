@@ -18,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // Revision runs on every reload attempt, so it costs what changed: the
@@ -167,7 +168,7 @@ func (r *Repo) hashFile(f listedFile, prev map[string]wtFile) (wtFile, error) {
 	}
 	abs := filepath.Join(r.dir, filepath.FromSlash(f.rel))
 	start := time.Now()
-	data, err := os.ReadFile(abs)
+	data, err := safefile.Read(abs, config.MaxFileBytes)
 	if err != nil {
 		return wtFile{}, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/databus-gateway/databus/engine/config"
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // RollbackResult describes a rollback.
@@ -242,7 +243,7 @@ func (r *Repo) worktreeAPIFiles(code, version string) ([]string, error) {
 		if !strings.HasPrefix(rel, config.APIsDir+"/") {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(rel)))
+		data, err := safefile.Read(filepath.Join(r.dir, filepath.FromSlash(rel)), config.MaxFileBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -280,7 +281,7 @@ func (w *worktreeState) save(rel string) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", rel)
 	}
-	data, err := os.ReadFile(p)
+	data, err := safefile.Read(p, config.MaxFileBytes)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ package protoset
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -18,6 +17,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/databus-gateway/databus/internal/safefile"
 )
 
 // Errors of Parse and Set.Method, wrapped with the details.
@@ -54,10 +55,14 @@ type Set struct {
 	types *dynamicpb.Types
 }
 
+// MaxBytes bounds a descriptor set file (the repository's own bound,
+// config.MaxFileBytes).
+const MaxBytes = 16 << 20
+
 // Load reads a FileDescriptorSet file (protoc --descriptor_set_out
 // --include_imports, or buf build -o).
 func Load(path string) (*Set, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, MaxBytes)
 	if err != nil {
 		return nil, err
 	}
