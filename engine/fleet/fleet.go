@@ -55,7 +55,36 @@ const (
 	// carries (with their count); MaxText bounds each free-text field.
 	MaxErrors = 3
 	MaxText   = 300
+	// MaxIDBytes bounds a replica's id; an id is made of ASCII letters,
+	// digits, '-', '.' and '_' (ValidID), as the gateway names itself.
+	// Ids read from the store that are not valid are skipped.
+	MaxIDBytes = 128
+	// MinInterval and MaxInterval bound a heartbeat's interval (Interval):
+	// a value outside, as only a hostile or broken entry holds, is
+	// clamped, so that its age, staleness and expiry stay in range.
+	MinInterval = 10 * time.Millisecond
+	MaxInterval = time.Hour
+	// ClockSkew is how far the replicas' clocks may disagree: a git sync
+	// dated later than now plus ClockSkew does not name the branch head
+	// (engine/redisstore trims the index with the same allowance).
+	ClockSkew = time.Minute
 )
+
+// ValidID reports whether id can name a replica: 1 to MaxIDBytes ASCII
+// letters, digits, '-', '.' or '_'.
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Store is where heartbeats meet: engine/redisstore.Fleet.
 type Store interface {
@@ -166,10 +195,16 @@ func ReadEvery(listed int, interval time.Duration) time.Duration {
 	return time.Duration(max(k, 1)) * interval
 }
 
-// Interval is the heartbeat's interval (DefaultInterval when unset).
+// Interval is the heartbeat's interval (DefaultInterval when unset),
+// clamped to [MinInterval, MaxInterval].
 func (h Heartbeat) Interval() time.Duration {
-	if h.IntervalMS <= 0 {
+	switch {
+	case h.IntervalMS <= 0:
 		return DefaultInterval
+	case h.IntervalMS < MinInterval.Milliseconds():
+		return MinInterval
+	case h.IntervalMS > MaxInterval.Milliseconds():
+		return MaxInterval
 	}
 	return time.Duration(h.IntervalMS) * time.Millisecond
 }
@@ -317,18 +352,14 @@ func Judge(self Heartbeat, shared bool, read Read, now time.Time) View {
 		v.ReadAt = &at
 		v.Listed = read.Listed
 		since := max(now.Sub(read.At), 0)
-		selfRead := false
-		for _, e := range read.Entries {
-			if e.ID == self.ID {
-				selfRead = true
-				continue
-			}
-			v.Replicas = append(v.Replicas, replicaOf(e, since))
-		}
 		// This replica is listed (it published before the read) and
 		// shown, whether or not the read reached it.
-		shown := len(read.Entries)
-		if !selfRead {
+		shown := 1
+		for _, e := range read.Entries {
+			if e.ID == self.ID || !ValidID(e.ID) {
+				continue // an id the gateway does not make is not a replica's
+			}
+			v.Replicas = append(v.Replicas, replicaOf(e, since))
 			shown++
 		}
 		v.NotShown = max(read.Listed-shown, 0)
@@ -340,11 +371,16 @@ func Judge(self Heartbeat, shared bool, read Read, now time.Time) View {
 		}
 		return a.ID < b.ID
 	})
-	v.judge()
+	v.judge(now)
 	return v
 }
 
-// replicaOf decodes an entry read since ago.
+// replicaOf decodes an entry read since ago. Staleness is judged on its
+// age when it was read, by the store's clock: a large fleet is read only
+// every few intervals (ReadEvery), and between reads the view shows the
+// last one, so adding the time since would flag every replica of a fleet
+// read less often than StaleAfterIntervals as stale before the next read.
+// The age shown is the age now.
 func replicaOf(e Entry, since time.Duration) Replica {
 	r := Replica{Heartbeat: Heartbeat{ID: e.ID}}
 	if len(e.Value) > MaxHeartbeatBytes {
@@ -360,16 +396,19 @@ func replicaOf(e Entry, since time.Duration) Replica {
 	}
 	h.ID = e.ID // the key names it, whatever the value says
 	r.Heartbeat = h
-	age := max(h.TTL()-e.Remaining, 0) + since
-	r.AgeMS = age.Milliseconds()
+	age := max(h.TTL()-e.Remaining, 0) // when read
 	r.Stale = age > StaleAfterIntervals*h.Interval()
+	r.AgeMS = (age + since).Milliseconds()
 	return r
 }
 
 // judge counts revisions and finds drift among the live replicas.
-func (v *View) judge() {
+func (v *View) judge(now time.Time) {
 	live := func(r Replica) bool { return !r.Stale && r.Unreadable == "" }
-	// The branch heads: the newest fetch of each remote branch.
+	// The branch heads: the newest fetch of each remote branch. A fetch
+	// dated beyond now plus the clock skew allowed is not believed: it
+	// would name the head until that date whatever the others fetch.
+	latest := now.Add(ClockSkew)
 	type head struct {
 		hash string
 		at   time.Time
@@ -377,7 +416,7 @@ func (v *View) judge() {
 	heads := map[string]head{}
 	branchOf := func(g *GitSync) string { return g.Remote + "/" + g.Branch }
 	for _, r := range v.Replicas {
-		if g := r.GitSync; live(r) && g != nil && g.RemoteHead != "" {
+		if g := r.GitSync; live(r) && g != nil && g.RemoteHead != "" && !g.At.After(latest) {
 			if h, ok := heads[branchOf(g)]; !ok || g.At.After(h.at) {
 				heads[branchOf(g)] = head{g.RemoteHead, g.At}
 			}

@@ -3,6 +3,8 @@ package fleet_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +237,125 @@ func TestReadEvery(t *testing.T) {
 		if got := fleet.ReadEvery(c.listed, 5*time.Second); got != c.want {
 			t.Errorf("ReadEvery(%d) = %v, want %v", c.listed, got, c.want)
 		}
+	}
+}
+
+// TestJudgeBetweenReads: a fleet of more than 3×FullReadReplicas is read
+// every ReadEvery intervals, longer than the stale limit; between reads the
+// view judges the last read again. A replica live when read stays live
+// until the next read (its age shown grows), and one stale when read stays
+// stale.
+func TestJudgeBetweenReads(t *testing.T) {
+	const others = 3*fleet.FullReadReplicas + 5 // 101: read every 4 intervals
+	self := hb("self", gitRev(commitA, false))
+	iv := self.Interval()
+	every := fleet.ReadEvery(others+1, iv)
+	if every <= fleet.StaleAfterIntervals*iv {
+		t.Fatalf("ReadEvery(%d) = %v is within the stale limit: the fleet is too small for this test", others+1, every)
+	}
+	var entries []fleet.Entry
+	for i := 0; i < others; i++ {
+		// Published between 0 and one interval before the read, as a
+		// fleet publishing every interval is.
+		entries = append(entries, entry(t, hb(fmt.Sprintf("r-%03d", i), gitRev(commitA, false)), time.Duration(i)*iv/others))
+	}
+	quiet := hb("quiet", gitRev(commitB, false))
+	entries = append(entries, entry(t, quiet, fleet.StaleAfterIntervals*iv+time.Second))
+	read := fleet.Read{At: now, Entries: entries, Listed: others + 2}
+	for _, since := range []time.Duration{0, iv, fleet.StaleAfterIntervals * iv, every - time.Millisecond} {
+		v := fleet.Judge(self, true, read, now.Add(since))
+		if v.Stale != 1 || v.Drift || len(v.Revisions) != 1 || v.Revisions[0].Replicas != others+1 {
+			t.Errorf("%v after the read: stale %d, drift %v (%v), revisions %+v; want 1 stale, no drift, %d replicas on one revision",
+				since, v.Stale, v.Drift, v.DriftReasons, v.Revisions, others+1)
+		}
+		for _, r := range v.Replicas {
+			if r.ID == "r-000" && r.AgeMS != since.Milliseconds() {
+				t.Errorf("%v after the read: r-000's age %dms, want %dms", since, r.AgeMS, since.Milliseconds())
+			}
+		}
+	}
+}
+
+// TestHostileIDs: ids the gateway does not make (too long, or outside its
+// character set) are not shown as replicas.
+func TestHostileIDs(t *testing.T) {
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{{"pod-7f9c-1-a1b2c3", true}, {"host.example_1", true}, {strings.Repeat("a", fleet.MaxIDBytes), true},
+		{strings.Repeat("a", fleet.MaxIDBytes+1), false}, {"", false}, {"a b", false}, {"a\nb", false},
+		{"<script>", false}, {"é", false}, {"a/b", false}} {
+		if got := fleet.ValidID(c.id); got != c.want {
+			t.Errorf("ValidID(%q) = %v, want %v", c.id, got, c.want)
+		}
+	}
+	// The key names the replica, whatever its value says.
+	long := entry(t, hb("x", gitRev(commitB, false)), 0)
+	long.ID = strings.Repeat("x", 100_000)
+	odd := entry(t, hb("evil", gitRev(commitB, false)), 0)
+	odd.ID = "evil\x1b[31m"
+	v := fleet.Judge(hb("self", gitRev(commitA, false)), true, fleet.Read{At: now,
+		Entries: []fleet.Entry{long, odd, entry(t, hb("b", gitRev(commitA, false)), 0)}, Listed: 4}, now)
+	if len(v.Replicas) != 2 || v.Replicas[1].ID != "b" || v.Drift || v.NotShown != 2 {
+		var ids []string
+		for _, r := range v.Replicas {
+			ids = append(ids, r.ID[:min(len(r.ID), 20)])
+		}
+		t.Errorf("shown %q, drift %v, not shown %d; want self and b, no drift, 2 not shown", ids, v.Drift, v.NotShown)
+	}
+}
+
+// TestHostileInterval: an interval out of range is clamped, so a replica
+// claiming a huge one still goes stale and its age does not overflow.
+func TestHostileInterval(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		want time.Duration
+	}{{0, fleet.DefaultInterval}, {-5, fleet.DefaultInterval}, {1, fleet.MinInterval}, {5000, 5 * time.Second},
+		{fleet.MaxInterval.Milliseconds(), fleet.MaxInterval}, {fleet.MaxInterval.Milliseconds() + 1, fleet.MaxInterval},
+		{1 << 62, fleet.MaxInterval}, {math.MaxInt64, fleet.MaxInterval}} {
+		h := fleet.Heartbeat{IntervalMS: c.ms}
+		if got := h.Interval(); got != c.want {
+			t.Errorf("IntervalMS %d: Interval() = %v, want %v", c.ms, got, c.want)
+		}
+		if ttl := h.TTL(); ttl != fleet.ForgetAfterIntervals*c.want {
+			t.Errorf("IntervalMS %d: TTL() = %v", c.ms, ttl)
+		}
+	}
+	// Published with a huge interval, quiet for longer than the stale limit
+	// of the largest interval allowed.
+	h := hb("b", gitRev(commitB, false))
+	h.IntervalMS = 1 << 62
+	b, err := h.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	age := fleet.StaleAfterIntervals*fleet.MaxInterval + time.Minute
+	e := fleet.Entry{ID: "b", Value: b, Remaining: fleet.ForgetAfterIntervals*fleet.MaxInterval - age}
+	v := fleet.Judge(hb("self", gitRev(commitA, false)), true, fleet.Read{At: now, Entries: []fleet.Entry{e}, Listed: 2}, now)
+	if v.Stale != 1 || v.Drift || !v.Replicas[1].Stale || v.Replicas[1].AgeMS != age.Milliseconds() {
+		t.Errorf("stale %d, drift %v, replica %+v; want it stale at age %v", v.Stale, v.Drift, v.Replicas[1], age)
+	}
+}
+
+// TestFutureGitSync: a git sync dated in the future beyond the clock skew
+// allowed does not name the branch head; one within it does.
+func TestFutureGitSync(t *testing.T) {
+	withSync := func(h fleet.Heartbeat, head string, at time.Time) fleet.Heartbeat {
+		h.GitSync = &fleet.GitSync{At: at, Remote: "origin", Branch: "main", RemoteHead: head, OK: head == h.Revision.Commit}
+		return h
+	}
+	self := withSync(hb("self", gitRev(commitA, false)), commitA, now.Add(-time.Second))
+	// b serves A too but claims to have fetched B, dated far ahead.
+	b := withSync(hb("b", gitRev(commitA, false)), commitB, now.Add(fleet.ClockSkew+time.Second))
+	v := fleet.Judge(self, true, fleet.Read{At: now, Entries: []fleet.Entry{entry(t, b, 0)}, Listed: 2}, now)
+	if v.Drift || v.Replicas[0].Behind != "" || v.Replicas[1].Behind != "" {
+		t.Errorf("a fetch dated beyond the clock skew names the head: drift %v %v", v.Drift, v.DriftReasons)
+	}
+	// Within the skew it is believed: both replicas are behind B.
+	b = withSync(hb("b", gitRev(commitA, false)), commitB, now.Add(fleet.ClockSkew-time.Second))
+	v = fleet.Judge(self, true, fleet.Read{At: now, Entries: []fleet.Entry{entry(t, b, 0)}, Listed: 2}, now)
+	if !v.Drift || v.Replicas[0].Behind != commitB || v.Replicas[1].Behind != commitB {
+		t.Errorf("a fetch within the clock skew is ignored: drift %v %v", v.Drift, v.DriftReasons)
 	}
 }

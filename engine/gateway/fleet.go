@@ -189,7 +189,11 @@ func (s *Server) heartbeat(ctx context.Context, prev fleet.Store) fleet.Store {
 		}
 		s.logFleet(read.Err)
 		if read.Err == nil && !due {
-			read.Read = last.Read // the heartbeat went out; the last read stands
+			// The heartbeat went out; the last read stands. fleet.Judge
+			// judges staleness on the ages when it was read, so a fleet
+			// read less often than the stale limit does not go stale
+			// between reads.
+			read.Read = last.Read
 		}
 	}
 	if read.At.IsZero() {

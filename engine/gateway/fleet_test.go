@@ -450,3 +450,13 @@ func TestFleetBehindBranchHead(t *testing.T) {
 		return metricValue(ts.metricFamilies(t), "databus_fleet_drift", nil) == 0
 	})
 }
+
+// TestInstanceIDValid: the ids a replica gives itself are ones the others
+// accept (fleet.ValidID), whatever its host name.
+func TestInstanceIDValid(t *testing.T) {
+	for _, host := range []string{"pod-7f9c", "host.example.com", strings.Repeat("h", 500), "naïve host/名前\n", ""} {
+		if id := instanceID(host); !fleet.ValidID(id) {
+			t.Errorf("instanceID(%q) = %q, which the fleet does not accept", host, id)
+		}
+	}
+}

@@ -23,7 +23,7 @@ const (
 	// long after its heartbeat expired by the publisher's clock (reads
 	// drop ids whose heartbeat is gone whatever the clocks), and the
 	// index itself expires this long after the last heartbeat.
-	FleetClockSkew = time.Minute
+	FleetClockSkew = fleet.ClockSkew
 )
 
 // Fleet is the fleet's heartbeats in Redis (fleet.Store). Every call is
@@ -76,7 +76,9 @@ func (f *Fleet) Remove(ctx context.Context, id string) error {
 // List implements fleet.Store: the limit ids of the index whose heartbeats
 // expire last (the newest, for replicas of one interval), then each
 // one's value (at most fleet.MaxHeartbeatBytes+1 bytes of it: GETRANGE)
-// and remaining expiry. Ids whose value expired are dropped from the index.
+// and remaining expiry. Ids whose value expired are dropped from the index;
+// ids no replica would have (fleet.ValidID) are skipped, their values not
+// read.
 func (f *Fleet) List(ctx context.Context, limit int) ([]fleet.Entry, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -93,25 +95,34 @@ func (f *Fleet) List(ctx context.Context, limit int) ([]fleet.Entry, int, error)
 		val *redis.StringCmd
 		ttl *redis.DurationCmd
 	}
-	cmds := make([]pair, len(ids.Val()))
+	valid := make([]string, 0, len(ids.Val()))
+	for _, id := range ids.Val() {
+		if fleet.ValidID(id) {
+			valid = append(valid, id)
+		}
+	}
+	listed := int(card.Val())
+	if len(valid) == 0 {
+		return nil, listed, nil
+	}
+	cmds := make([]pair, len(valid))
 	p = f.c.Pipeline()
-	for i, id := range ids.Val() {
+	for i, id := range valid {
 		cmds[i] = pair{p.GetRange(ctx, FleetReplicaKey+id, 0, fleet.MaxHeartbeatBytes), p.PTTL(ctx, FleetReplicaKey+id)}
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, 0, err
 	}
-	listed := int(card.Val())
 	entries := make([]fleet.Entry, 0, len(cmds))
 	var gone []any
 	for i, c := range cmds {
 		// PTTL answers -2 for a key that does not exist (expired), -1 for
 		// one without expiry (not ours: left alone, shown as read).
 		if c.ttl.Val() == -2 {
-			gone = append(gone, ids.Val()[i])
+			gone = append(gone, valid[i])
 			continue
 		}
-		entries = append(entries, fleet.Entry{ID: ids.Val()[i], Value: []byte(c.val.Val()), Remaining: max0(c.ttl.Val())})
+		entries = append(entries, fleet.Entry{ID: valid[i], Value: []byte(c.val.Val()), Remaining: max0(c.ttl.Val())})
 	}
 	if len(gone) > 0 {
 		if err := f.c.ZRem(ctx, FleetIndexKey, gone...).Err(); err == nil {

@@ -195,3 +195,29 @@ func BenchmarkFleetHeartbeat(b *testing.B) {
 		})
 	}
 }
+
+// TestFleetStoreHostileIDs: ids in the index that no replica would have
+// (over fleet.MaxIDBytes, or outside its character set), as someone with
+// write access to Redis could add, are not read; they count as listed.
+func TestFleetStoreHostileIDs(t *testing.T) {
+	rs := testredis.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer c.Close()
+	ctx := context.Background()
+	st := redisstore.NewFleet(c, 5*time.Second)
+	if err := st.Publish(ctx, "pod-1-a1b2c3", []byte(`{}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	long, odd := strings.Repeat("x", fleet.MaxIDBytes+1), "evil id\n"
+	for _, id := range []string{long, odd} {
+		c.Set(ctx, redisstore.FleetReplicaKey+id, `{}`, time.Minute)
+		c.ZAdd(ctx, redisstore.FleetIndexKey, redis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: id})
+	}
+	entries, listed, err := st.List(ctx, fleet.MaxReplicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idsOf(entries); listed != 3 || !slices.Equal(got, []string{"pod-1-a1b2c3"}) {
+		t.Errorf("%d listed, read %q; want 3 listed, pod-1-a1b2c3 read", listed, got)
+	}
+}
