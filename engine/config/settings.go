@@ -208,8 +208,13 @@ type TelemetrySettings struct {
 	ServiceName string `yaml:"serviceName" json:"serviceName"`
 	// TraceURL links an access-log record to its trace in the operator's
 	// trace viewer: {traceId} is replaced by the record's trace id.
-	TraceURL string       `yaml:"traceUrl" json:"traceUrl,omitempty"`
-	OTLP     OTLPSettings `yaml:"otlp" json:"otlp"`
+	TraceURL string `yaml:"traceUrl" json:"traceUrl,omitempty"`
+	// ForwardBaggage passes the caller's W3C baggage on to every outbound
+	// call. Off by default: an internet caller writes it, and upstreams
+	// and hook services would read its keys (tenant.id=…) as if the
+	// gateway had set them.
+	ForwardBaggage bool         `yaml:"forwardBaggage" json:"forwardBaggage"`
+	OTLP           OTLPSettings `yaml:"otlp" json:"otlp"`
 }
 
 // OTLPSettings configure the OTLP trace exporter.
@@ -477,6 +482,7 @@ func telemetryBoot(t TelemetrySettings) []BootValue {
 	return []BootValue{
 		{"telemetry.serviceName", "/telemetry/serviceName", t.ServiceName},
 		{"telemetry.traceUrl", "/telemetry/traceUrl", t.TraceURL},
+		{"telemetry.forwardBaggage", "/telemetry/forwardBaggage", strconv.FormatBool(t.ForwardBaggage)},
 		{"telemetry.otlp.endpoint", "/telemetry/otlp/endpoint", t.OTLP.Endpoint},
 		{"telemetry.otlp.protocol", "/telemetry/otlp/protocol", t.OTLP.Protocol},
 		{"telemetry.otlp.headers", "/telemetry/otlp/headers", strings.Join(headers, ", ")},

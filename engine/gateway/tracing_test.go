@@ -253,7 +253,16 @@ func TestTracingSpanTree(t *testing.T) {
 				endpoint = rcv.httpURL
 			}
 			up := startUpstream(t)
-			dir, reg := tracingRepo(t, up, "telemetry:\n  otlp: {endpoint: '"+endpoint+"', protocol: "+protocol+"}\n")
+			// The caller's baggage goes on only with forwardBaggage (here
+			// over gRPC export; the http case keeps the default, off).
+			forward := protocol == "grpc"
+			telemetry := "telemetry:\n  otlp: {endpoint: '" + endpoint + "', protocol: " + protocol + "}\n"
+			wantBaggage := ""
+			if forward {
+				telemetry += "  forwardBaggage: true\n"
+				wantBaggage = "tenant=blue"
+			}
+			dir, reg := tracingRepo(t, up, telemetry)
 			ts := startServer(t, Options{Dir: dir, Services: reg})
 
 			// A caller with a sampled traceparent, tracestate and baggage.
@@ -341,8 +350,8 @@ func TestTracingSpanTree(t *testing.T) {
 					if len(parts) != 4 || parts[1] != callerTrace || parts[3] != "01" || !contains(clients[step], parts[2]) {
 						t.Errorf("%s received traceparent %q; want trace %s, a parent among the step's client spans %v, sampled", path, tp, callerTrace, clients[step])
 					}
-					if h.Get("Tracestate") != "vendor=opaque" || h.Get("Baggage") != "tenant=blue" || h.Get("X-Trace-Id") != callerTrace {
-						t.Errorf("%s received %v: want the caller's tracestate and baggage, and X-Trace-Id", path, h)
+					if h.Get("Tracestate") != "vendor=opaque" || h.Get("Baggage") != wantBaggage || h.Get("X-Trace-Id") != callerTrace {
+						t.Errorf("%s received %v: want the caller's tracestate, baggage %q, and X-Trace-Id", path, h, wantBaggage)
 					}
 				}
 			}

@@ -28,12 +28,13 @@ const (
 // the root of a new trace whose id is the envelope's traceId.
 func (h *Handler) startSpan(c *Call, t trace.Tracer) {
 	r := c.R
-	ctx := tracing.Extract(r.Context(), r.Header)
+	ctx := tracing.Extract(r.Context(), r.Header, c.Snap != nil && c.Snap.Settings.Telemetry.ForwardBaggage)
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = tracing.WithTraceID(ctx, c.TraceID)
 	}
-	ctx, span := t.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("http.request.method", r.Method),
+	method := spanMethod(r.Method)
+	ctx, span := t.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("http.request.method", method),
 		attribute.String("url.path", r.URL.Path),
 		attribute.String("url.scheme", scheme(r)),
 		attribute.String("network.protocol.version", protoVersion(r)),
@@ -51,6 +52,18 @@ func (h *Handler) startSpan(c *Call, t trace.Tracer) {
 	c.R = r.WithContext(ctx)
 }
 
+// spanMethod is the request's method as the HTTP semantic conventions
+// name it: one of the known methods, else _OTHER. The caller writes the
+// method: a megabyte of it must not become a span name.
+func spanMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
+}
+
 // endSpan completes the server span once the answer is out.
 func (h *Handler) endSpan(c *Call) {
 	s := c.span
@@ -63,7 +76,7 @@ func (h *Handler) endSpan(c *Call) {
 		attrs = append(attrs, attribute.String("client.address", c.ClientIP.String()))
 	}
 	if rt := c.Route; rt != nil {
-		s.SetName(c.R.Method + " " + rt.API.Code + "/" + rt.API.Version)
+		s.SetName(spanMethod(c.R.Method) + " " + rt.API.Code + "/" + rt.API.Version)
 		// A routed path is {basePath}/{code}/{version}: as few values as
 		// there are APIs.
 		attrs = append(attrs, attribute.String("http.route", c.R.URL.Path), AttrAPICode.String(rt.API.Code), AttrAPIVer.String(rt.API.Version))
@@ -79,7 +92,7 @@ func (h *Handler) endSpan(c *Call) {
 	}
 	s.SetAttributes(attrs...)
 	if c.Status >= http.StatusInternalServerError || c.Status == 0 {
-		s.SetStatus(codes.Error, c.Message)
+		s.SetStatus(codes.Error, tracing.Clip(c.Message))
 	}
 	s.End()
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -61,6 +62,28 @@ const ScopeName = "github.com/databus-gateway/databus"
 
 // Propagator reads and writes W3C traceparent, tracestate and baggage.
 var Propagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// edge reads only traceparent and tracestate: the caller's baggage stays
+// out unless telemetry.forwardBaggage.
+var edge propagation.TextMapPropagator = propagation.TraceContext{}
+
+// randomRatio samples a share of traces by a random draw. The SDK's
+// TraceIDRatioBased decides by the trace id, which the caller chooses here
+// (X-Trace-Id, traceparent): an id ending in zeros would be sampled at any
+// ratio, one ending in f's never.
+type randomRatio struct{ ratio float64 }
+
+func (s randomRatio) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	d := sdktrace.Drop
+	if s.ratio >= 1 || (s.ratio > 0 && rand.Float64() < s.ratio) {
+		d = sdktrace.RecordAndSample
+	}
+	return sdktrace.SamplingResult{Decision: d, Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+}
+
+func (s randomRatio) Description() string {
+	return fmt.Sprintf("RandomRatio{%g}", s.ratio)
+}
 
 // Provider is one exporter with its tracer provider: a pooled resource,
 // shared by the Snapshots whose telemetry settings are the same.
@@ -121,7 +144,7 @@ func New(t config.TelemetrySettings, headers map[string]string, version string, 
 		exp = &countingExporter{SpanExporter: exp, count: count}
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", t.ServiceName), attribute.String("service.version", version))
-	sampler := sdktrace.TraceIDRatioBased(*t.OTLP.SampleRatio)
+	var sampler sdktrace.Sampler = randomRatio{ratio: *t.OTLP.SampleRatio}
 	if *t.OTLP.ParentBased {
 		sampler = sdktrace.ParentBased(sampler)
 	}
@@ -296,11 +319,28 @@ func (s *Span) Event(name string, attrs ...attribute.KeyValue) {
 	}
 }
 
-// Fail marks the span failed with a message (never a body or a secret).
+// Fail marks the span failed with a message (never a body or a secret),
+// clipped to MaxStatusLength.
 func (s *Span) Fail(msg string) {
 	if s != nil {
-		s.s.SetStatus(codes.Error, msg)
+		s.s.SetStatus(codes.Error, Clip(msg))
 	}
+}
+
+// MaxStatusLength bounds a span's status description: the span limits
+// bound attributes, not the status, and a step's error may quote data.
+const MaxStatusLength = 256
+
+// Clip cuts msg to MaxStatusLength bytes, at a rune boundary.
+func Clip(msg string) string {
+	if len(msg) <= MaxStatusLength {
+		return msg
+	}
+	cut := MaxStatusLength
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // Event records an event on ctx's span when it records.
@@ -328,8 +368,12 @@ func InjectMD(ctx context.Context, md metadata.MD) {
 	Propagator.Inject(ctx, mdCarrier(md))
 }
 
-// Extract reads the caller's traceparent, tracestate and baggage.
-func Extract(ctx context.Context, h http.Header) context.Context {
+// Extract reads the caller's traceparent and tracestate, and with baggage
+// its baggage too (telemetry.forwardBaggage).
+func Extract(ctx context.Context, h http.Header, baggage bool) context.Context {
+	if !baggage {
+		return edge.Extract(ctx, propagation.HeaderCarrier(h))
+	}
 	return Propagator.Extract(ctx, propagation.HeaderCarrier(h))
 }
 

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 
@@ -80,5 +82,40 @@ func TestInject(t *testing.T) {
 	InjectMD(cctx, md)
 	if h.Get("Traceparent") != want || len(md.Get("traceparent")) != 1 || md.Get("traceparent")[0] != want {
 		t.Errorf("header %v, metadata %v, want %s", h, md, want)
+	}
+}
+
+// The ratio is a random draw, not a function of the trace id, which the
+// caller chooses: ids ending in zeros (which TraceIDRatioBased samples at
+// any ratio) are sampled at the ratio like any other.
+func TestRandomRatioIgnoresTheTraceID(t *testing.T) {
+	s := randomRatio{ratio: 0.0001}
+	var low trace.TraceID
+	low[0] = 1 // the last 8 bytes zero
+	sampled := 0
+	for i := 0; i < 2000; i++ {
+		if s.ShouldSample(sdktrace.SamplingParameters{TraceID: low}).Decision == sdktrace.RecordAndSample {
+			sampled++
+		}
+	}
+	if sampled > 10 {
+		t.Errorf("%d of 2000 traces with a low id sampled at ratio 0.0001", sampled)
+	}
+	if d := (randomRatio{ratio: 1}).ShouldSample(sdktrace.SamplingParameters{TraceID: low}).Decision; d != sdktrace.RecordAndSample {
+		t.Errorf("ratio 1: %v", d)
+	}
+	if d := (randomRatio{ratio: 0}).ShouldSample(sdktrace.SamplingParameters{TraceID: low}).Decision; d != sdktrace.Drop {
+		t.Errorf("ratio 0: %v", d)
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", 400) // 2 bytes a rune
+	got := Clip(long)
+	if !utf8.ValidString(got) || len(got) > MaxStatusLength+len("…") || !strings.HasSuffix(got, "…") {
+		t.Errorf("Clip: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if Clip("short") != "short" {
+		t.Error("Clip changed a short message")
 	}
 }
