@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,6 +32,11 @@ var completionShells = []string{"bash", "zsh", "fish"}
 // revisionCommits is how many of the latest commits a REV completes to,
 // beside HEAD, the branches and the tags (gitops.MaxRevisionRefs).
 const revisionCommits = 100
+
+// completeDeadline bounds the names one request reads from the repository
+// (API codes, appIds, revisions): past it the names found so far are
+// offered, so that no repository can hang a Tab.
+const completeDeadline = 2 * time.Second
 
 func runCompletion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("completion", completionUsage,
@@ -73,7 +81,9 @@ func runComplete(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(doubleDash(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.Execute(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), completeDeadline)
+	defer cancel()
+	if err := root.ExecuteContext(ctx); err != nil {
 		return exitUsage
 	}
 	return exitOK
@@ -137,13 +147,13 @@ func completionTree() *cobra.Command {
 			sub.Flags().AddGoFlagSet(fs)
 		}
 		if f := argCompletions[name]; f != nil {
-			sub.ValidArgsFunction = f
+			sub.ValidArgsFunction = sanitized(f)
 		} else {
 			sub.ValidArgsFunction = cobra.NoFileCompletions
 		}
 		sub.Flags().VisitAll(func(f *pflag.Flag) {
 			if fn := flagCompletion(name, f.Name); fn != nil {
-				sub.RegisterFlagCompletionFunc(f.Name, fn)
+				sub.RegisterFlagCompletionFunc(f.Name, sanitized(fn))
 			}
 		})
 		root.AddCommand(sub)
@@ -235,7 +245,7 @@ func repoDir(cmd *cobra.Command, args []string) string {
 // names reads the repository's names; a folder that is not one, or a
 // broken one, offers nothing and says nothing.
 func names(cmd *cobra.Command, args []string) *config.Names {
-	n, err := config.ReadNames(repoDir(cmd, args), config.DefaultNameLimits)
+	n, err := config.ReadNames(cmd.Context(), repoDir(cmd, args), config.DefaultNameLimits)
 	if err != nil {
 		return &config.Names{}
 	}
@@ -309,7 +319,7 @@ func revisions(cmd *cobra.Command, args []string, word string) ([]string, cobra.
 	if err != nil {
 		return nil, directive
 	}
-	revs, err := repo.RevisionNames(revisionCommits)
+	revs, err := repo.RevisionNames(cmd.Context(), revisionCommits)
 	if err != nil {
 		return nil, directive
 	}
@@ -349,4 +359,48 @@ func withDescription(value, desc string) string {
 		return value
 	}
 	return cobra.CompletionWithDesc(value, desc)
+}
+
+// sanitized is f whose candidates are fit for a terminal: the names come
+// from the repository (API codes and descriptions, appIds, branches, tags,
+// commit subjects), and the shell prints them as they are, so an escape
+// sequence in one would reach the terminal (OSC 52 writes the clipboard).
+// A candidate whose value holds a control character (C0, DEL, C1) or is
+// not UTF-8 is dropped; a description loses its control characters.
+func sanitized(f cobra.CompletionFunc) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, word string) ([]string, cobra.ShellCompDirective) {
+		got, directive := f(cmd, args, word)
+		out := got[:0]
+		for _, c := range got {
+			value, desc, _ := strings.Cut(c, "\t")
+			if !terminalSafe(value) {
+				continue
+			}
+			out = append(out, withDescription(value, strings.TrimSpace(strings.Map(dropControl, strings.ToValidUTF8(desc, "")))))
+		}
+		return out, directive
+	}
+}
+
+// isControl: C0 (tab and newline among them), DEL and C1.
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
+
+func dropControl(r rune) rune {
+	if isControl(r) {
+		return -1
+	}
+	return r
+}
+
+// terminalSafe: valid UTF-8 without a control character.
+func terminalSafe(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if isControl(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -377,3 +379,53 @@ while zpty -r z line; do
 done
 zpty -d z
 `
+
+// Names from the repository reach the terminal through the shell as they
+// are: one holding an escape sequence (OSC 52 writes the clipboard, CSI
+// colours) is not offered, and a description loses its control
+// characters.
+func TestCompleteControlCharacters(t *testing.T) {
+	const osc, csi = "\x1b]52;c;aGVsbG8=\x07", "\x1b[31m"
+	b := gitopstest.New(t, "")
+	api := func(code, desc string) string {
+		return "apiVersion: databus/v1\nkind: Api\ncode: " + strconv.Quote(code) + "\nversion: v1\ndescription: " + strconv.Quote(desc) +
+			"\nstatus: online\nmethods: [POST]\nsteps:\n  - {id: start, type: start}\n  - {id: end, type: end}\n"
+	}
+	b.Write("databus.yaml", "apiVersion: databus/v1\nkind: Settings\n")
+	b.Write("apis/evil.yaml", api("evil"+osc, "Evil"))
+	b.Write("apis/red.yaml", api("red"+csi, "Red"))
+	b.Write("apis/c1.yaml", api("c1\u009b31m", "C1"))
+	b.Write("apis/del.yaml", api("del\x7f", "DEL"))
+	b.Write("apis/quote.yaml", api("quote", "Price "+osc+"an order"+csi))
+	b.Write("credentials/evil.yaml", "apiVersion: databus/v1\nkind: Credential\nappId: "+strconv.Quote("app"+osc)+"\nsignatureType: HMAC-SHA256\nencryptionType: NONE\n")
+	b.Write("credentials/demo.yaml", "apiVersion: databus/v1\nkind: Credential\nappId: demo-app\nsignatureType: HMAC-SHA256\nencryptionType: NONE\n")
+	head := b.Commit("Add the APIs " + osc + csi)
+	// git refuses such a branch name; a repository may hold one anyway.
+	b.Write(".git/refs/heads/evil"+csi, head+"\n")
+	repo := b.Dir
+
+	for _, req := range []struct {
+		args []string
+		want string // in the output
+	}{
+		{[]string{"versions", "--dir", repo, ""}, "quote\tPrice ]52;c;aGVsbG8=an order[31m\n"},
+		{[]string{"call", "--dir", repo, "--app", ""}, "demo-app\n"},
+		{[]string{"replay", "--dir", repo, "--api", ""}, "quote\tPrice"},
+		{[]string{"diff", "--dir", repo, ""}, "\tAdd the APIs ]52;c;aGVsbG8=[31m\n"},
+	} {
+		args := append([]string{"__complete"}, req.args...)
+		out, errOut, code := runCLI(args...)
+		if code != exitOK {
+			t.Errorf("%q: exit %d: %s", args, code, errOut)
+		}
+		for _, r := range out {
+			if r == utf8.RuneError || r < 0x20 && r != '\n' && r != '\t' || r >= 0x7f && r <= 0x9f {
+				t.Errorf("%q: %U in the output:\n%q", args, r, out)
+				break
+			}
+		}
+		if !strings.Contains(out, req.want) {
+			t.Errorf("%q: %q not in the output:\n%q", args, req.want, out)
+		}
+	}
+}

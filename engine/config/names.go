@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,8 +52,9 @@ const MaxNameFileBytes = 1 << 20
 // YAML and nothing more. A file that does
 // not parse, is of another kind or lacks its name is left out without a
 // word: the caller wants names, validate reports faults. The error is
-// non-nil only when dir cannot be read at all (ErrNotRepository).
-func ReadNames(dir string, limits NameLimits) (*Names, error) {
+// non-nil only when dir cannot be read at all (ErrNotRepository). When
+// ctx ends, the names read so far are returned, Partial.
+func ReadNames(ctx context.Context, dir string, limits NameLimits) (*Names, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", dir, ErrNotRepository, err)
@@ -77,7 +79,7 @@ func ReadNames(dir string, limits NameLimits) (*Names, error) {
 		if f.st != nil && f.st.Size() > MaxNameFileBytes {
 			continue
 		}
-		if files == limits.Files || f.st != nil && bytes+f.st.Size() > limits.Bytes {
+		if files == limits.Files || f.st != nil && bytes+f.st.Size() > limits.Bytes || ctx.Err() != nil {
 			n.Partial = true
 			break
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -36,7 +37,7 @@ func TestReadNames(t *testing.T) {
 		"apis/huge.yaml":              api("huge", "v1", strings.Repeat("x", MaxNameFileBytes)),
 		"elsewhere/apis/outside.yaml": api("outside", "v1", "x"),
 	})
-	n, err := ReadNames(dir, DefaultNameLimits)
+	n, err := ReadNames(context.Background(), dir, DefaultNameLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +53,10 @@ func TestReadNames(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", n, want)
 	}
 
-	if _, err := ReadNames(filepath.Join(dir, "no-such-folder"), DefaultNameLimits); !errors.Is(err, ErrNotRepository) {
+	if _, err := ReadNames(context.Background(), filepath.Join(dir, "no-such-folder"), DefaultNameLimits); !errors.Is(err, ErrNotRepository) {
 		t.Errorf("missing folder: %v, want ErrNotRepository", err)
 	}
-	if _, err := ReadNames(filepath.Join(dir, "databus.yaml"), DefaultNameLimits); !errors.Is(err, ErrNotRepository) {
+	if _, err := ReadNames(context.Background(), filepath.Join(dir, "databus.yaml"), DefaultNameLimits); !errors.Is(err, ErrNotRepository) {
 		t.Errorf("a file: %v, want ErrNotRepository", err)
 	}
 }
@@ -66,7 +67,7 @@ func TestReadNamesAreLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := ReadNames("../..", DefaultNameLimits)
+	n, err := ReadNames(context.Background(), "../..", DefaultNameLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +95,33 @@ func TestReadNamesBound(t *testing.T) {
 	}
 	files["credentials/c.yaml"] = "kind: Credential\nappId: c\n"
 	dir := writeFiles(t, files)
-	n, err := ReadNames(dir, NameLimits{Files: 3, Bytes: 1 << 20})
+	n, err := ReadNames(context.Background(), dir, NameLimits{Files: 3, Bytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !n.Partial || len(n.APIs) != 3 || n.APIs[2].Code != "a2" || len(n.Credentials) != 0 {
 		t.Errorf("%+v; want a0, a1, a2, partial", n)
 	}
-	if n, _ := ReadNames(dir, NameLimits{Files: 6, Bytes: 1 << 20}); n.Partial || len(n.APIs) != 5 || len(n.Credentials) != 1 {
+	if n, _ := ReadNames(context.Background(), dir, NameLimits{Files: 6, Bytes: 1 << 20}); n.Partial || len(n.APIs) != 5 || len(n.Credentials) != 1 {
 		t.Errorf("all six files: %+v", n)
 	}
 	// Each API file is 31 bytes: 100 bytes hold three of them.
-	if n, _ := ReadNames(dir, NameLimits{Files: 6, Bytes: 100}); !n.Partial || len(n.APIs) != 3 {
+	if n, _ := ReadNames(context.Background(), dir, NameLimits{Files: 6, Bytes: 100}); !n.Partial || len(n.APIs) != 3 {
 		t.Errorf("100 bytes: %+v", n)
+	}
+}
+
+// A context that has ended stops the reading: nothing more is read, and
+// the list says it is partial.
+func TestReadNamesCanceled(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"apis/a.yaml": "kind: Api\ncode: a\nversion: v1\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n, err := ReadNames(ctx, dir, DefaultNameLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Partial || len(n.APIs) != 0 {
+		t.Errorf("%+v; want nothing, partial", n)
 	}
 }
