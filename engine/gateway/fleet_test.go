@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/databus-gateway/databus/engine/fleet"
@@ -389,20 +388,7 @@ func TestFleetRedisOutage(t *testing.T) {
 // catches up and the drift clears.
 func TestFleetBehindBranchHead(t *testing.T) {
 	rs := testredis.Start(t)
-	root := t.TempDir()
-	bare := filepath.Join(root, "remote.git")
-	if _, err := git.PlainInit(bare, true); err != nil {
-		t.Fatal(err)
-	}
-	seedDir := filepath.Join(root, "seed")
-	seedRepo, err := git.PlainInit(seedDir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := seedRepo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{bare}}); err != nil {
-		t.Fatal(err)
-	}
-	seed := &gitWork{t: t, dir: seedDir, r: seedRepo}
+	root, bare, seed := newRemote(t)
 	seed.commit(map[string]string{
 		"databus.yaml":    testSettings + "gitSync: {interval: 50ms}\nredis:\n  addr: " + rs.Addr + "\n  timeout: 2s\n",
 		".gitignore":      "data/\n",
@@ -418,7 +404,7 @@ func TestFleetBehindBranchHead(t *testing.T) {
 
 	seed.commit(map[string]string{"apis/hello.yaml": strings.Replace(scriptAPI("hello", "online", "two"), "steps:", "stepz:", 1)}, "broken")
 	seed.push()
-	head, err := seedRepo.Head()
+	head, err := seed.r.Head()
 	if err != nil {
 		t.Fatal(err)
 	}

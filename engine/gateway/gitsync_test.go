@@ -42,11 +42,12 @@ func (g *gitWork) push() {
 	}
 }
 
-// TestGitSync follows a branch of a local bare repository through a bad
-// commit (never served) and a good one (served), while requests flow.
-func TestGitSync(t *testing.T) {
-	root := t.TempDir()
-	bare := filepath.Join(root, "remote.git")
+// newRemote makes a bare repository (the remote, at root/remote.git) and a
+// working repository whose origin it is (seed), in a temporary folder.
+func newRemote(t *testing.T) (root, bare string, seed *gitWork) {
+	t.Helper()
+	root = t.TempDir()
+	bare = filepath.Join(root, "remote.git")
 	if _, err := git.PlainInit(bare, true); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,13 @@ func TestGitSync(t *testing.T) {
 	if _, err := seedRepo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{bare}}); err != nil {
 		t.Fatal(err)
 	}
-	seed := &gitWork{t: t, dir: seedDir, r: seedRepo}
+	return root, bare, &gitWork{t: t, dir: seedDir, r: seedRepo}
+}
+
+// TestGitSync follows a branch of a local bare repository through a bad
+// commit (never served) and a good one (served), while requests flow.
+func TestGitSync(t *testing.T) {
+	root, bare, seed := newRemote(t)
 	seed.commit(map[string]string{
 		"databus.yaml":       testSettings + "gitSync: {interval: 50ms}\n",
 		".gitignore":         "data/\n",
